@@ -1,0 +1,260 @@
+//! `archive`: append a record of an event and its final verdict. `append`
+//! returns only once the record is durable.
+//!
+//! This store is an append-only JSON Lines file: one writer thread owns it,
+//! gathers the appends that arrive within the group-commit window, writes
+//! them and calls `fdatasync` once for the batch, then acknowledges each.
+//! The tamper-evident SQLite archive replaces it behind the same interface.
+//!
+//! The wait for durability must not stall a tokio worker: the host call
+//! waits through [`super::wait_off_worker`], and the time spent waiting is
+//! not charged to the plugin's CPU deadline.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Capability, NotGranted};
+use crate::event::json::{EventDoc, FinalVerdictDoc};
+use crate::plugins::bindings::archive::{Entry, Host};
+
+/// `[archive]` in the config file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    pub path: PathBuf,
+    /// How long the writer waits to gather appends into one fsync.
+    #[serde(default = "default_window")]
+    pub group_commit_ms: u64,
+}
+
+fn default_window() -> u64 {
+    2
+}
+
+/// One line of the archive file.
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+pub struct ArchiveRecord {
+    pub seq: u64,
+    /// The plugin that appended it.
+    pub plugin: String,
+    pub appended_ms: u64,
+    pub event: EventDoc,
+    pub verdict: FinalVerdictDoc,
+    #[serde(default)]
+    pub annotations: Vec<(String, String)>,
+}
+
+struct Job {
+    record: ArchiveRecord,
+    reply: SyncSender<Result<u64, String>>,
+}
+
+/// The shared writer. Dropping it flushes what is queued and stops the thread.
+pub struct ArchiveWriter {
+    path: PathBuf,
+    tx: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ArchiveWriter {
+    /// Opens (or creates) the archive file and starts the writer thread.
+    ///
+    /// # Errors
+    /// The file cannot be opened for appending, or its existing lines cannot
+    /// be read to continue the sequence.
+    pub fn open(config: &ArchiveConfig) -> std::io::Result<Self> {
+        let next_seq = match File::open(&config.path) {
+            Ok(f) => BufReader::new(f).lines().count() as u64 + 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(e),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.path)?;
+        let (tx, rx) = mpsc::channel();
+        let window = Duration::from_millis(config.group_commit_ms);
+        let thread = std::thread::Builder::new()
+            .name("imgate-archive".into())
+            .spawn(move || write_loop(file, rx, window, next_seq))?;
+        Ok(ArchiveWriter {
+            path: config.path.clone(),
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `record` and blocks until it is durable. Call it through
+    /// [`super::wait_off_worker`] from async contexts.
+    pub fn append(&self, record: ArchiveRecord) -> Result<u64, String> {
+        let (reply, wait) = mpsc::sync_channel(1);
+        {
+            let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = tx.as_ref().ok_or("archive is shut down")?;
+            tx.send(Job { record, reply })
+                .map_err(|_| "archive writer has stopped".to_string())?;
+        }
+        wait.recv()
+            .map_err(|_| "archive writer stopped before the record was durable".to_string())?
+    }
+}
+
+impl Drop for ArchiveWriter {
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const MAX_BATCH: usize = 1024;
+
+fn write_loop(mut file: File, rx: Receiver<Job>, window: Duration, mut next_seq: u64) {
+    let mut buf = Vec::with_capacity(64 << 10);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + window;
+        while batch.len() < MAX_BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        buf.clear();
+        let mut seqs = Vec::with_capacity(batch.len());
+        for job in &mut batch {
+            job.record.seq = next_seq;
+            match serde_json::to_writer(&mut buf, &job.record) {
+                Ok(()) => {
+                    buf.push(b'\n');
+                    seqs.push(Ok(next_seq));
+                    next_seq += 1;
+                }
+                Err(e) => seqs.push(Err(format!("record could not be encoded: {e}"))),
+            }
+        }
+        let durable = file.write_all(&buf).and_then(|()| file.sync_data());
+        for (job, seq) in batch.into_iter().zip(seqs) {
+            let result = match (&durable, seq) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(format!("archive write failed: {e}")),
+            };
+            // The appender may have given up (its plugin timed out); fine.
+            let _ = job.reply.send(result);
+        }
+        if let Err(e) = durable {
+            tracing::error!(error = %e, "archive write failed; records in this batch were not acknowledged");
+        }
+    }
+}
+
+pub struct ArchiveInstance {
+    plugin: Arc<str>,
+    writer: Option<Arc<ArchiveWriter>>,
+    /// Time this instance spent waiting for durability in the current call;
+    /// the deadline check subtracts it.
+    pub waited: Duration,
+}
+
+impl ArchiveInstance {
+    pub fn new(plugin: Arc<str>, writer: Option<Arc<ArchiveWriter>>) -> Self {
+        ArchiveInstance {
+            plugin,
+            writer,
+            waited: Duration::ZERO,
+        }
+    }
+}
+
+impl Host for ArchiveInstance {
+    fn append(&mut self, entry: Entry) -> wasmtime::Result<Result<u64, String>> {
+        let Some(writer) = self.writer.clone() else {
+            return Err(NotGranted {
+                plugin: self.plugin.clone(),
+                capability: Capability::Archive,
+            }
+            .into());
+        };
+        let record = ArchiveRecord {
+            seq: 0,
+            plugin: self.plugin.to_string(),
+            appended_ms: super::clock::now_ms(),
+            event: EventDoc::from(&entry.event),
+            verdict: FinalVerdictDoc::from(&entry.verdict),
+            annotations: entry.annotations,
+        };
+        let started = Instant::now();
+        let result = super::wait_off_worker(|| writer.append(record));
+        self.waited += started.elapsed();
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::json::ActionDoc;
+
+    fn record(body: &str) -> ArchiveRecord {
+        let line = format!(
+            r#"{{"network":"xmpp","direction":"outbound","message":{{"sender":"a","recipient":"b","body":"{body}"}}}}"#
+        );
+        ArchiveRecord {
+            seq: 0,
+            plugin: "archiver".into(),
+            appended_ms: 1,
+            event: serde_json::from_str(&line).unwrap(),
+            verdict: FinalVerdictDoc {
+                action: ActionDoc::Allow,
+                decided_by: None,
+                tags: vec![],
+            },
+            annotations: vec![],
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_are_durable_numbered_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ArchiveConfig {
+            path: dir.path().join("a.jsonl"),
+            group_commit_ms: 2,
+        };
+        let writer = Arc::new(ArchiveWriter::open(&config).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let w = writer.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| w.append(record(&format!("{t}-{i}"))).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        drop(writer);
+
+        let writer = ArchiveWriter::open(&config).unwrap();
+        assert_eq!(writer.append(record("after")).unwrap(), 101);
+        drop(writer);
+        let text = std::fs::read_to_string(&config.path).unwrap();
+        let last: ArchiveRecord = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last.seq, 101);
+        assert_eq!(last.event.message.unwrap().body, "after");
+    }
+}

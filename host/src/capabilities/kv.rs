@@ -1,0 +1,414 @@
+//! `kv`: key-value storage, one private namespace per plugin, shared by all
+//! of that plugin's instances.
+//!
+//! The store is in memory: it holds working state such as rate-limit
+//! buckets and disclaimer flags, and lasts as long as the process. Each
+//! namespace has its own lock, held only for one map operation, so plugins
+//! never contend with each other. Expired keys are dropped lazily on access
+//! and swept when a namespace reaches its quota, so no background task is
+//! needed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::{Capability, NotGranted};
+use crate::plugins::bindings::kv::{Host, KvError};
+
+/// Operator limits, per plugin namespace (`[kv]` in the config file).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvConfig {
+    pub max_keys: usize,
+    pub max_bytes: usize,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            max_keys: 100_000,
+            max_bytes: 64 << 20,
+            max_key_bytes: 1024,
+            max_value_bytes: 1 << 20,
+        }
+    }
+}
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|t| t > now)
+    }
+}
+
+#[derive(Default)]
+struct Map {
+    entries: HashMap<String, Entry>,
+    bytes: usize,
+}
+
+impl Map {
+    fn get_live(&mut self, key: &str, now: Instant) -> Option<&Entry> {
+        if self.entries.get(key).is_some_and(|e| !e.live(now)) {
+            self.remove(key);
+        }
+        self.entries.get(key)
+    }
+
+    fn remove(&mut self, key: &str) -> bool {
+        match self.entries.remove(key) {
+            Some(e) => {
+                self.bytes -= key.len() + e.value.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let dead: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dead {
+            self.remove(&k);
+        }
+    }
+}
+
+/// One plugin's namespace.
+pub struct Namespace {
+    limits: KvConfig,
+    map: Mutex<Map>,
+}
+
+impl Namespace {
+    fn new(limits: KvConfig) -> Self {
+        Namespace {
+            limits,
+            map: Mutex::new(Map::default()),
+        }
+    }
+
+    // A poisoned lock means a panic mid-operation in this module; the map
+    // itself stays consistent (every mutation is a single insert/remove),
+    // so keep serving rather than fail the plugin forever.
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), KvError> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(KvError::TooLarge(format!(
+                "key of {} bytes exceeds {} bytes",
+                key.len(),
+                self.limits.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.check_key(key)?;
+        Ok(self
+            .lock()
+            .get_live(key, Instant::now())
+            .map(|e| e.value.clone()))
+    }
+
+    pub fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvError> {
+        self.check_key(key)?;
+        if value.len() > self.limits.max_value_bytes {
+            return Err(KvError::TooLarge(format!(
+                "value of {} bytes exceeds {} bytes",
+                value.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        let now = Instant::now();
+        let mut map = self.lock();
+        Self::put(&self.limits, &mut map, key, value, ttl.map(|t| now + t), now)
+    }
+
+    fn put(
+        limits: &KvConfig,
+        map: &mut Map,
+        key: &str,
+        value: Vec<u8>,
+        expires: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), KvError> {
+        let old = map
+            .entries
+            .get(key)
+            .map_or(0, |e| key.len() + e.value.len());
+        let new = key.len() + value.len();
+        let fits = |m: &Map| {
+            let keys = m.entries.len() + usize::from(!m.entries.contains_key(key));
+            keys <= limits.max_keys && m.bytes - old + new <= limits.max_bytes
+        };
+        if !fits(map) {
+            map.sweep(now);
+            if !fits(map) {
+                return Err(KvError::QuotaExceeded(format!(
+                    "namespace holds {} keys / {} bytes; limits are {} keys / {} bytes",
+                    map.entries.len(),
+                    map.bytes,
+                    limits.max_keys,
+                    limits.max_bytes
+                )));
+            }
+        }
+        let old = map
+            .entries
+            .get(key)
+            .map_or(0, |e| key.len() + e.value.len());
+        map.bytes = map.bytes - old + new;
+        map.entries.insert(key.to_owned(), Entry { value, expires });
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+        self.check_key(key)?;
+        Ok(self.lock().remove(key))
+    }
+
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.check_key(key)?;
+        let now = Instant::now();
+        let mut map = self.lock();
+        let (current, expires) = match map.get_live(key, now) {
+            None => (0, None),
+            Some(e) => {
+                let n = std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        KvError::Store(format!("key `{key}` does not hold a decimal counter"))
+                    })?;
+                (n, e.expires)
+            }
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Store(format!("counter `{key}` would overflow")))?;
+        Self::put(
+            &self.limits,
+            &mut map,
+            key,
+            next.to_string().into_bytes(),
+            expires,
+            now,
+        )?;
+        Ok(next)
+    }
+
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<bool, KvError> {
+        self.check_key(key)?;
+        if new.len() > self.limits.max_value_bytes {
+            return Err(KvError::TooLarge(format!(
+                "value of {} bytes exceeds {} bytes",
+                new.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        let now = Instant::now();
+        let mut map = self.lock();
+        let current = map.get_live(key, now);
+        if current.map(|e| e.value.as_slice()) != expected {
+            return Ok(false);
+        }
+        let expires = current.and_then(|e| e.expires);
+        Self::put(&self.limits, &mut map, key, new, expires, now)?;
+        Ok(true)
+    }
+}
+
+/// Every plugin's namespace. Shared by the whole host.
+#[derive(Default)]
+pub struct KvStore {
+    limits: KvConfig,
+    namespaces: Mutex<HashMap<String, Arc<Namespace>>>,
+}
+
+impl KvStore {
+    pub fn new(limits: KvConfig) -> Self {
+        KvStore {
+            limits,
+            namespaces: Mutex::default(),
+        }
+    }
+
+    /// The namespace for `plugin`, created on first use. A reloaded plugin
+    /// with the same name finds its state again.
+    pub fn namespace(&self, plugin: &str) -> Arc<Namespace> {
+        let mut all = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(plugin.to_owned())
+            .or_insert_with(|| Arc::new(Namespace::new(self.limits.clone())))
+            .clone()
+    }
+}
+
+pub struct KvInstance {
+    plugin: Arc<str>,
+    namespace: Option<Arc<Namespace>>,
+}
+
+impl KvInstance {
+    pub fn new(plugin: Arc<str>, namespace: Option<Arc<Namespace>>) -> Self {
+        KvInstance { plugin, namespace }
+    }
+
+    fn ns(&self) -> wasmtime::Result<&Namespace> {
+        self.namespace.as_deref().ok_or_else(|| {
+            NotGranted {
+                plugin: self.plugin.clone(),
+                capability: Capability::Kv,
+            }
+            .into()
+        })
+    }
+}
+
+impl Host for KvInstance {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, KvError>> {
+        Ok(self.ns()?.get(&key))
+    }
+
+    fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), KvError>> {
+        Ok(self
+            .ns()?
+            .set(&key, value, ttl_ms.map(Duration::from_millis)))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, KvError>> {
+        Ok(self.ns()?.delete(&key))
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, KvError>> {
+        Ok(self.ns()?.increment(&key, delta))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, KvError>> {
+        Ok(self.ns()?.compare_and_swap(&key, expected.as_deref(), new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Namespace {
+        Namespace::new(KvConfig {
+            max_keys: 2,
+            max_bytes: 64,
+            max_key_bytes: 8,
+            max_value_bytes: 32,
+        })
+    }
+
+    #[test]
+    fn set_get_delete_round_trip() {
+        let ns = small();
+        ns.set("a", b"1".to_vec(), None).unwrap();
+        assert_eq!(ns.get("a").unwrap(), Some(b"1".to_vec()));
+        assert!(ns.delete("a").unwrap());
+        assert!(!ns.delete("a").unwrap());
+        assert_eq!(ns.get("a").unwrap(), None);
+    }
+
+    #[test]
+    fn quotas_and_sizes_are_enforced() {
+        let ns = small();
+        ns.set("a", vec![0; 4], None).unwrap();
+        ns.set("b", vec![0; 4], None).unwrap();
+        assert!(matches!(
+            ns.set("c", vec![0; 4], None),
+            Err(KvError::QuotaExceeded(_))
+        ));
+        // Overwriting an existing key is not a new key.
+        ns.set("a", vec![1; 4], None).unwrap();
+        assert!(matches!(
+            ns.set("toolongkey", vec![], None),
+            Err(KvError::TooLarge(_))
+        ));
+        assert!(matches!(
+            ns.set("a", vec![0; 33], None),
+            Err(KvError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn expired_keys_vanish_and_free_quota() {
+        let ns = small();
+        ns.set("a", b"x".to_vec(), Some(Duration::from_millis(1))).unwrap();
+        ns.set("b", b"x".to_vec(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ns.get("a").unwrap(), None);
+        ns.set("c", b"x".to_vec(), None).unwrap();
+    }
+
+    #[test]
+    fn increment_and_cas_are_atomic_per_namespace() {
+        let ns = Arc::new(Namespace::new(KvConfig::default()));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        ns.increment("n", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(ns.increment("n", 0).unwrap(), 4000);
+        assert!(!ns.compare_and_swap("k", Some(b"x"), b"y".to_vec()).unwrap());
+        assert!(ns.compare_and_swap("k", None, b"y".to_vec()).unwrap());
+        assert!(ns.compare_and_swap("k", Some(b"y"), b"z".to_vec()).unwrap());
+        assert_eq!(ns.get("k").unwrap(), Some(b"z".to_vec()));
+        ns.set("s", b"abc".to_vec(), None).unwrap();
+        assert!(matches!(ns.increment("s", 1), Err(KvError::Store(_))));
+    }
+
+    #[test]
+    fn namespaces_are_private_per_plugin() {
+        let store = KvStore::default();
+        store.namespace("a").set("k", b"1".to_vec(), None).unwrap();
+        assert_eq!(store.namespace("b").get("k").unwrap(), None);
+        assert_eq!(store.namespace("a").get("k").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn ungranted_kv_is_refused() {
+        let mut kv = KvInstance::new("p".into(), None);
+        assert!(kv.get("k".into()).is_err());
+    }
+}

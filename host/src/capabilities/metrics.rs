@@ -1,0 +1,321 @@
+//! `metrics`: counters and histograms, both the host's own per-plugin
+//! figures ([`PluginStats`]) and those a plugin defines through the WIT
+//! `metrics` interface. Rendered in Prometheus text format.
+//!
+//! Host counters are atomics, so the hot path takes no lock. Plugin-defined
+//! metrics take a per-plugin lock and are capped in number, so a plugin
+//! cannot grow host memory by inventing names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Capability, NotGranted};
+use crate::plugins::bindings::metrics::Host;
+
+/// Most distinct metric names one plugin may define.
+pub const MAX_PLUGIN_METRICS: usize = 64;
+const MAX_NAME_BYTES: usize = 64;
+
+/// Buckets for plugin-defined histograms (Prometheus' defaults).
+const VALUE_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets for per-call latency, in seconds: 1 µs to 10 ms, the deadline.
+const LATENCY_BUCKETS: [f64; 12] = [
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2,
+];
+
+/// A fixed-bucket histogram with atomic counts.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// Sum in millionths, so it stays an atomic integer.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add((value.max(0.0) * 1e6) as u64, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in self.bounds.iter().zip(&self.counts) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// The host's own figures for one plugin.
+pub struct PluginStats {
+    pub calls: AtomicU64,
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub memory_exceeded: AtomicU64,
+    pub invalid_verdicts: AtomicU64,
+    pub fail_open_skips: AtomicU64,
+    pub instantiations: AtomicU64,
+    pub allow: AtomicU64,
+    pub block: AtomicU64,
+    pub drop: AtomicU64,
+    pub rewrite: AtomicU64,
+    pub latency: Histogram,
+}
+
+impl Default for PluginStats {
+    fn default() -> Self {
+        PluginStats {
+            calls: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            memory_exceeded: AtomicU64::new(0),
+            invalid_verdicts: AtomicU64::new(0),
+            fail_open_skips: AtomicU64::new(0),
+            instantiations: AtomicU64::new(0),
+            allow: AtomicU64::new(0),
+            block: AtomicU64::new(0),
+            drop: AtomicU64::new(0),
+            rewrite: AtomicU64::new(0),
+            latency: Histogram::new(&LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl PluginStats {
+    pub fn record_call(&self, took: Duration) {
+        self.calls.fetch_add(1, Relaxed);
+        self.latency.observe(took.as_secs_f64());
+    }
+}
+
+#[derive(Default)]
+struct Custom {
+    counters: BTreeMap<String, u64>,
+    histograms: BTreeMap<String, Histogram>,
+}
+
+/// Everything measured about one plugin.
+#[derive(Default)]
+pub struct PluginMetrics {
+    pub stats: PluginStats,
+    custom: Mutex<Custom>,
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && name.len() <= MAX_NAME_BYTES
+}
+
+impl PluginMetrics {
+    fn custom(&self) -> std::sync::MutexGuard<'_, Custom> {
+        self.custom.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds to a plugin-defined counter. Returns false when the name is
+    /// invalid or the plugin already defined [`MAX_PLUGIN_METRICS`] names.
+    pub fn counter_add(&self, name: &str, delta: u64) -> bool {
+        let mut c = self.custom();
+        let defined = c.counters.len() + c.histograms.len();
+        match c.counters.get_mut(name) {
+            Some(v) => *v = v.saturating_add(delta),
+            None if valid_name(name) && defined < MAX_PLUGIN_METRICS => {
+                c.counters.insert(name.to_owned(), delta);
+            }
+            None => return false,
+        }
+        true
+    }
+
+    /// Records into a plugin-defined histogram; same limits as counters.
+    pub fn histogram_observe(&self, name: &str, value: f64) -> bool {
+        let mut c = self.custom();
+        let defined = c.counters.len() + c.histograms.len();
+        if !c.histograms.contains_key(name) {
+            if !valid_name(name) || defined >= MAX_PLUGIN_METRICS {
+                return false;
+            }
+            c.histograms
+                .insert(name.to_owned(), Histogram::new(&VALUE_BUCKETS));
+        }
+        if let Some(h) = c.histograms.get(name) {
+            h.observe(value);
+        }
+        true
+    }
+
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.custom().counters.get(name).copied()
+    }
+}
+
+/// All plugins' metrics, shared by the host.
+#[derive(Default)]
+pub struct MetricsRegistry {
+    plugins: Mutex<HashMap<String, Arc<PluginMetrics>>>,
+}
+
+impl MetricsRegistry {
+    /// The metrics for `plugin`; a reloaded plugin keeps counting.
+    pub fn plugin(&self, plugin: &str) -> Arc<PluginMetrics> {
+        let mut all = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(plugin.to_owned()).or_default().clone()
+    }
+
+    /// Prometheus text exposition of every plugin's metrics.
+    pub fn render_prometheus(&self) -> String {
+        let all: Vec<(String, Arc<PluginMetrics>)> = {
+            let map = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut out = String::new();
+        let counters: [(&str, &str, fn(&PluginStats) -> &AtomicU64); 7] = [
+            ("imgate_plugin_calls_total", "Calls into the plugin", |s| &s.calls),
+            ("imgate_plugin_traps_total", "Calls that trapped", |s| &s.traps),
+            ("imgate_plugin_timeouts_total", "Calls stopped by the deadline", |s| &s.timeouts),
+            ("imgate_plugin_memory_exceeded_total", "Calls stopped by the memory cap", |s| &s.memory_exceeded),
+            ("imgate_plugin_invalid_verdicts_total", "Verdicts refused by the host", |s| &s.invalid_verdicts),
+            ("imgate_plugin_fail_open_skips_total", "Failures skipped under fail-open", |s| &s.fail_open_skips),
+            ("imgate_plugin_instantiations_total", "Fresh instances created", |s| &s.instantiations),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter");
+            for (plugin, m) in &all {
+                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", get(&m.stats).load(Relaxed));
+            }
+        }
+        let name = "imgate_plugin_verdicts_total";
+        let _ = writeln!(out, "# HELP {name} Verdicts returned, by action.\n# TYPE {name} counter");
+        for (plugin, m) in &all {
+            let s = &m.stats;
+            for (action, n) in [("allow", &s.allow), ("block", &s.block), ("drop", &s.drop), ("rewrite", &s.rewrite)] {
+                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\",action=\"{action}\"}} {}", n.load(Relaxed));
+            }
+        }
+        let name = "imgate_plugin_call_seconds";
+        let _ = writeln!(out, "# HELP {name} Time per plugin call.\n# TYPE {name} histogram");
+        for (plugin, m) in &all {
+            m.stats.latency.render(&mut out, name, &format!("plugin=\"{plugin}\""));
+        }
+        for (plugin, m) in &all {
+            let c = m.custom();
+            for (metric, v) in &c.counters {
+                let name = format!("imgate_custom_{metric}");
+                let _ = writeln!(out, "# TYPE {name} counter\n{name}{{plugin=\"{plugin}\"}} {v}");
+            }
+            for (metric, h) in &c.histograms {
+                let name = format!("imgate_custom_{metric}");
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                h.render(&mut out, &name, &format!("plugin=\"{plugin}\""));
+            }
+        }
+        out
+    }
+}
+
+pub struct MetricsInstance {
+    plugin: Arc<str>,
+    metrics: Option<Arc<PluginMetrics>>,
+}
+
+impl MetricsInstance {
+    pub fn new(plugin: Arc<str>, metrics: Option<Arc<PluginMetrics>>) -> Self {
+        MetricsInstance { plugin, metrics }
+    }
+
+    fn metrics(&self) -> wasmtime::Result<&PluginMetrics> {
+        self.metrics.as_deref().ok_or_else(|| {
+            NotGranted {
+                plugin: self.plugin.clone(),
+                capability: Capability::Metrics,
+            }
+            .into()
+        })
+    }
+}
+
+impl Host for MetricsInstance {
+    fn counter_add(&mut self, name: String, delta: u64) -> wasmtime::Result<()> {
+        if !self.metrics()?.counter_add(&name, delta) {
+            tracing::debug!(plugin = %self.plugin, metric = %name, "metric refused: bad name or too many metrics");
+        }
+        Ok(())
+    }
+
+    fn histogram_observe(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+        if !self.metrics()?.histogram_observe(&name, value) {
+            tracing::debug!(plugin = %self.plugin, metric = %name, "metric refused: bad name or too many metrics");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_metrics_are_validated_and_capped() {
+        let m = PluginMetrics::default();
+        assert!(m.counter_add("hits", 2));
+        assert!(m.counter_add("hits", 3));
+        assert_eq!(m.counter("hits"), Some(5));
+        assert!(!m.counter_add("Bad-Name", 1));
+        assert!(!m.counter_add("", 1));
+        for i in 1..MAX_PLUGIN_METRICS {
+            assert!(m.histogram_observe(&format!("h{i}"), 0.2));
+        }
+        assert!(!m.counter_add("one_too_many", 1));
+        assert!(m.counter_add("hits", 1), "existing names keep working");
+    }
+
+    #[test]
+    fn prometheus_text_has_plugin_labels_and_buckets() {
+        let reg = MetricsRegistry::default();
+        let p = reg.plugin("dlp");
+        p.stats.record_call(Duration::from_micros(3));
+        p.stats.traps.fetch_add(1, Relaxed);
+        p.counter_add("matches", 7);
+        p.histogram_observe("score", 0.3);
+        let text = reg.render_prometheus();
+        assert!(text.contains("imgate_plugin_calls_total{plugin=\"dlp\"} 1"), "{text}");
+        assert!(text.contains("imgate_plugin_traps_total{plugin=\"dlp\"} 1"));
+        assert!(text.contains("imgate_plugin_call_seconds_bucket{plugin=\"dlp\",le=\"0.000005\"} 1"), "{text}");
+        assert!(text.contains("imgate_custom_matches{plugin=\"dlp\"} 7"));
+        assert!(text.contains("imgate_custom_score_bucket{plugin=\"dlp\",le=\"0.5\"} 1"));
+    }
+}

@@ -1,0 +1,236 @@
+//! Host capabilities: the host-side implementations of the WIT imports.
+//!
+//! Each capability is one module with three lifetimes kept apart, after
+//! Spin's factors:
+//! - **config**: what the operator wrote (`*Config`, serde);
+//! - **shared**: built and validated once per host (`KvStore`, `ArchiveWriter`,
+//!   `MetricsRegistry`);
+//! - **per instance**: the small struct a plugin's store holds, which
+//!   implements the generated `Host` trait and checks the grant on every call.
+//!
+//! A plugin's imports are its permission request; [`Grants`] is the
+//! operator's answer, checked when the plugin loads (see
+//! `plugins::registry`) and again on every call.
+
+pub mod archive;
+pub mod clock;
+pub mod config;
+pub mod kv;
+pub mod log;
+pub mod metrics;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::plugins::bindings::CONTRACT_PACKAGE;
+
+/// One grantable host interface of `imgate:policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    Log,
+    Clock,
+    Config,
+    Kv,
+    Archive,
+    Metrics,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Capability::Log,
+        Capability::Clock,
+        Capability::Config,
+        Capability::Kv,
+        Capability::Archive,
+        Capability::Metrics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Clock => "clock",
+            Capability::Config => "config",
+            Capability::Kv => "kv",
+            Capability::Archive => "archive",
+            Capability::Metrics => "metrics",
+        }
+    }
+
+    /// Maps a component import name such as `imgate:policy/kv@0.1.0` to its
+    /// capability. `None` for names outside the package or for `types`,
+    /// which carries no behaviour and needs no grant.
+    pub fn from_import(import: &str) -> Option<Result<Capability, String>> {
+        let rest = import.strip_prefix(CONTRACT_PACKAGE)?.strip_prefix('/')?;
+        let iface = rest.split('@').next().unwrap_or(rest);
+        if iface == "types" {
+            return None;
+        }
+        Some(iface.parse())
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl FromStr for Capability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown capability `{s}` (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// The set of capabilities the operator granted one plugin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants(BTreeSet<Capability>);
+
+impl Grants {
+    pub fn new(caps: impl IntoIterator<Item = Capability>) -> Self {
+        Grants(caps.into_iter().collect())
+    }
+    pub fn contains(&self, cap: Capability) -> bool {
+        self.0.contains(&cap)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Capability> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// Raised (as a trap) when a plugin calls a capability it was not granted.
+/// Load-time checks make this unreachable for well-formed components; it
+/// guards against a linker shared between plugins.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` called capability `{capability}` which it was not granted")]
+pub struct NotGranted {
+    pub plugin: Arc<str>,
+    pub capability: Capability,
+}
+
+/// The shared halves of every capability, built once per host.
+#[derive(Clone, Default)]
+pub struct SharedCapabilities {
+    pub kv: Arc<kv::KvStore>,
+    pub archive: Option<Arc<archive::ArchiveWriter>>,
+    pub metrics: Arc<metrics::MetricsRegistry>,
+}
+
+/// The per-instance halves, held in each plugin instance's store.
+pub struct InstanceCapabilities {
+    pub log: log::LogInstance,
+    pub clock: clock::ClockInstance,
+    pub config: config::ConfigInstance,
+    pub kv: kv::KvInstance,
+    pub archive: archive::ArchiveInstance,
+    pub metrics: metrics::MetricsInstance,
+}
+
+/// What one plugin's instances share: its name, grants and per-plugin
+/// handles into the shared capabilities. Built once when the plugin loads.
+pub struct PluginCapabilities {
+    pub plugin: Arc<str>,
+    pub grants: Grants,
+    pub settings: Arc<config::Settings>,
+    pub kv: Option<Arc<kv::Namespace>>,
+    pub archive: Option<Arc<archive::ArchiveWriter>>,
+    pub metrics: Arc<metrics::PluginMetrics>,
+}
+
+impl PluginCapabilities {
+    pub fn new(
+        shared: &SharedCapabilities,
+        plugin: &str,
+        grants: Grants,
+        settings: config::Settings,
+    ) -> Self {
+        let plugin: Arc<str> = Arc::from(plugin);
+        PluginCapabilities {
+            kv: grants
+                .contains(Capability::Kv)
+                .then(|| shared.kv.namespace(&plugin)),
+            archive: if grants.contains(Capability::Archive) {
+                shared.archive.clone()
+            } else {
+                None
+            },
+            metrics: shared.metrics.plugin(&plugin),
+            settings: Arc::new(settings),
+            grants,
+            plugin,
+        }
+    }
+
+    /// The per-instance state for one fresh instance.
+    pub fn instance(&self) -> InstanceCapabilities {
+        let granted = |c| self.grants.contains(c);
+        let plugin = self.plugin.clone();
+        InstanceCapabilities {
+            log: log::LogInstance::new(plugin.clone(), granted(Capability::Log)),
+            clock: clock::ClockInstance::new(plugin.clone(), granted(Capability::Clock)),
+            config: config::ConfigInstance::new(
+                plugin.clone(),
+                granted(Capability::Config).then(|| self.settings.clone()),
+            ),
+            kv: kv::KvInstance::new(plugin.clone(), self.kv.clone()),
+            archive: archive::ArchiveInstance::new(plugin.clone(), self.archive.clone()),
+            metrics: metrics::MetricsInstance::new(
+                plugin,
+                granted(Capability::Metrics).then(|| self.metrics.clone()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_names_map_to_capabilities() {
+        assert_eq!(
+            Capability::from_import("imgate:policy/kv@0.1.0"),
+            Some(Ok(Capability::Kv))
+        );
+        assert_eq!(Capability::from_import("imgate:policy/types@0.1.0"), None);
+        assert_eq!(Capability::from_import("wasi:cli/environment@0.2.0"), None);
+        assert!(matches!(
+            Capability::from_import("imgate:policy/bridge@0.2.0"),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_capability_names_the_known_ones() {
+        let err = "files".parse::<Capability>().unwrap_err();
+        assert!(err.contains("`files`") && err.contains("kv"), "{err}");
+    }
+}
+
+/// Runs a blocking wait from a host call without stalling the async
+/// runtime: on a multi-threaded tokio worker the worker's other tasks move
+/// to another thread for the duration (`block_in_place`, the same approach
+/// wasmtime-wasi takes for its synchronous bindings). Elsewhere the caller
+/// is already a plain thread and simply blocks.
+pub fn wait_off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

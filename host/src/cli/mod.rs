@@ -1,0 +1,65 @@
+//! The `imgate` command line. The binary only parses arguments and calls
+//! [`run`]; each command is one module.
+
+mod check;
+mod inspect;
+mod replay;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "imgate", version, about = "A WebAssembly policy-plugin host for enterprise instant messaging")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run each event of a JSONL transcript through the configured chain and
+    /// print one JSON verdict per line.
+    Replay {
+        /// The operator's config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON event per line (see docs/replay.md); `-` reads stdin.
+        events: PathBuf,
+    },
+    /// Validate the config and load every plugin, reporting every problem.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Print a component's sha256, contract version, exports and the
+    /// capabilities it asks for.
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one command. Problems the user can fix are printed and give a
+/// non-zero exit; only unexpected failures return `Err`.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay { config, events } => replay::run(&config, &events),
+        Command::Check { config } => check::run(&config),
+        Command::Plugin {
+            command: PluginCommand::Inspect { file, json },
+        } => inspect::run(&file, json),
+    }
+}

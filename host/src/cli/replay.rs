@@ -1,0 +1,165 @@
+//! `imgate replay`: a policy test bench. Every line is parsed before any
+//! event runs, so a malformed transcript produces no partial output.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::capabilities::clock::now_ms;
+use crate::config::Config;
+use crate::event::Event;
+use crate::event::json::{EventDoc, FinalVerdictDoc};
+use crate::plugins::chain::{Stage, Timing};
+use crate::runtime::Runtime;
+
+/// One output line.
+#[derive(Serialize)]
+struct VerdictLine<'a> {
+    line: usize,
+    event: &'a str,
+    #[serde(flatten)]
+    verdict: FinalVerdictDoc,
+    timings: &'a [Timing],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failures: Vec<FailureDoc>,
+}
+
+#[derive(Serialize)]
+struct FailureDoc {
+    plugin: String,
+    stage: Stage,
+    error: String,
+    policy: String,
+}
+
+/// Parses a transcript: `(line number, event)` for each non-blank line
+/// that does not start with `#`.
+///
+/// # Errors
+/// Every malformed line, as `NAME:LINE: message`.
+pub fn parse_transcript(name: &str, input: impl Read) -> Result<Vec<(usize, Event)>, Vec<String>> {
+    let now = now_ms();
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let n = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("{name}:{n}: cannot read: {e}"));
+                break;
+            }
+        };
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match serde_json::from_str::<EventDoc>(trimmed)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| doc.into_event(&format!("line-{n}"), now).map_err(|e| e.to_string()))
+        {
+            Ok(event) => events.push((n, event)),
+            Err(e) => errors.push(format!("{name}:{n}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(errors)
+    }
+}
+
+pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
+    let name = events_path.display().to_string();
+    let parsed = if name == "-" {
+        parse_transcript("<stdin>", std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(events_path)
+            .with_context(|| format!("cannot open {name}"))?;
+        parse_transcript(&name, file)
+    };
+    let events = match parsed {
+        Ok(events) => events,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = match Runtime::start(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (line, event) in events {
+        let decision = runtime.chain.evaluate(event);
+        let record = VerdictLine {
+            line,
+            event: &decision.event.id,
+            verdict: FinalVerdictDoc::from(&decision.verdict),
+            timings: &decision.timings,
+            failures: decision
+                .failures
+                .iter()
+                .map(|f| FailureDoc {
+                    plugin: f.plugin.clone(),
+                    stage: f.stage,
+                    error: f.failure.to_string(),
+                    policy: f.policy.to_string(),
+                })
+                .collect(),
+        };
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_lines_are_all_reported_with_numbers() {
+        let input = concat!(
+            "# a comment\n",
+            "{\"network\":\"xmpp\",\"direction\":\"outbound\",\"session_start\":{}}\n",
+            "\n",
+            "{not json\n",
+            "{\"network\":\"xmpp\",\"direction\":\"sideways\",\"session_start\":{}}\n",
+            "{\"network\":\"xmpp\",\"direction\":\"outbound\"}\n",
+        );
+        let errors = parse_transcript("t.jsonl", input.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("t.jsonl:4: "), "{errors:?}");
+        assert!(errors[1].starts_with("t.jsonl:5: ") && errors[1].contains("sideways"));
+        assert!(errors[2].starts_with("t.jsonl:6: ") && errors[2].contains("exactly one"));
+    }
+
+    #[test]
+    fn good_lines_keep_their_numbers_and_default_ids() {
+        let input = "\n{\"network\":\"irc\",\"direction\":\"inbound\",\"session_end\":{\"reason\":\"quit\"}}\n";
+        let events = parse_transcript("t", input.as_bytes()).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, 2);
+        assert_eq!(events[0].1.id, "line-2");
+    }
+}

@@ -1,0 +1,508 @@
+//! The operator's config file (TOML): typed sections, defaults, and
+//! validation that reports every problem at once with where it is.
+//!
+//! Relative paths are resolved against the config file's directory, so a
+//! config works the same from any working directory.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::capabilities::archive::ArchiveConfig;
+use crate::capabilities::kv::KvConfig;
+use crate::capabilities::{Capability, Grants};
+
+/// The whole file.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub kv: KvConfig,
+    pub archive: Option<ArchiveConfig>,
+    pub plugins: Vec<PluginSpec>,
+    /// Where the file was read from, for messages.
+    pub source: Option<PathBuf>,
+}
+
+/// `[runtime]`: engine-wide settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Compiled components are cached here, keyed by sha256 and engine.
+    /// Empty string disables the cache.
+    pub cache_dir: PathBuf,
+    /// The largest memory cap any plugin may be given; sizes the engine's
+    /// pooled memory slots.
+    pub max_plugin_memory_mib: u64,
+    /// Plugin instances alive at once across all plugins.
+    pub max_instances: u32,
+    /// The longest body a `rewrite` may produce.
+    pub max_body_bytes: usize,
+    /// Tags one verdict may add, and the longest tag.
+    pub max_tags: usize,
+    pub max_tag_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: PathBuf::from(".imgate-cache"),
+            max_plugin_memory_mib: 512,
+            max_instances: 1000,
+            max_body_bytes: 256 << 10,
+            max_tags: 32,
+            max_tag_bytes: 128,
+        }
+    }
+}
+
+/// What a plugin's failure means for the event.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// A trap, timeout or invalid verdict blocks the event.
+    #[default]
+    FailClosed,
+    /// The plugin is skipped and the chain carries on.
+    FailOpen,
+}
+
+impl fmt::Display for FailurePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailurePolicy::FailClosed => "fail-closed",
+            FailurePolicy::FailOpen => "fail-open",
+        })
+    }
+}
+
+/// One `[[plugins]]` entry, in chain order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginSpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// Hex sha256 the component must have (Istio-style pin).
+    pub sha256: Option<String>,
+    pub grants: Grants,
+    pub failure: FailurePolicy,
+    pub deadline_ms: u64,
+    pub memory_mib: u64,
+    /// Idle instances kept ready.
+    pub pool: usize,
+    /// The plugin's own settings, handed to `init` as JSON.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Line of the entry in the config file, for messages.
+    pub line: Option<usize>,
+}
+
+impl PluginSpec {
+    /// A spec with defaults, for tests and programmatic use.
+    pub fn new(name: &str, path: impl Into<PathBuf>) -> Self {
+        PluginSpec {
+            name: name.to_owned(),
+            path: path.into(),
+            sha256: None,
+            grants: Grants::default(),
+            failure: FailurePolicy::FailClosed,
+            deadline_ms: 10,
+            memory_mib: 64,
+            pool: 8,
+            settings: Default::default(),
+            line: None,
+        }
+    }
+
+    /// Where this plugin is in the config, for messages.
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(line) => format!("plugin `{}` (line {line})", self.name),
+            None => format!("plugin `{}`", self.name),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: String,
+    path: PathBuf,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    grants: Vec<String>,
+    #[serde(default)]
+    failure: FailurePolicy,
+    #[serde(default = "default_deadline")]
+    deadline_ms: u64,
+    #[serde(default = "default_memory")]
+    memory_mib: u64,
+    #[serde(default = "default_pool")]
+    pool: usize,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+fn default_deadline() -> u64 {
+    10
+}
+fn default_memory() -> u64 {
+    64
+}
+fn default_pool() -> usize {
+    8
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    runtime: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    kv: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    archive: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    plugins: Vec<Spanned<toml::Value>>,
+    #[serde(flatten)]
+    rest: toml::Table,
+}
+
+/// One thing wrong with the config, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "{}: {n} problem{}", self.file, if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or has problems; a
+    /// [`ConfigError`] lists them all.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (config, problems) = Config::load_all(path);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                file: path.display().to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Like [`Config::load`], but returns what could be parsed alongside
+    /// every problem.
+    pub fn load_all(path: &Path) -> (Config, Vec<Problem>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let problem = Problem {
+                    location: "file".into(),
+                    message: format!("cannot read: {e}"),
+                };
+                return (Config::default(), vec![problem]);
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let (mut config, problems) = Config::parse_all(&text, base);
+        config.source = Some(path.to_owned());
+        (config, problems)
+    }
+
+    /// Parses config text; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// Every problem found, each with its location.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+        let (config, problems) = Config::parse_all(text, base);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Parses as much as it can: the config (with defaults where a section
+    /// was wrong, and without plugin entries that could not be read) and
+    /// every problem. `imgate check` uses this to go on and load plugins.
+    pub fn parse_all(text: &str, base: &Path) -> (Config, Vec<Problem>) {
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let location = e
+                    .span()
+                    .map(|s| format!("line {}", line_of(text, s.start)))
+                    .unwrap_or_else(|| "file".into());
+                let problem = Problem {
+                    location,
+                    message: e.message().to_owned(),
+                };
+                return (Config::default(), vec![problem]);
+            }
+        };
+        let mut problems = Vec::new();
+        let mut config = Config::default();
+
+        for key in raw.rest.keys() {
+            problems.push(Problem {
+                location: format!("[{key}]"),
+                message: "unknown section (known: runtime, kv, archive, plugins)".into(),
+            });
+        }
+
+        fn section<T: for<'de> Deserialize<'de>>(
+            text: &str,
+            name: &str,
+            value: Option<Spanned<toml::Value>>,
+            problems: &mut Vec<Problem>,
+        ) -> Option<T> {
+            let value = value?;
+            let line = line_of(text, value.span().start);
+            match value.into_inner().try_into() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(Problem {
+                        location: format!("[{name}] (line {line})"),
+                        message: e.to_string().trim().to_owned(),
+                    });
+                    None
+                }
+            }
+        }
+
+        if let Some(runtime) = section::<RuntimeConfig>(text, "runtime", raw.runtime, &mut problems)
+        {
+            config.runtime = runtime;
+        }
+        if config.runtime.cache_dir.as_os_str().is_empty() {
+            config.runtime.cache_dir = PathBuf::new();
+        } else {
+            config.runtime.cache_dir = base.join(&config.runtime.cache_dir);
+        }
+        if config.runtime.max_plugin_memory_mib == 0 || config.runtime.max_plugin_memory_mib > 4096 {
+            problems.push(Problem {
+                location: "[runtime]".into(),
+                message: "max_plugin_memory_mib must be between 1 and 4096".into(),
+            });
+        }
+        if config.runtime.max_instances == 0 {
+            problems.push(Problem {
+                location: "[runtime]".into(),
+                message: "max_instances must be at least 1".into(),
+            });
+        }
+        if let Some(kv) = section::<KvConfig>(text, "kv", raw.kv, &mut problems) {
+            config.kv = kv;
+        }
+        config.archive = section::<ArchiveConfig>(text, "archive", raw.archive, &mut problems).map(
+            |mut a| {
+                a.path = base.join(&a.path);
+                a
+            },
+        );
+
+        let mut names = HashSet::new();
+        for (i, entry) in raw.plugins.into_iter().enumerate() {
+            let line = line_of(text, entry.span().start);
+            let location = format!("plugins[{i}] (line {line})");
+            let raw: RawPlugin = match entry.into_inner().try_into() {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(Problem {
+                        location,
+                        message: e.to_string().trim().to_owned(),
+                    });
+                    continue;
+                }
+            };
+            let location = format!("plugin `{}` (line {line})", raw.name);
+            let mut complain = |message: String| {
+                problems.push(Problem {
+                    location: location.clone(),
+                    message,
+                })
+            };
+            if !valid_plugin_name(&raw.name) {
+                complain("name must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
+            } else if !names.insert(raw.name.clone()) {
+                complain("another plugin already has this name".into());
+            }
+            let mut grants = Vec::new();
+            for g in &raw.grants {
+                match g.parse::<Capability>() {
+                    Ok(c) => grants.push(c),
+                    Err(e) => complain(format!("grants: {e}")),
+                }
+            }
+            if let Some(pin) = &raw.sha256 {
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    complain("sha256 must be 64 hex digits".into());
+                }
+            }
+            if !(1..=60_000).contains(&raw.deadline_ms) {
+                complain("deadline_ms must be between 1 and 60000".into());
+            }
+            if raw.memory_mib == 0 || raw.memory_mib > config.runtime.max_plugin_memory_mib {
+                complain(format!(
+                    "memory_mib must be between 1 and [runtime] max_plugin_memory_mib ({})",
+                    config.runtime.max_plugin_memory_mib
+                ));
+            }
+            if raw.pool == 0 || raw.pool > 1024 {
+                complain("pool must be between 1 and 1024".into());
+            }
+            if grants.contains(&Capability::Archive) && config.archive.is_none() {
+                complain("is granted `archive` but the config has no [archive] section".into());
+            }
+            let settings = match serde_json::to_value(&raw.config) {
+                Ok(serde_json::Value::Object(map)) => map,
+                Ok(_) => Default::default(),
+                Err(e) => {
+                    complain(format!("config: {e}"));
+                    Default::default()
+                }
+            };
+            config.plugins.push(PluginSpec {
+                name: raw.name,
+                path: base.join(raw.path),
+                sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
+                grants: Grants::new(grants),
+                failure: raw.failure,
+                deadline_ms: raw.deadline_ms,
+                memory_mib: raw.memory_mib,
+                pool: raw.pool,
+                settings,
+                line: Some(line),
+            });
+        }
+        (config, problems)
+    }
+}
+
+fn valid_plugin_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[runtime]
+cache_dir = "cache"
+
+[archive]
+path = "archive.jsonl"
+
+[[plugins]]
+name = "kw"
+path = "kw.wasm"
+grants = ["log", "config"]
+failure = "fail-open"
+deadline_ms = 5
+
+[plugins.config]
+words = ["secret"]
+case_insensitive = true
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_paths_resolved() {
+        let c = Config::parse(GOOD, Path::new("/etc/imgate")).unwrap();
+        assert_eq!(c.runtime.cache_dir, PathBuf::from("/etc/imgate/cache"));
+        assert_eq!(
+            c.archive.unwrap().path,
+            PathBuf::from("/etc/imgate/archive.jsonl")
+        );
+        let p = &c.plugins[0];
+        assert_eq!(p.path, PathBuf::from("/etc/imgate/kw.wasm"));
+        assert_eq!(p.failure, FailurePolicy::FailOpen);
+        assert_eq!(p.deadline_ms, 5);
+        assert_eq!(p.memory_mib, 64);
+        assert!(p.grants.contains(Capability::Config));
+        assert_eq!(p.settings["words"], serde_json::json!(["secret"]));
+        assert_eq!(p.line, Some(8));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_location() {
+        let bad = r#"
+[runtim]
+x = 1
+
+[[plugins]]
+name = "a"
+path = "a.wasm"
+grants = ["files", "archive"]
+deadline_ms = 0
+
+[[plugins]]
+name = "a"
+path = "b.wasm"
+sha256 = "xyz"
+
+[[plugins]]
+name = "c"
+pth = "c.wasm"
+"#;
+        let problems = Config::parse(bad, Path::new(".")).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let all = text.join("\n");
+        for expected in [
+            "[runtim]: unknown section",
+            "plugin `a` (line 5): grants: unknown capability `files`",
+            "plugin `a` (line 5): deadline_ms must be between 1 and 60000",
+            "plugin `a` (line 5): is granted `archive` but the config has no [archive]",
+            "plugin `a` (line 11): another plugin already has this name",
+            "plugin `a` (line 11): sha256 must be 64 hex digits",
+            "plugins[2] (line 16): unknown field `pth`",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_the_line() {
+        let problems = Config::parse("[[plugins]]\nname = \n", Path::new(".")).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].location.starts_with("line 2"), "{:?}", problems[0]);
+    }
+}

@@ -1,0 +1,533 @@
+//! The JSON form of events and verdicts.
+//!
+//! One event per line in `imgate replay` input. Fields are snake_case; the
+//! event's kind is the one key among `message`, `presence`, `file_offer`,
+//! `session_start`, `session_end`, `room_join`, `room_leave`:
+//!
+//! ```json
+//! {"network":"xmpp","direction":"outbound",
+//!  "session":{"user":"alice@corp.example"},
+//!  "message":{"sender":"alice@corp.example","recipient":"bob@example.net","body":"hi"}}
+//! ```
+//!
+//! Optional everywhere: `id` (defaults to `line-N`), `timestamp` (ms since
+//! the epoch; defaults to now), `tags`, `attributes`, and in `session`:
+//! `id`, `user`, `peer`. A message in a room sets `"room": "<room id>"`.
+//! The full schema is in `docs/replay.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub network: String,
+    pub direction: DirectionDoc,
+    #[serde(default)]
+    pub session: SessionDoc,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<PresenceDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_offer: Option<FileOfferDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_start: Option<Empty>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_end: Option<SessionEndDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_join: Option<RoomChangeDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_leave: Option<RoomChangeDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectionDoc {
+    #[default]
+    Outbound,
+    Inbound,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDoc {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEndDoc {
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MessageDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub sender: String,
+    pub recipient: String,
+    /// Set for a group conversation: the room id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentDoc>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub action: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retraction_of: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentDoc {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceDoc {
+    pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default = "yes")]
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileOfferDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub sender: String,
+    pub recipient: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoomChangeDoc {
+    pub room: String,
+    pub occupant: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why an [`EventDoc`] is not an event.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventDocError {
+    #[error(
+        "an event needs exactly one of message, presence, file_offer, session_start, \
+         session_end, room_join, room_leave; found {0}"
+    )]
+    Kind(String),
+}
+
+impl EventDoc {
+    /// Builds the event, filling `id` and `timestamp` when absent.
+    pub fn into_event(self, default_id: &str, now_ms: u64) -> Result<Event, EventDocError> {
+        let mut kinds: Vec<(&str, EventKind)> = Vec::new();
+        if let Some(m) = self.message {
+            kinds.push(("message", EventKind::Message(m.into())));
+        }
+        if let Some(p) = self.presence {
+            kinds.push(("presence", EventKind::Presence(p.into())));
+        }
+        if let Some(f) = self.file_offer {
+            kinds.push(("file_offer", EventKind::FileOffer(f.into())));
+        }
+        if self.session_start.is_some() {
+            kinds.push(("session_start", EventKind::SessionStart));
+        }
+        if let Some(e) = self.session_end {
+            kinds.push(("session_end", EventKind::SessionEnd(e.reason)));
+        }
+        if let Some(r) = self.room_join {
+            kinds.push(("room_join", EventKind::RoomJoin(r.into())));
+        }
+        if let Some(r) = self.room_leave {
+            kinds.push(("room_leave", EventKind::RoomLeave(r.into())));
+        }
+        if kinds.len() != 1 {
+            let names: Vec<_> = kinds.iter().map(|(n, _)| *n).collect();
+            return Err(EventDocError::Kind(if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(" and ")
+            }));
+        }
+        let (_, kind) = kinds.remove(0);
+        Ok(Event {
+            id: self.id.unwrap_or_else(|| default_id.to_owned()),
+            network: self.network,
+            direction: match self.direction {
+                DirectionDoc::Outbound => Direction::Outbound,
+                DirectionDoc::Inbound => Direction::Inbound,
+            },
+            session: Session {
+                id: self.session.id,
+                user: self.session.user,
+                peer: self.session.peer,
+            },
+            timestamp: self.timestamp.unwrap_or(now_ms),
+            kind,
+            tags: self.tags,
+            attributes: self.attributes.into_iter().collect(),
+        })
+    }
+}
+
+impl From<&Event> for EventDoc {
+    fn from(e: &Event) -> Self {
+        let mut doc = EventDoc {
+            id: Some(e.id.clone()),
+            network: e.network.clone(),
+            direction: match e.direction {
+                Direction::Outbound => DirectionDoc::Outbound,
+                Direction::Inbound => DirectionDoc::Inbound,
+            },
+            session: SessionDoc {
+                id: e.session.id.clone(),
+                user: e.session.user.clone(),
+                peer: e.session.peer.clone(),
+            },
+            timestamp: Some(e.timestamp),
+            tags: e.tags.clone(),
+            attributes: e.attributes.iter().cloned().collect(),
+            ..EventDoc::default()
+        };
+        match &e.kind {
+            EventKind::Message(m) => doc.message = Some(m.into()),
+            EventKind::Presence(p) => doc.presence = Some(p.into()),
+            EventKind::FileOffer(f) => doc.file_offer = Some(f.into()),
+            EventKind::SessionStart => doc.session_start = Some(Empty {}),
+            EventKind::SessionEnd(reason) => {
+                doc.session_end = Some(SessionEndDoc {
+                    reason: reason.clone(),
+                })
+            }
+            EventKind::RoomJoin(r) => doc.room_join = Some(r.into()),
+            EventKind::RoomLeave(r) => doc.room_leave = Some(r.into()),
+        }
+        doc
+    }
+}
+
+impl From<MessageDoc> for Message {
+    fn from(m: MessageDoc) -> Self {
+        Message {
+            id: m.id,
+            sender: m.sender,
+            recipient: m.recipient,
+            conversation: match m.room {
+                Some(room) => Conversation::Group(room),
+                None => Conversation::Direct,
+            },
+            body: m.body,
+            markup: m.markup,
+            thread: m.thread,
+            reply_to: m.reply_to,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| Attachment {
+                    url: a.url,
+                    name: a.name,
+                    media_type: a.media_type,
+                    size: a.size,
+                })
+                .collect(),
+            encrypted: m.encrypted,
+            action: m.action,
+            edit_of: m.edit_of,
+            retraction_of: m.retraction_of,
+        }
+    }
+}
+
+impl From<&Message> for MessageDoc {
+    fn from(m: &Message) -> Self {
+        MessageDoc {
+            id: m.id.clone(),
+            sender: m.sender.clone(),
+            recipient: m.recipient.clone(),
+            room: match &m.conversation {
+                Conversation::Group(room) => Some(room.clone()),
+                Conversation::Direct => None,
+            },
+            body: m.body.clone(),
+            markup: m.markup.clone(),
+            thread: m.thread.clone(),
+            reply_to: m.reply_to.clone(),
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| AttachmentDoc {
+                    url: a.url.clone(),
+                    name: a.name.clone(),
+                    media_type: a.media_type.clone(),
+                    size: a.size,
+                })
+                .collect(),
+            encrypted: m.encrypted,
+            action: m.action,
+            edit_of: m.edit_of.clone(),
+            retraction_of: m.retraction_of.clone(),
+        }
+    }
+}
+
+impl From<PresenceDoc> for Presence {
+    fn from(p: PresenceDoc) -> Self {
+        Presence {
+            sender: p.sender,
+            recipient: p.recipient,
+            available: p.available,
+            show: p.show,
+            status: p.status,
+        }
+    }
+}
+
+impl From<&Presence> for PresenceDoc {
+    fn from(p: &Presence) -> Self {
+        PresenceDoc {
+            sender: p.sender.clone(),
+            recipient: p.recipient.clone(),
+            available: p.available,
+            show: p.show.clone(),
+            status: p.status.clone(),
+        }
+    }
+}
+
+impl From<FileOfferDoc> for FileOffer {
+    fn from(f: FileOfferDoc) -> Self {
+        FileOffer {
+            id: f.id,
+            sender: f.sender,
+            recipient: f.recipient,
+            name: f.name,
+            size: f.size,
+            media_type: f.media_type,
+        }
+    }
+}
+
+impl From<&FileOffer> for FileOfferDoc {
+    fn from(f: &FileOffer) -> Self {
+        FileOfferDoc {
+            id: f.id.clone(),
+            sender: f.sender.clone(),
+            recipient: f.recipient.clone(),
+            name: f.name.clone(),
+            size: f.size,
+            media_type: f.media_type.clone(),
+        }
+    }
+}
+
+impl From<RoomChangeDoc> for RoomChange {
+    fn from(r: RoomChangeDoc) -> Self {
+        RoomChange {
+            room: r.room,
+            occupant: r.occupant,
+            nick: r.nick,
+            reason: r.reason,
+        }
+    }
+}
+
+impl From<&RoomChange> for RoomChangeDoc {
+    fn from(r: &RoomChange) -> Self {
+        RoomChangeDoc {
+            room: r.room.clone(),
+            occupant: r.occupant.clone(),
+            nick: r.nick.clone(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+/// The JSON form of a verdict's action.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ActionDoc {
+    Allow,
+    Block { reason: String },
+    Drop,
+    Rewrite { body: String },
+}
+
+impl From<&Action> for ActionDoc {
+    fn from(a: &Action) -> Self {
+        match a {
+            Action::Allow => ActionDoc::Allow,
+            Action::Block(reason) => ActionDoc::Block {
+                reason: reason.clone(),
+            },
+            Action::Drop => ActionDoc::Drop,
+            Action::Rewrite(body) => ActionDoc::Rewrite { body: body.clone() },
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct DeciderDoc {
+    pub plugin: String,
+    pub sha256: String,
+}
+
+/// The JSON form of a final verdict.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct FinalVerdictDoc {
+    #[serde(flatten)]
+    pub action: ActionDoc,
+    pub decided_by: Option<DeciderDoc>,
+    pub tags: Vec<String>,
+}
+
+impl From<&FinalVerdict> for FinalVerdictDoc {
+    fn from(v: &FinalVerdict) -> Self {
+        FinalVerdictDoc {
+            action: (&v.action).into(),
+            decided_by: v.decided_by.as_ref().map(|d| DeciderDoc {
+                plugin: d.plugin.clone(),
+                sha256: d.sha256.clone(),
+            }),
+            tags: v.tags.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_message_line_parses_with_defaults() {
+        let line = r#"{"network":"xmpp","direction":"outbound","message":{"sender":"a@x","recipient":"b@y","body":"hi","room":"r@muc"}}"#;
+        let doc: EventDoc = serde_json::from_str(line).unwrap();
+        let e = doc.into_event("line-1", 42).unwrap();
+        assert_eq!(e.id, "line-1");
+        assert_eq!(e.timestamp, 42);
+        let EventKind::Message(m) = &e.kind else {
+            panic!("not a message")
+        };
+        assert_eq!(m.body, "hi");
+        assert_eq!(m.conversation, Conversation::Group("r@muc".into()));
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let line = r#"{"id":"e9","network":"irc","direction":"inbound","session":{"id":"s","user":"u","peer":"1.2.3.4:5"},"timestamp":7,"file_offer":{"sender":"a","recipient":"b","name":"x.pdf","size":3},"tags":["t"],"attributes":{"irc.dcc":"1"}}"#;
+        let e = serde_json::from_str::<EventDoc>(line)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap();
+        let back = serde_json::to_string(&EventDoc::from(&e)).unwrap();
+        let again = serde_json::from_str::<EventDoc>(&back)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap();
+        assert_eq!(e, again);
+    }
+
+    #[test]
+    fn zero_or_two_kinds_are_refused_by_name() {
+        let none = r#"{"network":"xmpp","direction":"outbound"}"#;
+        let err = serde_json::from_str::<EventDoc>(none)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap_err();
+        assert!(err.to_string().contains("found none"));
+        let two = r#"{"network":"xmpp","direction":"outbound","session_start":{},"session_end":{}}"#;
+        let err = serde_json::from_str::<EventDoc>(two)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap_err();
+        assert!(err.to_string().contains("session_start and session_end"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let typo = r#"{"network":"xmpp","direction":"outbound","mesage":{}}"#;
+        let err = serde_json::from_str::<EventDoc>(typo).unwrap_err();
+        assert!(err.to_string().contains("mesage"), "{err}");
+    }
+
+    #[test]
+    fn verdicts_serialise_flat() {
+        let v = FinalVerdict {
+            action: Action::Block("no".into()),
+            decided_by: Some(Decider {
+                plugin: "kw".into(),
+                sha256: "ab".into(),
+            }),
+            tags: vec!["t".into()],
+        };
+        let json = serde_json::to_value(FinalVerdictDoc::from(&v)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action":"block","reason":"no","decided_by":{"plugin":"kw","sha256":"ab"},"tags":["t"]})
+        );
+    }
+}

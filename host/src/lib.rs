@@ -1,0 +1,42 @@
+//! # imgate
+//!
+//! A minimal interception core for enterprise instant messaging: protocol
+//! adapters turn traffic into neutral events, and a chain of sandboxed
+//! WebAssembly components decides what happens to each.
+//!
+//! ```text
+//! adapter ──▶ Event ──▶ Chain (policy plugins, then observers) ──▶ Decision ──▶ adapter
+//!                          │ capabilities (WIT imports): log · clock · config · kv · archive · metrics
+//! ```
+//!
+//! # Layout
+//! - [`config`]: the operator's TOML file, validated with every problem located.
+//! - [`event`]: the neutral event model (generated from `wit/`) and its JSON form.
+//! - [`plugins`]: the runtime: engine, loaded plugins, instances, the chain.
+//! - [`capabilities`]: host implementations of the WIT imports, one module each.
+//! - [`runtime`]: builds engine, capabilities and chain from a config.
+//! - [`cli`]: the `imgate` commands (`replay`, `check`, `plugin inspect`).
+//!
+//! # Core concepts
+//! - [`PluginEngine`]: one per process. Owns the wasmtime `Engine` (pooling
+//!   allocator, epoch interruption), the `Linker` filled once, the compiled
+//!   artifact cache and the epoch thread.
+//! - [`LoadedPlugin`]: a component compiled once and linked into an
+//!   `InstancePre`, with a pool of ready instances. Loading checks its pin,
+//!   its contract version and that every capability it imports is granted.
+//! - [`Chain`]: the ordered plugins. [`Chain::evaluate`] takes `&self`, so
+//!   many events run at once, each on its own instances.
+//! - [`Decision`]: the final verdict, which plugin (name and sha256)
+//!   decided it, the tags, and each plugin's time.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod plugins;
+pub mod runtime;
+
+pub use config::{Config, FailurePolicy, PluginSpec};
+pub use event::{Action, Event, EventKind, FinalVerdict, Verdict};
+pub use plugins::{CallFailure, Chain, Decision, LoadError, LoadedPlugin, PluginEngine};
+pub use runtime::Runtime;

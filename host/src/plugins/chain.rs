@@ -1,0 +1,255 @@
+//! The chain: every event through the policy plugins in order, then the
+//! observers, giving one [`Decision`].
+//!
+//! Rules: the first `block` or `drop` wins and ends the chain; a `rewrite`
+//! changes the body the next plugin sees; tags accumulate and later
+//! plugins see them. A failing plugin answers through its failure policy:
+//! `fail-closed` blocks, `fail-open` is skipped. Observers then see the
+//! event as attempted and the final verdict; they cannot change it, but a
+//! `fail-closed` observer that fails (an archive that cannot persist)
+//! stops delivery, so nothing is delivered unrecorded.
+//!
+//! `evaluate` takes `&self` and no lock: concurrent events each take their
+//! own instance from each plugin's pool.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::bindings::{Action, Event, EventKind, FinalVerdict};
+use super::engine::PluginEngine;
+use super::instance::CallFailure;
+use super::plugin::{LoadError, LoadedPlugin};
+use crate::config::{FailurePolicy, PluginSpec};
+
+/// Which export a timing or failure refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Handle,
+    Observe,
+}
+
+/// Time one plugin took on one event, and what came of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    pub plugin: String,
+    pub stage: Stage,
+    #[serde(rename = "us", serialize_with = "as_micros")]
+    pub took: Duration,
+    /// The action, or the failure kind.
+    pub outcome: &'static str,
+}
+
+fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_nanos() as f64 / 1000.0 * 100.0).round() / 100.0)
+}
+
+/// A plugin failure the chain absorbed, with the policy applied.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub plugin: String,
+    pub stage: Stage,
+    pub failure: CallFailure,
+    pub policy: FailurePolicy,
+}
+
+/// The chain's answer for one event.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub verdict: FinalVerdict,
+    /// The event as attempted: the original body, with every tag added.
+    pub event: Event,
+    pub timings: Vec<Timing>,
+    pub failures: Vec<Failure>,
+}
+
+impl Decision {
+    /// The body to deliver, when the verdict is to deliver a message.
+    pub fn delivered_body(&self) -> Option<&str> {
+        match (&self.verdict.action, &self.event.kind) {
+            (Action::Rewrite(body), _) => Some(body),
+            (Action::Allow, EventKind::Message(m)) => Some(&m.body),
+            _ => None,
+        }
+    }
+}
+
+/// Tag added when a plugin failed on an event, so the archive records it.
+pub fn failure_tag(plugin: &str) -> String {
+    format!("imgate:failed:{plugin}")
+}
+
+pub struct Chain {
+    plugins: Vec<Arc<LoadedPlugin>>,
+}
+
+impl Chain {
+    pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Self {
+        Chain { plugins }
+    }
+
+    /// Loads every plugin in `specs`, in order.
+    ///
+    /// # Errors
+    /// Every plugin that failed to load, with its spec, so all problems are
+    /// reported at once.
+    pub fn load(
+        engine: &PluginEngine,
+        specs: &[PluginSpec],
+    ) -> Result<Chain, Vec<(PluginSpec, LoadError)>> {
+        let mut plugins = Vec::new();
+        let mut errors = Vec::new();
+        for spec in specs {
+            match LoadedPlugin::load(engine, spec) {
+                Ok(p) => plugins.push(Arc::new(p)),
+                Err(e) => errors.push((spec.clone(), e)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Chain::new(plugins))
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// Runs `event` through the chain.
+    pub fn evaluate(&self, mut event: Event) -> Decision {
+        let mut action = Action::Allow;
+        let mut decided_by = None;
+        let mut timings = Vec::with_capacity(self.plugins.len());
+        let mut failures = Vec::new();
+        // The body before the first rewrite; observers see the original.
+        let mut attempted_body: Option<String> = None;
+
+        for plugin in self.plugins.iter().filter(|p| p.is_policy()) {
+            let started = Instant::now();
+            let result = plugin.handle(&event);
+            let took = started.elapsed();
+            let verdict = match result {
+                Ok(v) => v,
+                Err(failure) => {
+                    timings.push(Timing {
+                        plugin: plugin.name().to_owned(),
+                        stage: Stage::Handle,
+                        took,
+                        outcome: failure.kind(),
+                    });
+                    add_tag(&mut event.tags, failure_tag(plugin.name()));
+                    let policy = plugin.spec.failure;
+                    failures.push(Failure {
+                        plugin: plugin.name().to_owned(),
+                        stage: Stage::Handle,
+                        failure,
+                        policy,
+                    });
+                    match policy {
+                        FailurePolicy::FailOpen => {
+                            plugin.metrics().stats.fail_open_skips.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                        FailurePolicy::FailClosed => {
+                            action = Action::Block(format!(
+                                "message could not be checked by policy `{}`",
+                                plugin.name()
+                            ));
+                            decided_by = Some(plugin.decider().clone());
+                            break;
+                        }
+                    }
+                }
+            };
+            timings.push(Timing {
+                plugin: plugin.name().to_owned(),
+                stage: Stage::Handle,
+                took,
+                outcome: verdict.action.kind(),
+            });
+            for tag in verdict.tags {
+                add_tag(&mut event.tags, tag);
+            }
+            match verdict.action {
+                Action::Allow => {}
+                Action::Rewrite(body) => {
+                    if let EventKind::Message(m) = &mut event.kind {
+                        let old = std::mem::replace(&mut m.body, body.clone());
+                        attempted_body.get_or_insert(old);
+                    }
+                    action = Action::Rewrite(body);
+                    decided_by = Some(plugin.decider().clone());
+                }
+                stop @ (Action::Block(_) | Action::Drop) => {
+                    action = stop;
+                    decided_by = Some(plugin.decider().clone());
+                    break;
+                }
+            }
+        }
+
+        if let (Some(body), EventKind::Message(m)) = (attempted_body, &mut event.kind) {
+            m.body = body;
+        }
+        let mut verdict = FinalVerdict {
+            action,
+            decided_by,
+            tags: event.tags.clone(),
+        };
+
+        for plugin in self.plugins.iter().filter(|p| p.is_observer()) {
+            let started = Instant::now();
+            let result = plugin.observe(&event, &verdict);
+            let took = started.elapsed();
+            timings.push(Timing {
+                plugin: plugin.name().to_owned(),
+                stage: Stage::Observe,
+                took,
+                outcome: match &result {
+                    Ok(()) => "observed",
+                    Err(f) => f.kind(),
+                },
+            });
+            if let Err(failure) = result {
+                let policy = plugin.spec.failure;
+                add_tag(&mut verdict.tags, failure_tag(plugin.name()));
+                failures.push(Failure {
+                    plugin: plugin.name().to_owned(),
+                    stage: Stage::Observe,
+                    failure,
+                    policy,
+                });
+                match policy {
+                    FailurePolicy::FailOpen => {
+                        plugin.metrics().stats.fail_open_skips.fetch_add(1, Relaxed);
+                    }
+                    FailurePolicy::FailClosed => {
+                        verdict.action = Action::Block(format!(
+                            "message could not be recorded by `{}`",
+                            plugin.name()
+                        ));
+                        verdict.decided_by = Some(plugin.decider().clone());
+                    }
+                }
+            }
+        }
+        event.tags.clone_from(&verdict.tags);
+
+        Decision {
+            verdict,
+            event,
+            timings,
+            failures,
+        }
+    }
+}
+
+fn add_tag(tags: &mut Vec<String>, tag: String) {
+    if !tags.contains(&tag) {
+        tags.push(tag);
+    }
+}

@@ -1,0 +1,234 @@
+//! One live plugin instance: its store (host state, limits, deadline) and
+//! the typed handles to its exports. An instance serves one event at a
+//! time and is thrown away after any failure.
+
+use std::time::Duration;
+
+use wasmtime::component::{InstancePre, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{Event, FinalVerdict, Verdict, handler, lifecycle, observer};
+use super::limits::{Deadline, MemoryCap};
+use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
+
+/// How often the engine's epoch advances; deadlines are checked at this
+/// granularity and then refined against the clock.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The data in every plugin store.
+pub struct HostState {
+    pub caps: InstanceCapabilities,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryCap,
+    pub deadline: Deadline,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl super::bindings::imgate::policy::types::Host for HostState {}
+
+/// Why a call into a plugin did not produce a usable answer.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum CallFailure {
+    #[error("exceeded its {0:?} deadline")]
+    Timeout(Duration),
+    #[error("exceeded its memory cap of {0} MiB")]
+    MemoryLimit(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("was denied a capability: {0}")]
+    Denied(String),
+    #[error("refused to initialise: {0}")]
+    InitRefused(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    #[error("returned an invalid verdict: {0}")]
+    InvalidVerdict(String),
+    #[error("observer reported an error: {0}")]
+    ObserveFailed(String),
+    #[error("is backing off for {remaining:?} after {failures} consecutive failures")]
+    BackingOff { failures: u32, remaining: Duration },
+}
+
+impl CallFailure {
+    /// Whether the instance that produced this failure must be discarded.
+    /// A trap can leave guest state half-updated, so only answers that came
+    /// back cleanly keep their instance.
+    pub fn poisons_instance(&self) -> bool {
+        !matches!(
+            self,
+            CallFailure::InvalidVerdict(_)
+                | CallFailure::ObserveFailed(_)
+                | CallFailure::BackingOff { .. }
+        )
+    }
+
+    /// A short label for metrics and JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallFailure::Timeout(_) => "timeout",
+            CallFailure::MemoryLimit(_) => "memory",
+            CallFailure::Trap(_) => "trap",
+            CallFailure::Denied(_) => "denied",
+            CallFailure::InitRefused(_) => "init",
+            CallFailure::Instantiate(_) => "instantiate",
+            CallFailure::InvalidVerdict(_) => "invalid-verdict",
+            CallFailure::ObserveFailed(_) => "observe-error",
+            CallFailure::BackingOff { .. } => "backoff",
+        }
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}
+
+/// What one fresh instance needs, borrowed from its plugin.
+pub struct InstanceRecipe<'a> {
+    pub engine: &'a Engine,
+    pub pre: &'a InstancePre<HostState>,
+    pub caps: &'a PluginCapabilities,
+    pub lifecycle: &'a lifecycle::GuestIndices,
+    pub handler: Option<&'a handler::GuestIndices>,
+    pub observer: Option<&'a observer::GuestIndices>,
+    pub memory_mib: u64,
+    pub init_budget: Duration,
+}
+
+pub struct PluginInstance {
+    store: Store<HostState>,
+    handler: Option<handler::Guest>,
+    observer: Option<observer::Guest>,
+    memory_mib: u64,
+}
+
+impl PluginInstance {
+    /// Instantiates and runs `init` with the plugin's settings.
+    ///
+    /// # Errors
+    /// Instantiation fails (the pool is exhausted, a start function traps),
+    /// `init` traps or runs past `init_budget`, or `init` returns an error.
+    pub fn create(recipe: &InstanceRecipe<'_>) -> Result<PluginInstance, CallFailure> {
+        let state = HostState {
+            caps: recipe.caps.instance(),
+            wasi: super::wasi::deny_all(&recipe.caps.plugin),
+            table: ResourceTable::new(),
+            limiter: MemoryCap::new((recipe.memory_mib as usize) << 20),
+            deadline: Deadline::new(recipe.init_budget),
+        };
+        let mut store = Store::new(recipe.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            let s = ctx.data();
+            Ok(match s.deadline.remaining(s.caps.archive.waited) {
+                Some(left) => UpdateDeadline::Continue(ticks(left)),
+                None => UpdateDeadline::Interrupt,
+            })
+        });
+        store.set_epoch_deadline(ticks(recipe.init_budget));
+        let mut instance = PluginInstance {
+            store,
+            handler: None,
+            observer: None,
+            memory_mib: recipe.memory_mib,
+        };
+        let inst = match recipe.pre.instantiate(&mut instance.store) {
+            Ok(i) => i,
+            Err(e) => {
+                return Err(match instance.classify(e, recipe.init_budget) {
+                    CallFailure::Trap(msg) => CallFailure::Instantiate(msg),
+                    other => other,
+                });
+            }
+        };
+        let load = |store: &mut Store<HostState>| -> wasmtime::Result<_> {
+            let lifecycle = recipe.lifecycle.load(&mut *store, &inst)?;
+            let handler = match recipe.handler {
+                Some(i) => Some(i.load(&mut *store, &inst)?),
+                None => None,
+            };
+            let observer = match recipe.observer {
+                Some(i) => Some(i.load(&mut *store, &inst)?),
+                None => None,
+            };
+            Ok((lifecycle, handler, observer))
+        };
+        let (lifecycle, handler, observer) = load(&mut instance.store)
+            .map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
+        instance.handler = handler;
+        instance.observer = observer;
+        instance.arm(recipe.init_budget);
+        match lifecycle.call_init(&mut instance.store, recipe.caps.settings.as_json()) {
+            Ok(Ok(())) => Ok(instance),
+            Ok(Err(msg)) => Err(CallFailure::InitRefused(msg)),
+            Err(e) => Err(instance.classify(e, recipe.init_budget)),
+        }
+    }
+
+    /// Resets the per-call budget before entering the guest.
+    fn arm(&mut self, budget: Duration) {
+        let data = self.store.data_mut();
+        data.deadline = Deadline::new(budget);
+        data.caps.archive.waited = Duration::ZERO;
+        self.store.set_epoch_deadline(ticks(budget));
+    }
+
+    fn classify(&self, err: wasmtime::Error, budget: Duration) -> CallFailure {
+        if self.store.data().limiter.refused {
+            return CallFailure::MemoryLimit(self.memory_mib);
+        }
+        if let Some(denied) = err.downcast_ref::<NotGranted>() {
+            return CallFailure::Denied(denied.to_string());
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallFailure::Timeout(budget),
+            _ => CallFailure::Trap(error_text(&err)),
+        }
+    }
+
+    /// # Errors
+    /// The guest traps, runs out of time or memory, or lacks the export.
+    pub fn handle(&mut self, event: &Event, budget: Duration) -> Result<Verdict, CallFailure> {
+        let Some(handler) = self.handler.clone() else {
+            return Err(CallFailure::Trap("plugin has no `handler` export".into()));
+        };
+        self.arm(budget);
+        handler
+            .call_handle(&mut self.store, event)
+            .map_err(|e| self.classify(e, budget))
+    }
+
+    /// # Errors
+    /// As [`Self::handle`], plus the observer's own reported error.
+    pub fn observe(
+        &mut self,
+        event: &Event,
+        verdict: &FinalVerdict,
+        budget: Duration,
+    ) -> Result<(), CallFailure> {
+        let Some(observer) = self.observer.clone() else {
+            return Err(CallFailure::Trap("plugin has no `observer` export".into()));
+        };
+        self.arm(budget);
+        match observer.call_observe(&mut self.store, event, verdict) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(CallFailure::ObserveFailed(msg)),
+            Err(e) => Err(self.classify(e, budget)),
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_text(err: &wasmtime::Error) -> String {
+    let parts: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    parts.join(": ")
+}

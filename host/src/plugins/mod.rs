@@ -1,0 +1,26 @@
+//! The plugin runtime: WebAssembly components, sandboxed and limited, run
+//! against the `imgate:policy` contract.
+//!
+//! - [`engine`]: one `Engine` and `Linker` per process, the compiled-artifact
+//!   cache, the epoch ticker.
+//! - [`plugin`]: one loaded plugin: grant check, `InstancePre`, instance pool,
+//!   crash-loop backoff, verdict checks.
+//! - [`instance`]: one live instance: store, memory cap, deadline, calls.
+//! - [`chain`]: the ordered chain that turns an event into a decision.
+//! - [`inspect`]: what a component imports and exports.
+//! - [`wasi`]: the deny-all WASI every plugin gets.
+//! - [`limits`]: the per-instance memory cap and CPU deadline.
+
+pub mod bindings;
+pub mod chain;
+pub mod engine;
+pub mod inspect;
+pub mod instance;
+pub mod limits;
+pub mod plugin;
+pub mod wasi;
+
+pub use chain::{Chain, Decision};
+pub use engine::PluginEngine;
+pub use instance::CallFailure;
+pub use plugin::{LoadError, LoadedPlugin};

@@ -1,0 +1,470 @@
+//! A loaded plugin: its compiled component, linked once into an
+//! `InstancePre`, the pool of ready instances, its health (crash-loop
+//! backoff) and the checks on what it returns.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use wasmtime::component::InstancePre;
+
+use super::bindings::{
+    Action, Decider, Event, EventKind, FinalVerdict, Verdict, handler, lifecycle, observer,
+};
+use super::engine::{CompileSource, PluginEngine, sha256_hex};
+use super::inspect::{ImportKind, Inspection, compatible, inspect};
+use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, error_text};
+use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
+use crate::config::{PluginSpec, RuntimeConfig};
+
+/// Why a plugin could not be loaded. Each names the plugin's problem in
+/// terms an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("sha256 is {actual}, but the config pins {expected}")]
+    PinMismatch { expected: String, actual: String },
+    #[error("is not a valid component: {0}")]
+    Compile(String),
+    #[error("imports `{import}` but is not granted `{capability}`; add \"{capability}\" to its grants to allow it")]
+    NotGranted { import: String, capability: String },
+    #[error("imports `{0}`, which imgate does not provide")]
+    UnknownImport(String),
+    #[error("targets contract {found}, but this host implements imgate:policy@{host}")]
+    IncompatibleContract { found: String, host: String },
+    #[error("exports neither `handler` nor `observer` of imgate:policy; is it an imgate plugin?")]
+    NoRole,
+    #[error("does not export `lifecycle` (init) of imgate:policy")]
+    NoLifecycle,
+    #[error("cannot be linked: {0}")]
+    Link(String),
+    #[error("failed its first instantiation: {0}")]
+    Init(CallFailure),
+}
+
+/// Crash-loop protection: after [`BACKOFF_AFTER`] consecutive failures the
+/// plugin is not called for a while, doubling up to [`BACKOFF_MAX`]. Its
+/// failure policy answers for it meanwhile.
+pub const BACKOFF_AFTER: u32 = 3;
+pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Health {
+    consecutive: AtomicU32,
+    until_ns: AtomicU64,
+}
+
+impl Health {
+    fn check(&self) -> Result<(), CallFailure> {
+        let until = self.until_ns.load(Relaxed);
+        if until == 0 {
+            return Ok(());
+        }
+        let now = crate::capabilities::clock::monotonic_ns();
+        if now < until {
+            return Err(CallFailure::BackingOff {
+                failures: self.consecutive.load(Relaxed),
+                remaining: Duration::from_nanos(until - now),
+            });
+        }
+        Ok(())
+    }
+
+    fn succeeded(&self) {
+        if self.consecutive.load(Relaxed) != 0 {
+            self.consecutive.store(0, Relaxed);
+            self.until_ns.store(0, Relaxed);
+        }
+    }
+
+    /// Returns the backoff started, if this failure started one.
+    fn failed(&self) -> Option<Duration> {
+        let n = self.consecutive.fetch_add(1, Relaxed) + 1;
+        if n < BACKOFF_AFTER {
+            return None;
+        }
+        let backoff = BACKOFF_BASE
+            .saturating_mul(1 << (n - BACKOFF_AFTER).min(16))
+            .min(BACKOFF_MAX);
+        let until = crate::capabilities::clock::monotonic_ns() + backoff.as_nanos() as u64;
+        self.until_ns.store(until, Relaxed);
+        Some(backoff)
+    }
+}
+
+/// The verdict checks, from `[runtime]`.
+#[derive(Clone, Debug)]
+struct VerdictLimits {
+    max_body_bytes: usize,
+    max_tags: usize,
+    max_tag_bytes: usize,
+}
+
+const MAX_REASON_BYTES: usize = 1024;
+
+impl VerdictLimits {
+    fn check(&self, event: &Event, v: &Verdict) -> Result<(), String> {
+        if v.tags.len() > self.max_tags {
+            return Err(format!("{} tags, limit is {}", v.tags.len(), self.max_tags));
+        }
+        if let Some(t) = v
+            .tags
+            .iter()
+            .find(|t| t.is_empty() || t.len() > self.max_tag_bytes)
+        {
+            return Err(format!(
+                "tag of {} bytes; tags must be 1-{} bytes",
+                t.len(),
+                self.max_tag_bytes
+            ));
+        }
+        match &v.action {
+            Action::Rewrite(body) if body.len() > self.max_body_bytes => Err(format!(
+                "rewrite body of {} bytes exceeds the {} byte limit",
+                body.len(),
+                self.max_body_bytes
+            )),
+            Action::Rewrite(_) if !matches!(event.kind, EventKind::Message(_)) => Err(format!(
+                "rewrite of a {} event; only messages have a body",
+                event.kind.name()
+            )),
+            Action::Block(reason) if reason.len() > MAX_REASON_BYTES => Err(format!(
+                "block reason of {} bytes exceeds {MAX_REASON_BYTES}",
+                reason.len()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub struct LoadedPlugin {
+    pub spec: PluginSpec,
+    pub sha256: String,
+    pub inspection: Inspection,
+    pub compiled_from: CompileSource,
+    engine: wasmtime::Engine,
+    pre: InstancePre<HostState>,
+    lifecycle: lifecycle::GuestIndices,
+    handler: Option<handler::GuestIndices>,
+    observer: Option<observer::GuestIndices>,
+    caps: PluginCapabilities,
+    pool: ArrayQueue<PluginInstance>,
+    health: Health,
+    limits: VerdictLimits,
+    decider: Decider,
+}
+
+impl LoadedPlugin {
+    /// Reads, verifies, compiles (or loads from cache), checks grants,
+    /// links, and instantiates once to run `init`.
+    ///
+    /// # Errors
+    /// See [`LoadError`]: each variant is one reason, named for the operator.
+    pub fn load(engine: &PluginEngine, spec: &PluginSpec) -> Result<LoadedPlugin, LoadError> {
+        let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+            path: spec.path.display().to_string(),
+            source,
+        })?;
+        let sha256 = sha256_hex(&bytes);
+        if let Some(pin) = &spec.sha256 {
+            if *pin != sha256 {
+                return Err(LoadError::PinMismatch {
+                    expected: pin.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        let (component, compiled_from) = engine
+            .compile(&bytes, &sha256)
+            .map_err(|e| LoadError::Compile(error_text(&e)))?;
+        drop(bytes);
+        let inspection = inspect(engine.engine(), &component);
+        check_imports(spec, &inspection)?;
+        if !inspection.policy && !inspection.observer {
+            return Err(LoadError::NoRole);
+        }
+        if !inspection.lifecycle {
+            return Err(LoadError::NoLifecycle);
+        }
+        let pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(error_text(&e)))?;
+        let link = |e: wasmtime::Error| LoadError::Link(error_text(&e));
+        let lifecycle = lifecycle::GuestIndices::new(&pre).map_err(link)?;
+        let handler = inspection
+            .policy
+            .then(|| handler::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
+        let observer = inspection
+            .observer
+            .then(|| observer::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
+        let caps = PluginCapabilities::new(
+            engine.shared(),
+            &spec.name,
+            spec.grants.clone(),
+            Settings::new(spec.settings.clone()),
+        );
+        let plugin = LoadedPlugin {
+            decider: Decider {
+                plugin: spec.name.clone(),
+                sha256: sha256.clone(),
+            },
+            spec: spec.clone(),
+            sha256,
+            inspection,
+            compiled_from,
+            engine: engine.engine().clone(),
+            pre,
+            lifecycle,
+            handler,
+            observer,
+            caps,
+            pool: ArrayQueue::new(spec.pool.max(1)),
+            health: Health::default(),
+            limits: VerdictLimits::from(&engine.runtime),
+        };
+        let first = plugin.instantiate().map_err(LoadError::Init)?;
+        let _ = plugin.pool.push(first);
+        Ok(plugin)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn decider(&self) -> &Decider {
+        &self.decider
+    }
+
+    pub fn is_policy(&self) -> bool {
+        self.handler.is_some()
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.caps.metrics
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_millis(self.spec.deadline_ms)
+    }
+
+    /// A fresh instance with `init` run; counted in the metrics.
+    pub fn instantiate(&self) -> Result<PluginInstance, CallFailure> {
+        self.caps
+            .metrics
+            .stats
+            .instantiations
+            .fetch_add(1, Relaxed);
+        PluginInstance::create(&InstanceRecipe {
+            engine: &self.engine,
+            pre: &self.pre,
+            caps: &self.caps,
+            lifecycle: &self.lifecycle,
+            handler: self.handler.as_ref(),
+            observer: self.observer.as_ref(),
+            memory_mib: self.spec.memory_mib,
+            // init may parse config or warm a language runtime.
+            init_budget: self.deadline().max(Duration::from_secs(1)),
+        })
+    }
+
+    /// Runs `f` on a pooled (or fresh) instance, returning it to the pool
+    /// unless the call poisoned it, and keeps health and counters.
+    fn with_instance<R>(
+        &self,
+        f: impl FnOnce(&mut PluginInstance) -> Result<R, CallFailure>,
+    ) -> Result<R, CallFailure> {
+        self.health.check()?;
+        let mut instance = match self.pool.pop() {
+            Some(i) => i,
+            None => match self.instantiate() {
+                Ok(i) => i,
+                Err(failure) => return Err(self.failed(failure)),
+            },
+        };
+        let started = std::time::Instant::now();
+        let result = f(&mut instance);
+        self.caps.metrics.stats.record_call(started.elapsed());
+        match result {
+            Ok(r) => {
+                self.health.succeeded();
+                let _ = self.pool.push(instance);
+                Ok(r)
+            }
+            Err(failure) => {
+                if !failure.poisons_instance() {
+                    let _ = self.pool.push(instance);
+                }
+                Err(self.failed(failure))
+            }
+        }
+    }
+
+    fn failed(&self, failure: CallFailure) -> CallFailure {
+        let stats = &self.caps.metrics.stats;
+        match &failure {
+            CallFailure::Timeout(_) => stats.timeouts.fetch_add(1, Relaxed),
+            CallFailure::MemoryLimit(_) => stats.memory_exceeded.fetch_add(1, Relaxed),
+            CallFailure::InvalidVerdict(_) => stats.invalid_verdicts.fetch_add(1, Relaxed),
+            _ => stats.traps.fetch_add(1, Relaxed),
+        };
+        tracing::warn!(plugin = %self.spec.name, sha256 = %self.sha256, failure = %failure, "plugin call failed");
+        if let Some(backoff) = self.health.failed() {
+            tracing::error!(plugin = %self.spec.name, ?backoff, "plugin keeps failing; backing off");
+        }
+        failure
+    }
+
+    /// Asks the plugin for its verdict on `event`.
+    ///
+    /// # Errors
+    /// The plugin is backing off, cannot be instantiated, traps, times out,
+    /// exceeds its memory, or returns a verdict the host refuses.
+    pub fn handle(&self, event: &Event) -> Result<Verdict, CallFailure> {
+        let budget = self.deadline();
+        let verdict = self.with_instance(|i| {
+            let v = i.handle(event, budget)?;
+            self.limits
+                .check(event, &v)
+                .map_err(CallFailure::InvalidVerdict)?;
+            Ok(v)
+        })?;
+        let stats = &self.caps.metrics.stats;
+        match verdict.action {
+            Action::Allow => &stats.allow,
+            Action::Block(_) => &stats.block,
+            Action::Drop => &stats.drop,
+            Action::Rewrite(_) => &stats.rewrite,
+        }
+        .fetch_add(1, Relaxed);
+        Ok(verdict)
+    }
+
+    /// Shows the plugin the chain's final verdict.
+    ///
+    /// # Errors
+    /// As [`Self::handle`], plus the observer's own reported error.
+    pub fn observe(&self, event: &Event, verdict: &FinalVerdict) -> Result<(), CallFailure> {
+        let budget = self.deadline();
+        self.with_instance(|i| i.observe(event, verdict, budget))
+    }
+
+    /// Instances ready in the pool.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.len()
+    }
+}
+
+impl From<&RuntimeConfig> for VerdictLimits {
+    fn from(r: &RuntimeConfig) -> Self {
+        VerdictLimits {
+            max_body_bytes: r.max_body_bytes,
+            max_tags: r.max_tags,
+            max_tag_bytes: r.max_tag_bytes,
+        }
+    }
+}
+
+/// The load-time half of the grant check: every `imgate:policy` interface
+/// the component imports must be granted, and nothing unknown may be
+/// imported. The per-call half lives in each capability.
+fn check_imports(spec: &PluginSpec, inspection: &Inspection) -> Result<(), LoadError> {
+    for version in &inspection.contract_versions {
+        if !compatible(version) {
+            return Err(LoadError::IncompatibleContract {
+                found: format!("imgate:policy@{version}"),
+                host: super::bindings::CONTRACT_VERSION.into(),
+            });
+        }
+    }
+    for import in &inspection.imports {
+        match &import.kind {
+            ImportKind::Capability(cap) if !spec.grants.contains(*cap) => {
+                return Err(LoadError::NotGranted {
+                    import: import.name.clone(),
+                    capability: cap.to_string(),
+                });
+            }
+            ImportKind::Unknown => return Err(LoadError::UnknownImport(import.name.clone())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_after_repeated_failures_and_clears_on_success() {
+        let h = Health::default();
+        assert!(h.failed().is_none());
+        assert!(h.failed().is_none());
+        assert_eq!(h.failed(), Some(BACKOFF_BASE));
+        assert!(matches!(h.check(), Err(CallFailure::BackingOff { failures: 3, .. })));
+        assert_eq!(h.failed(), Some(BACKOFF_BASE * 2));
+        h.succeeded();
+        assert!(h.check().is_ok());
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let h = Health::default();
+        let mut last = None;
+        for _ in 0..40 {
+            last = h.failed();
+        }
+        assert_eq!(last, Some(BACKOFF_MAX));
+    }
+
+    fn message(body: &str) -> Event {
+        crate::event::json::EventDoc {
+            network: "xmpp".into(),
+            message: Some(crate::event::json::MessageDoc {
+                sender: "a".into(),
+                recipient: "b".into(),
+                body: body.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into_event("e", 0)
+        .unwrap()
+    }
+
+    #[test]
+    fn verdict_limits_refuse_oversized_and_misplaced_answers() {
+        let limits = VerdictLimits {
+            max_body_bytes: 10,
+            max_tags: 2,
+            max_tag_bytes: 5,
+        };
+        let m = message("hi");
+        let v = |action, tags: &[&str]| Verdict {
+            action,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        assert!(limits.check(&m, &v(Action::Rewrite("short".into()), &["a"])).is_ok());
+        assert!(limits.check(&m, &v(Action::Rewrite("x".repeat(11)), &[])).is_err());
+        assert!(limits.check(&m, &v(Action::Allow, &["a", "b", "c"])).is_err());
+        assert!(limits.check(&m, &v(Action::Allow, &["toolong"])).is_err());
+        assert!(limits.check(&m, &v(Action::Allow, &[""])).is_err());
+        let mut presence = m.clone();
+        presence.kind = EventKind::SessionStart;
+        assert!(limits.check(&presence, &v(Action::Rewrite("x".into()), &[])).is_err());
+    }
+}
