@@ -1,0 +1,141 @@
+//! `export_plugin!`, the one macro a plugin author calls.
+//!
+//! It expands, in the plugin crate, to a wit-bindgen `generate!` of the
+//! chosen world with the contract's text inlined. The world's description
+//! (the custom section wit-component reads) is therefore emitted in the
+//! plugin crate only, so the component exports exactly that world. Types
+//! and imports are mapped with `with` onto `imgate_sdk::bindings`, so they
+//! are the SDK's own types.
+
+use proc_macro::TokenStream;
+
+/// The contract, one package split over three files; inlined as one text
+/// with the later `package` lines removed.
+const WIT_FILES: [&str; 3] = [
+    include_str!("../../../wit/types.wit"),
+    include_str!("../../../wit/host.wit"),
+    include_str!("../../../wit/plugin.wit"),
+];
+
+fn contract_text() -> String {
+    let mut text = String::new();
+    for (i, file) in WIT_FILES.iter().enumerate() {
+        for line in file.lines() {
+            if i > 0 && line.trim_start().starts_with("package ") {
+                continue;
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn error(msg: &str) -> TokenStream {
+    format!("::core::compile_error!({msg:?});")
+        .parse()
+        .unwrap_or_default()
+}
+
+/// `export_plugin!(MyPlugin)`, `export_plugin!(MyPlugin, observer)` or
+/// `export_plugin!(MyPlugin, policy, observer)`. See `imgate_sdk::Plugin`.
+#[proc_macro]
+pub fn export_plugin(input: TokenStream) -> TokenStream {
+    let text = input.to_string();
+    let mut parts = text.split(',').map(str::trim).filter(|s| !s.is_empty());
+    let Some(ty) = parts.next() else {
+        return error("export_plugin! needs the plugin type: export_plugin!(MyPlugin)");
+    };
+    let roles: Vec<&str> = parts.collect();
+    let (policy, observer) = match roles.as_slice() {
+        [] | ["policy"] => (true, false),
+        ["observer"] => (false, true),
+        ["policy", "observer"] | ["observer", "policy"] => (true, true),
+        _ => {
+            return error(
+                "export_plugin!(Type[, policy][, observer]): roles are `policy` and `observer`",
+            );
+        }
+    };
+    let world = match (policy, observer) {
+        (true, false) => "policy",
+        (false, true) => "observer-plugin",
+        _ => "policy-observer",
+    };
+    let sdk = "::imgate_sdk";
+    let mut with = String::new();
+    for iface in ["types", "log", "clock", "config", "kv", "archive", "metrics"] {
+        with.push_str(&format!(
+            "\"imgate:policy/{iface}@0.1.0\": imgate_sdk::bindings::imgate::policy::{iface},\n"
+        ));
+    }
+    let mut roles_impl = String::new();
+    if policy {
+        roles_impl.push_str(&format!(
+            r#"
+        impl exports::imgate::policy::handler::Guest for Export {{
+            fn handle(event: {sdk}::Event) -> {sdk}::Verdict {{
+                STATE.with(|s| match s.borrow_mut().as_mut() {{
+                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::handle(p, &event),
+                    ::core::option::Option::None => {sdk}::Verdict::block("plugin was not initialised"),
+                }})
+            }}
+        }}"#
+        ));
+    }
+    if observer {
+        roles_impl.push_str(&format!(
+            r#"
+        impl exports::imgate::policy::observer::Guest for Export {{
+            fn observe(
+                event: {sdk}::Event,
+                verdict: {sdk}::FinalVerdict,
+            ) -> ::core::result::Result<(), ::std::string::String> {{
+                STATE.with(|s| match s.borrow_mut().as_mut() {{
+                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::observe(p, &event, &verdict),
+                    ::core::option::Option::None => ::core::result::Result::Err("plugin was not initialised".into()),
+                }})
+            }}
+        }}"#
+        ));
+    }
+    let code = format!(
+        r#"
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[allow(clippy::all)]
+mod __imgate_plugin_export {{
+    use super::*;
+
+    {sdk}::__wit_bindgen::generate!({{
+        inline: {wit:?},
+        world: "imgate:policy/{world}",
+        runtime_path: "imgate_sdk::__wit_bindgen_rt",
+        with: {{ {with} }},
+    }});
+
+    ::std::thread_local! {{
+        static STATE: ::core::cell::RefCell<::core::option::Option<{ty}>> =
+            const {{ ::core::cell::RefCell::new(::core::option::Option::None) }};
+    }}
+
+    struct Export;
+
+    impl exports::imgate::policy::lifecycle::Guest for Export {{
+        fn init(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {{
+            let config = {sdk}::Config::from_json(&config)?;
+            let plugin = <{ty} as {sdk}::Plugin>::init(config)?;
+            STATE.with(|s| *s.borrow_mut() = ::core::option::Option::Some(plugin));
+            ::core::result::Result::Ok(())
+        }}
+    }}
+    {roles_impl}
+
+    export!(Export);
+}}
+"#,
+        wit = contract_text(),
+    );
+    code.parse()
+        .unwrap_or_else(|e| error(&format!("imgate-sdk-macros generated invalid code: {e}")))
+}
