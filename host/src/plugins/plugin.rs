@@ -42,7 +42,7 @@ pub enum LoadError {
     NoLifecycle,
     #[error("cannot be linked: {0}")]
     Link(String),
-    #[error("failed its first instantiation: {0}")]
+    #[error("failed to start: {0}")]
     Init(CallFailure),
 }
 

@@ -1,0 +1,287 @@
+//! The chain with real components: order, rewrites, tags, observers, the
+//! archive capability, concurrency and the compiled-artifact cache.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use imgate::event::EventKind;
+use imgate::plugins::engine::CompileSource;
+use imgate::{Action, Config, Runtime};
+use imgate_tests::{message, start, wasm, write_config};
+
+fn sha(name: &str) -> String {
+    imgate::plugins::engine::sha256_hex(&std::fs::read(wasm(name)).unwrap())
+}
+
+#[test]
+fn a_rewrite_feeds_the_next_plugin_and_tags_are_visible() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "rewriter"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["foo", "bar"]
+tag = "rewritten"
+
+[[plugins]]
+name = "tag-reader"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+block_if_tag = "rewritten"
+block_if_body_contains = "never"
+"#,
+    );
+    let d = rt.chain.evaluate(message("say foo"));
+    assert_eq!(d.verdict.action, Action::Block("saw tag rewritten".into()));
+    assert_eq!(d.verdict.decided_by.as_ref().unwrap().plugin, "tag-reader");
+    assert_eq!(d.verdict.decided_by.as_ref().unwrap().sha256, sha("test_scripted"));
+    assert_eq!(d.verdict.tags, vec!["rewritten".to_string()]);
+}
+
+#[test]
+fn the_rewritten_body_is_what_later_plugins_judge() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "rewriter"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["foo", "bar"]
+
+[[plugins]]
+name = "bar-blocker"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+block_if_body_contains = "bar"
+"#,
+    );
+    let d = rt.chain.evaluate(message("foo"));
+    assert_eq!(d.verdict.action, Action::Block("body has bar".into()));
+    // Observers and callers see the body as attempted.
+    let EventKind::Message(m) = &d.event.kind else {
+        panic!()
+    };
+    assert_eq!(m.body, "foo");
+}
+
+#[test]
+fn the_first_block_or_drop_wins_and_later_plugins_are_not_called() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "dropper"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+drop_if_body_contains = "spam"
+
+[[plugins]]
+name = "counter"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+count = "n"
+"#,
+    );
+    let d = rt.chain.evaluate(message("buy spam"));
+    assert_eq!(d.verdict.action, Action::Drop);
+    assert_eq!(d.verdict.decided_by.unwrap().plugin, "dropper");
+    let counter = rt.engine.shared().metrics.plugin("counter");
+    assert_eq!(counter.stats.calls.load(Relaxed), 0);
+    let d = rt.chain.evaluate(message("hello"));
+    assert_eq!(d.verdict.action, Action::Allow);
+    assert_eq!(d.verdict.decided_by, None);
+    assert_eq!(counter.stats.calls.load(Relaxed), 1);
+    assert_eq!(counter.counter("calls"), Some(1));
+}
+
+#[test]
+fn a_final_rewrite_is_delivered_and_named() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "masker"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["4111 1111 1111 1111", "**** **** **** 1111"]
+"#,
+    );
+    let d = rt.chain.evaluate(message("card 4111 1111 1111 1111 ok"));
+    assert_eq!(d.delivered_body(), Some("card **** **** **** 1111 ok"));
+    assert_eq!(d.verdict.decided_by.unwrap().plugin, "masker");
+}
+
+const ARCHIVED: &str = r#"
+[archive]
+path = "archive.jsonl"
+group_commit_ms = 1
+
+[[plugins]]
+name = "kw"
+path = "{wasm:keyword_block}"
+failure = "fail-open"
+[plugins.config]
+words = ["secret"]
+
+[[plugins]]
+name = "recorder"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#;
+
+fn archive_lines(cfg: &imgate_tests::TestConfig) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(cfg.dir.path().join("archive.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_observer_archives_blocked_messages_durably_with_the_decider() {
+    let (cfg, rt) = start(ARCHIVED);
+    let d = rt.chain.evaluate(message("the secret plan"));
+    assert!(matches!(d.verdict.action, Action::Block(_)));
+    // `evaluate` returned, so the append was acknowledged: it is on disk.
+    let lines = archive_lines(&cfg);
+    assert_eq!(lines.len(), 1);
+    let rec = &lines[0];
+    assert_eq!(rec["seq"], 1);
+    assert_eq!(rec["plugin"], "recorder");
+    assert_eq!(rec["event"]["message"]["body"], "the secret plan");
+    assert_eq!(rec["verdict"]["action"], "block");
+    assert_eq!(rec["verdict"]["decided_by"]["plugin"], "kw");
+    assert_eq!(rec["verdict"]["decided_by"]["sha256"], sha("keyword_block"));
+    assert_eq!(rec["verdict"]["tags"], serde_json::json!(["keyword:blocked"]));
+    assert_eq!(rec["annotations"], serde_json::json!([["recorder", "v1"]]));
+}
+
+#[test]
+fn a_fail_closed_observer_that_cannot_record_stops_delivery() {
+    let (cfg, rt) = start(ARCHIVED);
+    let d = rt.chain.evaluate(message("please refuse-archive this"));
+    assert_eq!(
+        d.verdict.action,
+        Action::Block("message could not be recorded by `recorder`".into())
+    );
+    assert!(archive_lines(&cfg).is_empty());
+}
+
+#[test]
+fn a_fail_open_observer_failure_is_tagged_and_delivery_goes_on() {
+    let toml = ARCHIVED.replace(
+        "grants = [\"archive\"]",
+        "grants = [\"archive\"]\nfailure = \"fail-open\"",
+    );
+    let (_cfg, rt) = start(&toml);
+    let d = rt.chain.evaluate(message("refuse-archive"));
+    assert_eq!(d.verdict.action, Action::Allow);
+    assert!(d.verdict.tags.contains(&"imgate:failed:recorder".to_string()));
+}
+
+#[test]
+fn many_events_run_concurrently_with_correct_verdicts_and_shared_state() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "kw"
+path = "{wasm:keyword_block}"
+pool = 4
+[plugins.config]
+words = ["secret"]
+
+[[plugins]]
+name = "counter"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+pool = 4
+[plugins.config]
+count = "n"
+"#,
+    );
+    let rt = Arc::new(rt);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                for i in 0..250 {
+                    let secret = (t + i) % 3 == 0;
+                    let body = if secret { "a secret" } else { "hello" };
+                    let d = rt.chain.evaluate(message(body));
+                    assert_eq!(matches!(d.verdict.action, Action::Block(_)), secret);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // The counter only ran for allowed events; kv saw every one of them.
+    let allowed = (0..8)
+        .flat_map(|t| (0..250).map(move |i| (t + i) % 3 != 0))
+        .filter(|a| *a)
+        .count() as i64;
+    let ns = rt.engine.shared().kv.namespace("counter");
+    assert_eq!(ns.increment("n", 0).unwrap(), allowed);
+    let kw = &rt.chain.plugins()[0];
+    assert!(kw.idle_instances() <= 4);
+}
+
+#[test]
+fn a_second_start_loads_from_the_compiled_cache() {
+    let cfg = write_config(
+        r#"
+[runtime]
+cache_dir = "cache"
+
+[[plugins]]
+name = "kw"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["x"]
+"#,
+    );
+    let config = Config::load(&cfg.path).unwrap();
+    let first = Runtime::start(&config).unwrap();
+    assert_eq!(first.chain.plugins()[0].compiled_from, CompileSource::Compiled);
+    drop(first);
+    let second = Runtime::start(&config).unwrap();
+    assert_eq!(second.chain.plugins()[0].compiled_from, CompileSource::Cache);
+    // A corrupted artifact is detected and recompiled, not trusted.
+    for entry in std::fs::read_dir(cfg.dir.path().join("cache")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    drop(second);
+    let third = Runtime::start(&config).unwrap();
+    assert_eq!(third.chain.plugins()[0].compiled_from, CompileSource::Compiled);
+}
+
+#[test]
+fn a_pinned_hash_that_differs_refuses_the_plugin() {
+    let cfg = write_config(&format!(
+        r#"
+[[plugins]]
+name = "kw"
+path = "{{wasm:keyword_block}}"
+sha256 = "{}"
+[plugins.config]
+words = ["x"]
+"#,
+        "0".repeat(64)
+    ));
+    let config = Config::load(&cfg.path).unwrap();
+    let err = Runtime::start(&config).err().expect("pin mismatch").to_string();
+    assert!(err.contains("plugin `kw`") && err.contains("pins"), "{err}");
+}

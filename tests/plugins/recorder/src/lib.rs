@@ -1,0 +1,26 @@
+//! A test observer: archives every message with its final verdict through
+//! the `archive` capability (which waits for durability), and refuses
+//! (returns an error) when the body contains `refuse-archive`.
+
+use imgate_sdk::{Config, Event, FinalVerdict, Plugin, archive};
+
+pub struct Recorder;
+
+impl Plugin for Recorder {
+    fn init(_config: Config) -> Result<Self, String> {
+        Ok(Recorder)
+    }
+
+    fn observe(&mut self, event: &Event, verdict: &FinalVerdict) -> Result<(), String> {
+        let Some(body) = event.body() else {
+            return Ok(());
+        };
+        if body.contains("refuse-archive") {
+            return Err("told to refuse".into());
+        }
+        let annotations = vec![("recorder".to_string(), "v1".to_string())];
+        archive::append(event, verdict, &annotations).map(|_| ())
+    }
+}
+
+imgate_sdk::export_plugin!(Recorder, observer);

@@ -1,0 +1,70 @@
+//! A configurable test plugin for chain semantics: rewrites, tags, blocks
+//! and drops chosen by config, so tests can build chains that show order,
+//! rewrite feeding and tag visibility. Also counts calls in `kv` when
+//! `count` is set, to show the capability is shared across instances.
+
+use imgate_sdk::{Config, Event, Plugin, Verdict, kv, log, metrics};
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    /// `[from, to]`: rewrite messages containing `from`.
+    replace: Option<(String, String)>,
+    /// Tag every message with this.
+    tag: Option<String>,
+    block_if_tag: Option<String>,
+    block_if_body_contains: Option<String>,
+    drop_if_body_contains: Option<String>,
+    /// Count calls in kv under this key and log/measure each.
+    count: Option<String>,
+}
+
+pub struct Scripted(Settings);
+
+impl Plugin for Scripted {
+    fn init(config: Config) -> Result<Self, String> {
+        Ok(Scripted(config.parse()?))
+    }
+
+    fn handle(&mut self, event: &Event) -> Verdict {
+        let s = &self.0;
+        if let Some(key) = &s.count {
+            let n = kv::increment(key, 1).unwrap_or(-1);
+            log::info(&format!("call {n}"));
+            metrics::counter_add("calls", 1);
+        }
+        let Some(body) = event.body() else {
+            return Verdict::allow();
+        };
+        let mut verdict = Verdict::allow();
+        if let Some(t) = &s.block_if_tag {
+            if event.has_tag(t) {
+                verdict = Verdict::block(format!("saw tag {t}"));
+            }
+        }
+        if let Some(w) = &s.block_if_body_contains {
+            if body.contains(w.as_str()) {
+                verdict = Verdict::block(format!("body has {w}"));
+            }
+        }
+        if let Some(w) = &s.drop_if_body_contains {
+            if body.contains(w.as_str()) {
+                verdict = Verdict::drop();
+            }
+        }
+        if verdict.is_allow() {
+            if let Some((from, to)) = &s.replace {
+                if body.contains(from.as_str()) {
+                    verdict = Verdict::rewrite(body.replace(from.as_str(), to));
+                }
+            }
+        }
+        match &s.tag {
+            Some(t) => verdict.with_tag(t.clone()),
+            None => verdict,
+        }
+    }
+}
+
+imgate_sdk::export_plugin!(Scripted);

@@ -1,0 +1,91 @@
+//! Shared helpers for the cross-process tests: where the built plugin
+//! components and the `imgate` binary are, and how to start a runtime
+//! from a config written on the fly.
+//!
+//! The components are built by `make plugins` (run by `make test`).
+
+use std::path::{Path, PathBuf};
+
+use imgate::event::json::{EventDoc, MessageDoc};
+use imgate::{Config, Event, Runtime};
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Path of a built plugin component, e.g. `wasm("keyword_block")`.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = workspace()
+        .join("target/wasm32-wasip2/plugin")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first with `make plugins`",
+        path.display()
+    );
+    path
+}
+
+/// The `imgate` binary next to this test executable's profile directory.
+pub fn imgate_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("imgate");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --release -p imgate` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A config file in a fresh temp dir; `{wasm:NAME}` in `toml` is replaced
+/// by the component's absolute path. The cache goes in the temp dir.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn write_config(toml: &str) -> TestConfig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = toml.to_owned();
+    while let Some(start) = text.find("{wasm:") {
+        let end = start + text[start..].find('}').expect("closing brace");
+        let name = &text[start + 6..end];
+        let path = wasm(name).display().to_string();
+        text.replace_range(start..=end, &path);
+    }
+    let path = dir.path().join("imgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    TestConfig { dir, path }
+}
+
+/// Loads the config and starts the runtime, panicking with every problem.
+pub fn start(toml: &str) -> (TestConfig, Runtime) {
+    let cfg = write_config(toml);
+    let config = Config::load(&cfg.path).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = Runtime::start(&config).unwrap_or_else(|e| panic!("{e}"));
+    (cfg, runtime)
+}
+
+/// An outbound XMPP message with `body`.
+pub fn message(body: &str) -> Event {
+    EventDoc {
+        network: "xmpp".into(),
+        message: Some(MessageDoc {
+            sender: "alice@corp.example".into(),
+            recipient: "bob@example.net".into(),
+            body: body.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .into_event("test", 0)
+    .expect("a message event")
+}
