@@ -104,6 +104,29 @@ pub struct InstanceRecipe<'a> {
     pub init_budget: Duration,
 }
 
+/// A store set up as every plugin instance's is (deny-all WASI, memory
+/// cap, deadline callback), for embedders and benchmarks that drive an
+/// instance directly.
+pub fn bare_store(engine: &Engine, caps: &PluginCapabilities, memory_mib: u64) -> Store<HostState> {
+    let state = HostState {
+        caps: caps.instance(),
+        wasi: super::wasi::deny_all(&caps.plugin),
+        table: ResourceTable::new(),
+        limiter: MemoryCap::new((memory_mib as usize) << 20),
+        deadline: Deadline::new(Duration::from_secs(1)),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| {
+        let s = ctx.data();
+        Ok(match s.deadline.remaining(s.caps.archive.waited) {
+            Some(left) => UpdateDeadline::Continue(ticks(left)),
+            None => UpdateDeadline::Interrupt,
+        })
+    });
+    store
+}
+
 pub struct PluginInstance {
     store: Store<HostState>,
     handler: Option<handler::Guest>,
@@ -118,22 +141,7 @@ impl PluginInstance {
     /// Instantiation fails (the pool is exhausted, a start function traps),
     /// `init` traps or runs past `init_budget`, or `init` returns an error.
     pub fn create(recipe: &InstanceRecipe<'_>) -> Result<PluginInstance, CallFailure> {
-        let state = HostState {
-            caps: recipe.caps.instance(),
-            wasi: super::wasi::deny_all(&recipe.caps.plugin),
-            table: ResourceTable::new(),
-            limiter: MemoryCap::new((recipe.memory_mib as usize) << 20),
-            deadline: Deadline::new(recipe.init_budget),
-        };
-        let mut store = Store::new(recipe.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            let s = ctx.data();
-            Ok(match s.deadline.remaining(s.caps.archive.waited) {
-                Some(left) => UpdateDeadline::Continue(ticks(left)),
-                None => UpdateDeadline::Interrupt,
-            })
-        });
+        let mut store = bare_store(recipe.engine, recipe.caps, recipe.memory_mib);
         store.set_epoch_deadline(ticks(recipe.init_budget));
         let mut instance = PluginInstance {
             store,
