@@ -37,7 +37,10 @@ block_if_body_contains = "never"
     let d = rt.chain.evaluate(message("say foo"));
     assert_eq!(d.verdict.action, Action::Block("saw tag rewritten".into()));
     assert_eq!(d.verdict.decided_by.as_ref().unwrap().plugin, "tag-reader");
-    assert_eq!(d.verdict.decided_by.as_ref().unwrap().sha256, sha("test_scripted"));
+    assert_eq!(
+        d.verdict.decided_by.as_ref().unwrap().sha256,
+        sha("test_scripted")
+    );
     assert_eq!(d.verdict.tags, vec!["rewritten".to_string()]);
 }
 
@@ -158,7 +161,10 @@ fn an_observer_archives_blocked_messages_durably_with_the_decider() {
     assert_eq!(rec["verdict"]["action"], "block");
     assert_eq!(rec["verdict"]["decided_by"]["plugin"], "kw");
     assert_eq!(rec["verdict"]["decided_by"]["sha256"], sha("keyword_block"));
-    assert_eq!(rec["verdict"]["tags"], serde_json::json!(["keyword:blocked"]));
+    assert_eq!(
+        rec["verdict"]["tags"],
+        serde_json::json!(["keyword:blocked"])
+    );
     assert_eq!(rec["annotations"], serde_json::json!([["recorder", "v1"]]));
 }
 
@@ -182,7 +188,11 @@ fn a_fail_open_observer_failure_is_tagged_and_delivery_goes_on() {
     let (_cfg, rt) = start(&toml);
     let d = rt.chain.evaluate(message("refuse-archive"));
     assert_eq!(d.verdict.action, Action::Allow);
-    assert!(d.verdict.tags.contains(&"imgate:failed:recorder".to_string()));
+    assert!(
+        d.verdict
+            .tags
+            .contains(&"imgate:failed:recorder".to_string())
+    );
 }
 
 #[test]
@@ -249,10 +259,16 @@ words = ["x"]
     );
     let config = Config::load(&cfg.path).unwrap();
     let first = Runtime::start(&config).unwrap();
-    assert_eq!(first.chain.plugins()[0].compiled_from, CompileSource::Compiled);
+    assert_eq!(
+        first.chain.plugins()[0].compiled_from,
+        CompileSource::Compiled
+    );
     drop(first);
     let second = Runtime::start(&config).unwrap();
-    assert_eq!(second.chain.plugins()[0].compiled_from, CompileSource::Cache);
+    assert_eq!(
+        second.chain.plugins()[0].compiled_from,
+        CompileSource::Cache
+    );
     // A corrupted artifact is detected and recompiled, not trusted.
     for entry in std::fs::read_dir(cfg.dir.path().join("cache")).unwrap() {
         let path = entry.unwrap().path();
@@ -265,7 +281,10 @@ words = ["x"]
     }
     drop(second);
     let third = Runtime::start(&config).unwrap();
-    assert_eq!(third.chain.plugins()[0].compiled_from, CompileSource::Compiled);
+    assert_eq!(
+        third.chain.plugins()[0].compiled_from,
+        CompileSource::Compiled
+    );
 }
 
 #[test]
@@ -282,6 +301,9 @@ words = ["x"]
         "0".repeat(64)
     ));
     let config = Config::load(&cfg.path).unwrap();
-    let err = Runtime::start(&config).err().expect("pin mismatch").to_string();
+    let err = Runtime::start(&config)
+        .err()
+        .expect("pin mismatch")
+        .to_string();
     assert!(err.contains("plugin `kw`") && err.contains("pins"), "{err}");
 }

@@ -19,14 +19,28 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn replay_of_the_sample_transcript_gives_one_verdict_per_event() {
-    let (code, out, err) = run(&["replay", "--config", "examples/imgate.toml", "examples/transcript.jsonl"]);
+    let (code, out, err) = run(&[
+        "replay",
+        "--config",
+        "examples/imgate.toml",
+        "examples/transcript.jsonl",
+    ]);
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 10);
-    let actions: Vec<&str> = lines.iter().map(|l| l["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
     assert_eq!(
         actions,
-        ["allow", "allow", "block", "block", "allow", "allow", "block", "allow", "allow", "allow"]
+        [
+            "allow", "allow", "block", "block", "allow", "allow", "block", "allow", "allow",
+            "allow"
+        ]
     );
     let blocked = &lines[3];
     assert_eq!(blocked["event"], "ev-4");
@@ -47,7 +61,12 @@ fn replay_names_the_malformed_line_and_exits_non_zero() {
         "{\"network\":\"xmpp\",\"direction\":\"outbound\",\"session_start\":{}}\n{\"network\": 42}\n",
     )
     .unwrap();
-    let (code, out, err) = run(&["replay", "--config", "examples/imgate.toml", events.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "replay",
+        "--config",
+        "examples/imgate.toml",
+        events.to_str().unwrap(),
+    ]);
     assert_ne!(code, 0);
     assert!(out.is_empty(), "no partial output: {out}");
     assert!(err.contains("bad.jsonl:2:"), "{err}");

@@ -28,7 +28,11 @@ fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, Duration) {
     let decision = runtime.chain.evaluate(message(body));
     let took = started.elapsed();
     let next = runtime.chain.evaluate(message("hello"));
-    assert_eq!(next.verdict.action, Action::Allow, "next event after {body}");
+    assert_eq!(
+        next.verdict.action,
+        Action::Allow,
+        "next event after {body}"
+    );
     assert!(
         next.verdict.tags.contains(&"hostile:served".to_string()),
         "next event was served by a fresh instance: {:?}",
@@ -45,10 +49,18 @@ fn failure(d: &imgate::Decision) -> &CallFailure {
 fn an_endless_loop_is_stopped_by_the_deadline_and_fails_closed() {
     let (_cfg, rt) = hostile_chain("");
     let (d, took) = attack(&rt, "loop");
-    assert!(matches!(failure(&d), CallFailure::Timeout(_)), "{:?}", d.failures);
+    assert!(
+        matches!(failure(&d), CallFailure::Timeout(_)),
+        "{:?}",
+        d.failures
+    );
     assert!(matches!(d.verdict.action, Action::Block(_)));
     assert_eq!(d.verdict.decided_by.as_ref().unwrap().plugin, "hostile");
-    assert!(d.verdict.tags.contains(&"imgate:failed:hostile".to_string()));
+    assert!(
+        d.verdict
+            .tags
+            .contains(&"imgate:failed:hostile".to_string())
+    );
     assert!(took < Duration::from_millis(500), "took {took:?}");
     let stats = &rt.engine.shared().metrics.plugin("hostile").stats;
     assert_eq!(stats.timeouts.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -59,9 +71,16 @@ fn fail_open_skips_a_looping_plugin() {
     let (_cfg, rt) = hostile_chain("failure = \"fail-open\"");
     let (d, _) = attack(&rt, "loop");
     assert_eq!(d.verdict.action, Action::Allow);
-    assert!(d.verdict.tags.contains(&"imgate:failed:hostile".to_string()));
+    assert!(
+        d.verdict
+            .tags
+            .contains(&"imgate:failed:hostile".to_string())
+    );
     let text = rt.engine.shared().metrics.render_prometheus();
-    assert!(text.contains("imgate_plugin_fail_open_skips_total{plugin=\"hostile\"} 1"), "{text}");
+    assert!(
+        text.contains("imgate_plugin_fail_open_skips_total{plugin=\"hostile\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -69,7 +88,12 @@ fn a_memory_bomb_hits_the_cap() {
     // A generous deadline, so the cap (not the clock) is what stops it.
     let (_cfg, rt) = hostile_chain("memory_mib = 32\ndeadline_ms = 2000");
     let (d, took) = attack(&rt, "bomb");
-    assert_eq!(failure(&d), &CallFailure::MemoryLimit(32), "{:?}", d.failures);
+    assert_eq!(
+        failure(&d),
+        &CallFailure::MemoryLimit(32),
+        "{:?}",
+        d.failures
+    );
     assert!(matches!(d.verdict.action, Action::Block(_)));
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
@@ -88,7 +112,11 @@ fn a_panic_is_a_trap() {
 fn a_stack_overflow_is_a_trap() {
     let (_cfg, rt) = hostile_chain("");
     let (d, _) = attack(&rt, "recurse");
-    assert!(matches!(failure(&d), CallFailure::Trap(_)), "{:?}", d.failures);
+    assert!(
+        matches!(failure(&d), CallFailure::Trap(_)),
+        "{:?}",
+        d.failures
+    );
 }
 
 #[test]
@@ -98,7 +126,10 @@ fn a_100_mb_rewrite_is_refused_by_the_host() {
     let (d, took) = attack(&rt, "huge");
     match failure(&d) {
         CallFailure::InvalidVerdict(msg) => {
-            assert!(msg.contains("104857600") && msg.contains("exceeds"), "{msg}")
+            assert!(
+                msg.contains("104857600") && msg.contains("exceeds"),
+                "{msg}"
+            )
         }
         other => panic!("expected an invalid verdict, got {other:?}"),
     }
@@ -117,7 +148,11 @@ fn a_100_mb_rewrite_under_the_default_cap_hits_the_memory_limit() {
 fn too_many_tags_are_refused() {
     let (_cfg, rt) = hostile_chain("");
     let (d, _) = attack(&rt, "tags");
-    assert!(matches!(failure(&d), CallFailure::InvalidVerdict(_)), "{:?}", d.failures);
+    assert!(
+        matches!(failure(&d), CallFailure::InvalidVerdict(_)),
+        "{:?}",
+        d.failures
+    );
 }
 
 #[test]
@@ -145,7 +180,11 @@ fn a_granted_capability_works_and_is_shared_across_instances() {
     let (_cfg, rt) = hostile_chain("");
     for n in 1..=3 {
         let d = rt.chain.evaluate(message("kv"));
-        assert!(d.verdict.tags.contains(&format!("hits:{n}")), "{:?}", d.verdict);
+        assert!(
+            d.verdict.tags.contains(&format!("hits:{n}")),
+            "{:?}",
+            d.verdict
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use imgate::capabilities::{SharedCapabilities, config::Settings, PluginCapabilities, Grants};
+use imgate::capabilities::{Grants, PluginCapabilities, SharedCapabilities, config::Settings};
 use imgate::event::json::{EventDoc, MessageDoc};
 use imgate::plugins::bindings::{handler, lifecycle};
 use imgate::plugins::instance::HostState;
@@ -81,8 +81,14 @@ fn bare(rt: &Runtime, file: &str, config_json: &str) -> (Store<HostState>, handl
     );
     let mut store = imgate::plugins::instance::bare_store(engine.engine(), &caps, 64);
     let instance = pre.instantiate(&mut store).unwrap();
-    let life = lifecycle::GuestIndices::new(&pre).unwrap().load(&mut store, &instance).unwrap();
-    let h = handler::GuestIndices::new(&pre).unwrap().load(&mut store, &instance).unwrap();
+    let life = lifecycle::GuestIndices::new(&pre)
+        .unwrap()
+        .load(&mut store, &instance)
+        .unwrap();
+    let h = handler::GuestIndices::new(&pre)
+        .unwrap()
+        .load(&mut store, &instance)
+        .unwrap();
     store.set_epoch_deadline(u64::MAX / 2);
     life.call_init(&mut store, config_json).unwrap().unwrap();
     (store, h)
@@ -106,7 +112,8 @@ fn benches(c: &mut Criterion) {
     ]);
 
     let mut g = c.benchmark_group("per_event");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
 
     let (mut store, h) = bare(&noop, "allow_all", "{}");
     g.bench_function("floor_bare_call_allow_all", |b| {
@@ -142,7 +149,8 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("instantiate");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     for (name, rt) in [("d_fresh_allow_all", &noop), ("d_fresh_keyword_block", &kw)] {
         let plugin = rt.chain.plugins()[0].clone();
         g.bench_function(name, |b| b.iter(|| plugin.instantiate().unwrap()));
@@ -150,7 +158,8 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("host_wait");
-    g.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_secs(1));
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

@@ -191,7 +191,12 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "{}: {n} problem{}", self.file, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             write!(f, "\n  {p}")?;
         }
@@ -314,7 +319,8 @@ impl Config {
         } else {
             config.runtime.cache_dir = base.join(&config.runtime.cache_dir);
         }
-        if config.runtime.max_plugin_memory_mib == 0 || config.runtime.max_plugin_memory_mib > 4096 {
+        if config.runtime.max_plugin_memory_mib == 0 || config.runtime.max_plugin_memory_mib > 4096
+        {
             problems.push(Problem {
                 location: "[runtime]".into(),
                 message: "max_plugin_memory_mib must be between 1 and 4096".into(),
@@ -329,12 +335,11 @@ impl Config {
         if let Some(kv) = section::<KvConfig>(text, "kv", raw.kv, &mut problems) {
             config.kv = kv;
         }
-        config.archive = section::<ArchiveConfig>(text, "archive", raw.archive, &mut problems).map(
-            |mut a| {
+        config.archive =
+            section::<ArchiveConfig>(text, "archive", raw.archive, &mut problems).map(|mut a| {
                 a.path = base.join(&a.path);
                 a
-            },
-        );
+            });
 
         let mut names = HashSet::new();
         for (i, entry) in raw.plugins.into_iter().enumerate() {
@@ -369,10 +374,10 @@ impl Config {
                     Err(e) => complain(format!("grants: {e}")),
                 }
             }
-            if let Some(pin) = &raw.sha256 {
-                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    complain("sha256 must be 64 hex digits".into());
-                }
+            if let Some(pin) = &raw.sha256
+                && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                complain("sha256 must be 64 hex digits".into());
             }
             if !(1..=60_000).contains(&raw.deadline_ms) {
                 complain("deadline_ms must be between 1 and 60000".into());
@@ -503,6 +508,10 @@ pth = "c.wasm"
     fn toml_syntax_errors_name_the_line() {
         let problems = Config::parse("[[plugins]]\nname = \n", Path::new(".")).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].location.starts_with("line 2"), "{:?}", problems[0]);
+        assert!(
+            problems[0].location.starts_with("line 2"),
+            "{:?}",
+            problems[0]
+        );
     }
 }

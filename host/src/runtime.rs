@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::capabilities::SharedCapabilities;
 use crate::capabilities::archive::ArchiveWriter;
 use crate::capabilities::kv::KvStore;
 use crate::capabilities::metrics::MetricsRegistry;
-use crate::capabilities::SharedCapabilities;
 use crate::config::{Config, PluginSpec};
 use crate::plugins::{Chain, LoadError, PluginEngine};
 

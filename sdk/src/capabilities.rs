@@ -126,7 +126,11 @@ pub mod kv {
     }
 
     /// Sets `key` to `new` only if it holds `expected` (`None`: absent).
-    pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
         host_call!(
             crate::bindings::host::kv::compare_and_swap(key, expected, new),
             crate::testing::with_host(|h| {
@@ -157,8 +161,11 @@ pub mod archive {
                 annotations: annotations.to_vec(),
             }),
             crate::testing::with_host(|h| {
-                h.archive
-                    .push((event.clone(), verdict.clone(), annotations.to_vec()));
+                h.archive.push(crate::testing::ArchivedRecord {
+                    event: event.clone(),
+                    verdict: verdict.clone(),
+                    annotations: annotations.to_vec(),
+                });
                 Ok(h.archive.len() as u64)
             })
         )

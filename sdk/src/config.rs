@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn typed_access_and_errors_name_the_key() {
         let c = Config::from_json(r#"{"words":["a"],"n":3}"#).unwrap();
-        assert_eq!(c.get::<Vec<String>>("words").unwrap(), Some(vec!["a".to_string()]));
+        assert_eq!(
+            c.get::<Vec<String>>("words").unwrap(),
+            Some(vec!["a".to_string()])
+        );
         assert_eq!(c.get_or("missing", 7u32).unwrap(), 7);
         let err = c.get::<String>("n").unwrap_err();
         assert!(err.contains("`n`"), "{err}");

@@ -22,6 +22,14 @@ use crate::{
     Message, Plugin, Presence, RoomChange, Session, Verdict,
 };
 
+/// One record appended through [`crate::archive::append`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchivedRecord {
+    pub event: Event,
+    pub verdict: FinalVerdict,
+    pub annotations: Vec<(String, String)>,
+}
+
 /// The in-memory host a native test runs against.
 #[derive(Debug, Default)]
 pub struct TestHost {
@@ -29,7 +37,7 @@ pub struct TestHost {
     /// The clock, in ms since the epoch; starts at 1 700 000 000 000.
     pub now_ms: u64,
     pub kv: HashMap<String, (Vec<u8>, Option<u64>)>,
-    pub archive: Vec<(Event, FinalVerdict, Vec<(String, String)>)>,
+    pub archive: Vec<ArchivedRecord>,
     pub counters: HashMap<String, u64>,
     pub histograms: HashMap<String, Vec<f64>>,
     pub config: serde_json::Map<String, serde_json::Value>,

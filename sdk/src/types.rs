@@ -67,7 +67,9 @@ impl Event {
 
     /// The message body, when this event is a readable message.
     pub fn body(&self) -> Option<&str> {
-        self.message().filter(|m| !m.encrypted).map(|m| m.body.as_str())
+        self.message()
+            .filter(|m| !m.encrypted)
+            .map(|m| m.body.as_str())
     }
 
     /// Whether an earlier plugin tagged the event with `tag`.

@@ -244,7 +244,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut seqs: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         seqs.sort();
         assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
         drop(writer);

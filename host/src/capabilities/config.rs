@@ -84,9 +84,18 @@ mod tests {
     #[test]
     fn values_come_back_as_json_and_strings_unquoted() {
         let mut c = instance();
-        assert_eq!(c.get("words".into()).unwrap().as_deref(), Some(r#"["a","b"]"#));
-        assert_eq!(c.get("mode".into()).unwrap().as_deref(), Some(r#""whole-word""#));
-        assert_eq!(c.get_string("mode".into()).unwrap().as_deref(), Some("whole-word"));
+        assert_eq!(
+            c.get("words".into()).unwrap().as_deref(),
+            Some(r#"["a","b"]"#)
+        );
+        assert_eq!(
+            c.get("mode".into()).unwrap().as_deref(),
+            Some(r#""whole-word""#)
+        );
+        assert_eq!(
+            c.get_string("mode".into()).unwrap().as_deref(),
+            Some("whole-word")
+        );
         assert_eq!(c.get_string("words".into()).unwrap(), None);
         assert_eq!(c.get("missing".into()).unwrap(), None);
         assert!(c.all().unwrap().contains("whole-word"));

@@ -137,7 +137,14 @@ impl Namespace {
         }
         let now = Instant::now();
         let mut map = self.lock();
-        Self::put(&self.limits, &mut map, key, value, ttl.map(|t| now + t), now)
+        Self::put(
+            &self.limits,
+            &mut map,
+            key,
+            value,
+            ttl.map(|t| now + t),
+            now,
+        )
     }
 
     fn put(
@@ -366,7 +373,8 @@ mod tests {
     #[test]
     fn expired_keys_vanish_and_free_quota() {
         let ns = small();
-        ns.set("a", b"x".to_vec(), Some(Duration::from_millis(1))).unwrap();
+        ns.set("a", b"x".to_vec(), Some(Duration::from_millis(1)))
+            .unwrap();
         ns.set("b", b"x".to_vec(), None).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(ns.get("a").unwrap(), None);

@@ -203,39 +203,88 @@ impl MetricsRegistry {
             v
         };
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&PluginStats) -> &AtomicU64); 7] = [
-            ("imgate_plugin_calls_total", "Calls into the plugin", |s| &s.calls),
-            ("imgate_plugin_traps_total", "Calls that trapped", |s| &s.traps),
-            ("imgate_plugin_timeouts_total", "Calls stopped by the deadline", |s| &s.timeouts),
-            ("imgate_plugin_memory_exceeded_total", "Calls stopped by the memory cap", |s| &s.memory_exceeded),
-            ("imgate_plugin_invalid_verdicts_total", "Verdicts refused by the host", |s| &s.invalid_verdicts),
-            ("imgate_plugin_fail_open_skips_total", "Failures skipped under fail-open", |s| &s.fail_open_skips),
-            ("imgate_plugin_instantiations_total", "Fresh instances created", |s| &s.instantiations),
+        type Counter = fn(&PluginStats) -> &AtomicU64;
+        let counters: [(&str, &str, Counter); 7] = [
+            ("imgate_plugin_calls_total", "Calls into the plugin", |s| {
+                &s.calls
+            }),
+            ("imgate_plugin_traps_total", "Calls that trapped", |s| {
+                &s.traps
+            }),
+            (
+                "imgate_plugin_timeouts_total",
+                "Calls stopped by the deadline",
+                |s| &s.timeouts,
+            ),
+            (
+                "imgate_plugin_memory_exceeded_total",
+                "Calls stopped by the memory cap",
+                |s| &s.memory_exceeded,
+            ),
+            (
+                "imgate_plugin_invalid_verdicts_total",
+                "Verdicts refused by the host",
+                |s| &s.invalid_verdicts,
+            ),
+            (
+                "imgate_plugin_fail_open_skips_total",
+                "Failures skipped under fail-open",
+                |s| &s.fail_open_skips,
+            ),
+            (
+                "imgate_plugin_instantiations_total",
+                "Fresh instances created",
+                |s| &s.instantiations,
+            ),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter");
             for (plugin, m) in &all {
-                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", get(&m.stats).load(Relaxed));
+                let _ = writeln!(
+                    out,
+                    "{name}{{plugin=\"{plugin}\"}} {}",
+                    get(&m.stats).load(Relaxed)
+                );
             }
         }
         let name = "imgate_plugin_verdicts_total";
-        let _ = writeln!(out, "# HELP {name} Verdicts returned, by action.\n# TYPE {name} counter");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Verdicts returned, by action.\n# TYPE {name} counter"
+        );
         for (plugin, m) in &all {
             let s = &m.stats;
-            for (action, n) in [("allow", &s.allow), ("block", &s.block), ("drop", &s.drop), ("rewrite", &s.rewrite)] {
-                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\",action=\"{action}\"}} {}", n.load(Relaxed));
+            for (action, n) in [
+                ("allow", &s.allow),
+                ("block", &s.block),
+                ("drop", &s.drop),
+                ("rewrite", &s.rewrite),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{plugin=\"{plugin}\",action=\"{action}\"}} {}",
+                    n.load(Relaxed)
+                );
             }
         }
         let name = "imgate_plugin_call_seconds";
-        let _ = writeln!(out, "# HELP {name} Time per plugin call.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time per plugin call.\n# TYPE {name} histogram"
+        );
         for (plugin, m) in &all {
-            m.stats.latency.render(&mut out, name, &format!("plugin=\"{plugin}\""));
+            m.stats
+                .latency
+                .render(&mut out, name, &format!("plugin=\"{plugin}\""));
         }
         for (plugin, m) in &all {
             let c = m.custom();
             for (metric, v) in &c.counters {
                 let name = format!("imgate_custom_{metric}");
-                let _ = writeln!(out, "# TYPE {name} counter\n{name}{{plugin=\"{plugin}\"}} {v}");
+                let _ = writeln!(
+                    out,
+                    "# TYPE {name} counter\n{name}{{plugin=\"{plugin}\"}} {v}"
+                );
             }
             for (metric, h) in &c.histograms {
                 let name = format!("imgate_custom_{metric}");
@@ -312,9 +361,15 @@ mod tests {
         p.counter_add("matches", 7);
         p.histogram_observe("score", 0.3);
         let text = reg.render_prometheus();
-        assert!(text.contains("imgate_plugin_calls_total{plugin=\"dlp\"} 1"), "{text}");
+        assert!(
+            text.contains("imgate_plugin_calls_total{plugin=\"dlp\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("imgate_plugin_traps_total{plugin=\"dlp\"} 1"));
-        assert!(text.contains("imgate_plugin_call_seconds_bucket{plugin=\"dlp\",le=\"0.000005\"} 1"), "{text}");
+        assert!(
+            text.contains("imgate_plugin_call_seconds_bucket{plugin=\"dlp\",le=\"0.000005\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("imgate_custom_matches{plugin=\"dlp\"} 7"));
         assert!(text.contains("imgate_custom_score_bucket{plugin=\"dlp\",le=\"0.5\"} 1"));
     }

@@ -71,7 +71,14 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     .into_iter()
     .filter_map(|(on, n)| on.then_some(n))
     .collect();
-    println!("role:      {}", if roles.is_empty() { "none".into() } else { roles.join(" + ") });
+    println!(
+        "role:      {}",
+        if roles.is_empty() {
+            "none".into()
+        } else {
+            roles.join(" + ")
+        }
+    );
     println!("exports:");
     for e in &inspection.exports {
         println!("  {e}");

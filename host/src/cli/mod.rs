@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "imgate", version, about = "A WebAssembly policy-plugin host for enterprise instant messaging")]
+#[command(
+    name = "imgate",
+    version,
+    about = "A WebAssembly policy-plugin host for enterprise instant messaging"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -59,8 +59,10 @@ pub fn parse_transcript(name: &str, input: impl Read) -> Result<Vec<(usize, Even
         }
         match serde_json::from_str::<EventDoc>(trimmed)
             .map_err(|e| e.to_string())
-            .and_then(|doc| doc.into_event(&format!("line-{n}"), now).map_err(|e| e.to_string()))
-        {
+            .and_then(|doc| {
+                doc.into_event(&format!("line-{n}"), now)
+                    .map_err(|e| e.to_string())
+            }) {
             Ok(event) => events.push((n, event)),
             Err(e) => errors.push(format!("{name}:{n}: {e}")),
         }
@@ -77,8 +79,8 @@ pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
     let parsed = if name == "-" {
         parse_transcript("<stdin>", std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(events_path)
-            .with_context(|| format!("cannot open {name}"))?;
+        let file =
+            std::fs::File::open(events_path).with_context(|| format!("cannot open {name}"))?;
         parse_transcript(&name, file)
     };
     let events = match parsed {
@@ -131,7 +133,6 @@ pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -499,12 +499,16 @@ mod tests {
             .into_event("-", 0)
             .unwrap_err();
         assert!(err.to_string().contains("found none"));
-        let two = r#"{"network":"xmpp","direction":"outbound","session_start":{},"session_end":{}}"#;
+        let two =
+            r#"{"network":"xmpp","direction":"outbound","session_start":{},"session_end":{}}"#;
         let err = serde_json::from_str::<EventDoc>(two)
             .unwrap()
             .into_event("-", 0)
             .unwrap_err();
-        assert!(err.to_string().contains("session_start and session_end"), "{err}");
+        assert!(
+            err.to_string().contains("session_start and session_end"),
+            "{err}"
+        );
     }
 
     #[test]

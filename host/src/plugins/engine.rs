@@ -117,7 +117,8 @@ impl PluginEngine {
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = &self.runtime.cache_dir;
-        (!dir.as_os_str().is_empty()).then(|| dir.join(format!("{sha256}-{}.cwasm", self.cache_key)))
+        (!dir.as_os_str().is_empty())
+            .then(|| dir.join(format!("{sha256}-{}.cwasm", self.cache_key)))
     }
 
     /// Compiles `bytes` (whose hash is `sha256`), or loads the artifact a
@@ -126,18 +127,20 @@ impl PluginEngine {
     /// # Errors
     /// The bytes are not a valid component. Cache problems are logged and
     /// fall back to compiling.
-    pub fn compile(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<(Component, CompileSource)> {
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<(Component, CompileSource)> {
         let cache = self.cache_path(sha256);
-        if let Some(path) = &cache {
-            if let Some(component) = self.load_cached(path) {
-                return Ok((component, CompileSource::Cache));
-            }
+        if let Some(component) = cache.as_deref().and_then(|p| self.load_cached(p)) {
+            return Ok((component, CompileSource::Cache));
         }
         let component = Component::new(&self.engine, bytes)?;
-        if let Some(path) = &cache {
-            if let Err(e) = store_cached(path, &component) {
-                tracing::warn!(path = %path.display(), error = %e, "could not write compiled-artifact cache");
-            }
+        if let Some(path) = &cache
+            && let Err(e) = store_cached(path, &component)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not write compiled-artifact cache");
         }
         Ok((component, CompileSource::Compiled))
     }

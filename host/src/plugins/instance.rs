@@ -170,8 +170,8 @@ impl PluginInstance {
             };
             Ok((lifecycle, handler, observer))
         };
-        let (lifecycle, handler, observer) = load(&mut instance.store)
-            .map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
+        let (lifecycle, handler, observer) =
+            load(&mut instance.store).map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
         instance.handler = handler;
         instance.observer = observer;
         instance.arm(recipe.init_budget);

@@ -30,7 +30,9 @@ pub enum LoadError {
     PinMismatch { expected: String, actual: String },
     #[error("is not a valid component: {0}")]
     Compile(String),
-    #[error("imports `{import}` but is not granted `{capability}`; add \"{capability}\" to its grants to allow it")]
+    #[error(
+        "imports `{import}` but is not granted `{capability}`; add \"{capability}\" to its grants to allow it"
+    )]
     NotGranted { import: String, capability: String },
     #[error("imports `{0}`, which imgate does not provide")]
     UnknownImport(String),
@@ -171,13 +173,13 @@ impl LoadedPlugin {
             source,
         })?;
         let sha256 = sha256_hex(&bytes);
-        if let Some(pin) = &spec.sha256 {
-            if *pin != sha256 {
-                return Err(LoadError::PinMismatch {
-                    expected: pin.clone(),
-                    actual: sha256,
-                });
-            }
+        if let Some(pin) = &spec.sha256
+            && *pin != sha256
+        {
+            return Err(LoadError::PinMismatch {
+                expected: pin.clone(),
+                actual: sha256,
+            });
         }
         let (component, compiled_from) = engine
             .compile(&bytes, &sha256)
@@ -263,11 +265,7 @@ impl LoadedPlugin {
 
     /// A fresh instance with `init` run; counted in the metrics.
     pub fn instantiate(&self) -> Result<PluginInstance, CallFailure> {
-        self.caps
-            .metrics
-            .stats
-            .instantiations
-            .fetch_add(1, Relaxed);
+        self.caps.metrics.stats.instantiations.fetch_add(1, Relaxed);
         PluginInstance::create(&InstanceRecipe {
             engine: &self.engine,
             pre: &self.pre,
@@ -415,7 +413,10 @@ mod tests {
         assert!(h.failed().is_none());
         assert!(h.failed().is_none());
         assert_eq!(h.failed(), Some(BACKOFF_BASE));
-        assert!(matches!(h.check(), Err(CallFailure::BackingOff { failures: 3, .. })));
+        assert!(matches!(
+            h.check(),
+            Err(CallFailure::BackingOff { failures: 3, .. })
+        ));
         assert_eq!(h.failed(), Some(BACKOFF_BASE * 2));
         h.succeeded();
         assert!(h.check().is_ok());
@@ -458,13 +459,29 @@ mod tests {
             action,
             tags: tags.iter().map(|t| t.to_string()).collect(),
         };
-        assert!(limits.check(&m, &v(Action::Rewrite("short".into()), &["a"])).is_ok());
-        assert!(limits.check(&m, &v(Action::Rewrite("x".repeat(11)), &[])).is_err());
-        assert!(limits.check(&m, &v(Action::Allow, &["a", "b", "c"])).is_err());
+        assert!(
+            limits
+                .check(&m, &v(Action::Rewrite("short".into()), &["a"]))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check(&m, &v(Action::Rewrite("x".repeat(11)), &[]))
+                .is_err()
+        );
+        assert!(
+            limits
+                .check(&m, &v(Action::Allow, &["a", "b", "c"]))
+                .is_err()
+        );
         assert!(limits.check(&m, &v(Action::Allow, &["toolong"])).is_err());
         assert!(limits.check(&m, &v(Action::Allow, &[""])).is_err());
         let mut presence = m.clone();
         presence.kind = EventKind::SessionStart;
-        assert!(limits.check(&presence, &v(Action::Rewrite("x".into()), &[])).is_err());
+        assert!(
+            limits
+                .check(&presence, &v(Action::Rewrite("x".into()), &[]))
+                .is_err()
+        );
     }
 }

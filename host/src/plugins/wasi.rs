@@ -67,7 +67,11 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        emit(&self.stdio.plugin, self.stdio.level, text.trim_end_matches('\r'));
+        emit(
+            &self.stdio.plugin,
+            self.stdio.level,
+            text.trim_end_matches('\r'),
+        );
     }
 }
 

@@ -63,7 +63,8 @@ impl KeywordBlock {
             MatchMode::WholeWord => matches.find(|m| {
                 let before = text[..m.start()].chars().next_back();
                 let after = text[m.end()..].chars().next();
-                !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+                !before.is_some_and(char::is_alphanumeric)
+                    && !after.is_some_and(char::is_alphanumeric)
             }),
         }?;
         Some(&self.words[hit.pattern().as_usize()])
@@ -73,7 +74,11 @@ impl KeywordBlock {
 impl Plugin for KeywordBlock {
     fn init(config: Config) -> Result<Self, String> {
         let s: Settings = config.parse()?;
-        let words: Vec<String> = s.words.into_iter().filter(|w| !w.trim().is_empty()).collect();
+        let words: Vec<String> = s
+            .words
+            .into_iter()
+            .filter(|w| !w.trim().is_empty())
+            .collect();
         if words.is_empty() {
             return Err("`words` must list at least one non-empty word".into());
         }
@@ -185,7 +190,9 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused_with_a_reason() {
-        let err = Harness::<KeywordBlock>::new(json!({"words": []})).err().unwrap();
+        let err = Harness::<KeywordBlock>::new(json!({"words": []}))
+            .err()
+            .unwrap();
         assert!(err.contains("at least one"), "{err}");
         let err = Harness::<KeywordBlock>::new(json!({"words": ["a"], "mtch": "x"}))
             .err()

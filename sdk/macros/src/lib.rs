@@ -64,7 +64,9 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
     };
     let sdk = "::imgate_sdk";
     let mut with = String::new();
-    for iface in ["types", "log", "clock", "config", "kv", "archive", "metrics"] {
+    for iface in [
+        "types", "log", "clock", "config", "kv", "archive", "metrics",
+    ] {
         with.push_str(&format!(
             "\"imgate:policy/{iface}@0.1.0\": imgate_sdk::bindings::imgate::policy::{iface},\n"
         ));

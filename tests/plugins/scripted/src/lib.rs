@@ -37,28 +37,23 @@ impl Plugin for Scripted {
         let Some(body) = event.body() else {
             return Verdict::allow();
         };
+        let contains = |w: &Option<String>| w.as_deref().is_some_and(|w| body.contains(w));
         let mut verdict = Verdict::allow();
-        if let Some(t) = &s.block_if_tag {
-            if event.has_tag(t) {
-                verdict = Verdict::block(format!("saw tag {t}"));
-            }
+        if let Some(t) = s.block_if_tag.as_deref().filter(|t| event.has_tag(t)) {
+            verdict = Verdict::block(format!("saw tag {t}"));
         }
-        if let Some(w) = &s.block_if_body_contains {
-            if body.contains(w.as_str()) {
-                verdict = Verdict::block(format!("body has {w}"));
-            }
+        if contains(&s.block_if_body_contains) {
+            let w = s.block_if_body_contains.as_deref().unwrap_or_default();
+            verdict = Verdict::block(format!("body has {w}"));
         }
-        if let Some(w) = &s.drop_if_body_contains {
-            if body.contains(w.as_str()) {
-                verdict = Verdict::drop();
-            }
+        if contains(&s.drop_if_body_contains) {
+            verdict = Verdict::drop();
         }
-        if verdict.is_allow() {
-            if let Some((from, to)) = &s.replace {
-                if body.contains(from.as_str()) {
-                    verdict = Verdict::rewrite(body.replace(from.as_str(), to));
-                }
-            }
+        if let Some((from, to)) = &s.replace
+            && verdict.is_allow()
+            && body.contains(from.as_str())
+        {
+            verdict = Verdict::rewrite(body.replace(from.as_str(), to));
         }
         match &s.tag {
             Some(t) => verdict.with_tag(t.clone()),

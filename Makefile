@@ -1,0 +1,38 @@
+# imgate: the two quick-start commands are `make demo` and `make test`.
+CARGO ?= cargo
+# Every plugin component the demo, the tests and the benchmark load.
+PLUGINS := -p allow-all -p keyword-block -p test-hostile -p test-scripted -p test-recorder
+
+.PHONY: plugins build demo test lint bench clean-cache
+
+## Build the plugin components for wasm32-wasip2 (target/wasm32-wasip2/plugin/*.wasm).
+plugins:
+	rustup target add wasm32-wasip2
+	$(CARGO) build --target wasm32-wasip2 --profile plugin $(PLUGINS)
+	$(CARGO) build --target wasm32-wasip2 --profile plugin -p imgate-sdk --example link_guard
+
+## Build the imgate binary (target/release/imgate).
+build:
+	$(CARGO) build --release --workspace --bins
+
+## The main job: replay the sample transcript through the sample chain.
+demo: plugins build
+	./target/release/imgate check --config examples/imgate.toml
+	./target/release/imgate replay --config examples/imgate.toml examples/transcript.jsonl
+
+## Every test: unit tests, the SDK harness tests, the hostile corpus, the CLI.
+test: plugins build
+	$(CARGO) test --release --workspace
+
+## Formatting and lints, as CI runs them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Benchmarks (not run in CI): per-event cost against a bare wasmtime call.
+bench: plugins
+	$(CARGO) bench -p imgate --bench chain
+	python3 scripts/bench_summary.py
+
+clean-cache:
+	rm -rf target/imgate-cache
