@@ -11,11 +11,11 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::imgate::policy::{handler, lifecycle, observer};
-pub use imgate::policy::types::{
+pub use self::imgate::policy::types::{
     Action, Attachment, Conversation, Decider, Direction, Event, EventKind, FileOffer,
     FinalVerdict, Message, Presence, RoomChange, Session, Verdict,
 };
-pub use imgate::policy::{archive, clock, config, kv, log, metrics};
+pub use self::imgate::policy::{archive, clock, config, kv, log, metrics};
 
 /// The contract version this host implements; plugins built against any
 /// `0.1.x` load (see `wit/README.md`).
