@@ -47,15 +47,15 @@ impl Plugin for LinkGuard {
         })
     }
 
-    fn handle(&mut self, event: &Event) -> Verdict {
+    fn handle(&mut self, event: &Event<'_>) -> Verdict {
         let Some(body) = event.body() else {
             return Verdict::allow();
         };
-        let Some(host) = self.foreign_link(body) else {
+        let Some(host) = self.foreign_link(&body) else {
             return Verdict::allow();
         };
         metrics::counter_add("foreign_links", 1);
-        match event.direction {
+        match event.direction() {
             Direction::Outbound => {
                 Verdict::block(format!("links to {host} may not be sent")).with_tag("link:external")
             }

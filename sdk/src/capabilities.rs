@@ -146,24 +146,25 @@ pub mod kv {
 
 /// The compliance archive; `append` returns once the record is durable.
 pub mod archive {
-    use crate::{Event, FinalVerdict};
+    use crate::Event;
 
-    /// Appends `event` with its final verdict; returns the record's number.
-    pub fn append(
-        event: &Event,
-        verdict: &FinalVerdict,
-        annotations: &[(String, String)],
-    ) -> Result<u64, String> {
+    /// Archives the event being judged, as the host has it, with the
+    /// chain's final verdict when called from `observe`. You choose what to
+    /// archive and how to annotate it; the record itself is the host's.
+    /// Returns the record's number.
+    pub fn append(event: &Event<'_>, annotations: &[(String, String)]) -> Result<u64, String> {
         host_call!(
-            crate::bindings::host::archive::append(&crate::bindings::host::archive::Entry {
-                event: event.clone(),
-                verdict: verdict.clone(),
-                annotations: annotations.to_vec(),
-            }),
+            match event.view() {
+                Some(view) => crate::bindings::host::archive::append(view, annotations),
+                None => Err("archive::append needs the event being judged".to_string()),
+            },
             crate::testing::with_host(|h| {
+                let record = event
+                    .record()
+                    .ok_or("archive::append needs the event being judged")?;
                 h.archive.push(crate::testing::ArchivedRecord {
-                    event: event.clone(),
-                    verdict: verdict.clone(),
+                    event: record.clone(),
+                    verdict: h.observing.clone(),
                     annotations: annotations.to_vec(),
                 });
                 Ok(h.archive.len() as u64)

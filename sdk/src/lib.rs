@@ -12,7 +12,7 @@
 //!     fn init(_config: Config) -> Result<Self, String> {
 //!         Ok(NoShouting)
 //!     }
-//!     fn handle(&mut self, event: &Event) -> Verdict {
+//!     fn handle(&mut self, event: &Event<'_>) -> Verdict {
 //!         match event.body() {
 //!             Some(b) if b.len() > 3 && b == b.to_uppercase() => Verdict::block("no shouting"),
 //!             _ => Verdict::allow(),
@@ -60,14 +60,14 @@ pub trait Plugin: Sized + 'static {
     fn init(config: Config) -> Result<Self, String>;
 
     /// Judges one event. The default allows everything.
-    fn handle(&mut self, event: &Event) -> Verdict {
+    fn handle(&mut self, event: &Event<'_>) -> Verdict {
         let _ = event;
         Verdict::allow()
     }
 
     /// Sees the chain's final verdict (observer plugins). Cannot change it;
     /// an error is a failure handled by the plugin's failure policy.
-    fn observe(&mut self, event: &Event, verdict: &FinalVerdict) -> Result<(), String> {
+    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
         let _ = (event, verdict);
         Ok(())
     }

@@ -18,15 +18,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::{
-    Config, Conversation, Direction, Event, EventKind, FileOffer, FinalVerdict, KvError, Level,
-    Message, Plugin, Presence, RoomChange, Session, Verdict,
+    Config, Conversation, Direction, Event, EventKind, EventRecord, FileOffer, FinalVerdict,
+    KvError, Level, Message, Plugin, Presence, RoomChange, Session, Verdict,
 };
 
 /// One record appended through [`crate::archive::append`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArchivedRecord {
-    pub event: Event,
-    pub verdict: FinalVerdict,
+    pub event: EventRecord,
+    /// The final verdict, when appended from `observe`.
+    pub verdict: Option<FinalVerdict>,
     pub annotations: Vec<(String, String)>,
 }
 
@@ -41,6 +42,8 @@ pub struct TestHost {
     pub counters: HashMap<String, u64>,
     pub histograms: HashMap<String, Vec<f64>>,
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// The final verdict while [`Harness::observe`] runs.
+    pub observing: Option<FinalVerdict>,
 }
 
 impl TestHost {
@@ -125,14 +128,17 @@ impl<P: Plugin> Harness<P> {
         })
     }
 
-    pub fn handle(&mut self, event: &Event) -> Verdict {
-        self.plugin.handle(event)
+    pub fn handle(&mut self, event: &EventRecord) -> Verdict {
+        self.plugin.handle(&Event::from_record(event))
     }
 
     /// # Errors
     /// Whatever `observe` returns.
-    pub fn observe(&mut self, event: &Event, verdict: &FinalVerdict) -> Result<(), String> {
-        self.plugin.observe(event, verdict)
+    pub fn observe(&mut self, event: &EventRecord, verdict: &FinalVerdict) -> Result<(), String> {
+        with_host(|h| h.observing = Some(verdict.clone()));
+        let result = self.plugin.observe(&Event::from_record(event), verdict);
+        with_host(|h| h.observing = None);
+        result
     }
 
     pub fn plugin(&mut self) -> &mut P {
@@ -140,8 +146,8 @@ impl<P: Plugin> Harness<P> {
     }
 }
 
-fn event(kind: EventKind, user: &str) -> Event {
-    Event {
+fn event(kind: EventKind, user: &str) -> EventRecord {
+    EventRecord {
         id: "test-1".into(),
         network: "xmpp".into(),
         direction: Direction::Outbound,
@@ -158,7 +164,7 @@ fn event(kind: EventKind, user: &str) -> Event {
 }
 
 /// An outbound one-to-one message from `sender` to `recipient`.
-pub fn message(sender: &str, recipient: &str, body: &str) -> Event {
+pub fn message(sender: &str, recipient: &str, body: &str) -> EventRecord {
     event(
         EventKind::Message(Message {
             id: None,
@@ -180,7 +186,7 @@ pub fn message(sender: &str, recipient: &str, body: &str) -> Event {
 }
 
 /// An outbound message to a room.
-pub fn room_message(sender: &str, room: &str, body: &str) -> Event {
+pub fn room_message(sender: &str, room: &str, body: &str) -> EventRecord {
     let mut e = message(sender, room, body);
     if let EventKind::Message(m) = &mut e.kind {
         m.conversation = Conversation::Group(room.into());
@@ -189,7 +195,7 @@ pub fn room_message(sender: &str, room: &str, body: &str) -> Event {
 }
 
 /// An outbound file offer.
-pub fn file_offer(sender: &str, recipient: &str, name: &str, size: u64) -> Event {
+pub fn file_offer(sender: &str, recipient: &str, name: &str, size: u64) -> EventRecord {
     event(
         EventKind::FileOffer(FileOffer {
             id: None,
@@ -204,7 +210,7 @@ pub fn file_offer(sender: &str, recipient: &str, name: &str, size: u64) -> Event
 }
 
 /// Available presence from `sender`.
-pub fn presence(sender: &str) -> Event {
+pub fn presence(sender: &str) -> EventRecord {
     event(
         EventKind::Presence(Presence {
             sender: sender.into(),
@@ -218,7 +224,7 @@ pub fn presence(sender: &str) -> Event {
 }
 
 /// `occupant` joining `room`.
-pub fn room_join(occupant: &str, room: &str) -> Event {
+pub fn room_join(occupant: &str, room: &str) -> EventRecord {
     event(
         EventKind::RoomJoin(RoomChange {
             room: room.into(),
@@ -231,12 +237,12 @@ pub fn room_join(occupant: &str, room: &str) -> Event {
 }
 
 /// A session starting for `user`.
-pub fn session_start(user: &str) -> Event {
+pub fn session_start(user: &str) -> EventRecord {
     event(EventKind::SessionStart, user)
 }
 
 /// The same event travelling network → client.
-pub fn inbound(mut e: Event) -> Event {
+pub fn inbound(mut e: EventRecord) -> EventRecord {
     e.direction = Direction::Inbound;
     e
 }

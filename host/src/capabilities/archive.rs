@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Capability, NotGranted};
 use crate::event::json::{EventDoc, FinalVerdictDoc};
-use crate::plugins::bindings::archive::{Entry, Host};
+use crate::plugins::bindings::archive::Host;
+use crate::plugins::view::{EventSlot, EventView};
 
 /// `[archive]` in the config file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -46,7 +47,9 @@ pub struct ArchiveRecord {
     pub plugin: String,
     pub appended_ms: u64,
     pub event: EventDoc,
-    pub verdict: FinalVerdictDoc,
+    /// The chain's final verdict; absent when a policy plugin archived the
+    /// event before the chain had decided.
+    pub verdict: Option<FinalVerdictDoc>,
     #[serde(default)]
     pub annotations: Vec<(String, String)>,
 }
@@ -179,26 +182,46 @@ impl ArchiveInstance {
     }
 }
 
-impl Host for ArchiveInstance {
-    fn append(&mut self, entry: Entry) -> wasmtime::Result<Result<u64, String>> {
-        let Some(writer) = self.writer.clone() else {
+/// What an `append` call can reach: this instance's archive handle and
+/// the event the plugin is looking at.
+pub struct ArchiveCtx<'a> {
+    pub archive: &'a mut ArchiveInstance,
+    pub view: &'a EventSlot,
+}
+
+/// Projection type for the linker: `HostState` → [`ArchiveCtx`].
+pub struct ArchiveData;
+
+impl wasmtime::component::HasData for ArchiveData {
+    type Data<'a> = ArchiveCtx<'a>;
+}
+
+impl Host for ArchiveCtx<'_> {
+    fn append(
+        &mut self,
+        event: wasmtime::component::Resource<EventView>,
+        annotations: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        let archive = &mut *self.archive;
+        let Some(writer) = archive.writer.clone() else {
             return Err(NotGranted {
-                plugin: self.plugin.clone(),
+                plugin: archive.plugin.clone(),
                 capability: Capability::Archive,
             }
             .into());
         };
+        let view = self.view.get(&event)?;
         let record = ArchiveRecord {
             seq: 0,
-            plugin: self.plugin.to_string(),
+            plugin: archive.plugin.to_string(),
             appended_ms: super::clock::now_ms(),
-            event: EventDoc::from(&entry.event),
-            verdict: FinalVerdictDoc::from(&entry.verdict),
-            annotations: entry.annotations,
+            event: EventDoc::from(&*view.event),
+            verdict: view.verdict.as_deref().map(FinalVerdictDoc::from),
+            annotations,
         };
         let started = Instant::now();
         let result = super::wait_off_worker(|| writer.append(record));
-        self.waited += started.elapsed();
+        archive.waited += started.elapsed();
         Ok(result)
     }
 }
@@ -217,11 +240,11 @@ mod tests {
             plugin: "archiver".into(),
             appended_ms: 1,
             event: serde_json::from_str(&line).unwrap(),
-            verdict: FinalVerdictDoc {
+            verdict: Some(FinalVerdictDoc {
                 action: ActionDoc::Allow,
                 decided_by: None,
                 tags: vec![],
-            },
+            }),
             annotations: vec![],
         }
     }

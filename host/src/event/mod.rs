@@ -8,7 +8,7 @@ pub mod json;
 
 pub use crate::plugins::bindings::{
     Action, Attachment, Conversation, Decider, Direction, Event, EventKind, FileOffer,
-    FinalVerdict, Message, Presence, RoomChange, Session, Verdict,
+    FinalVerdict, Kind, Message, Presence, RoomChange, Session, Verdict,
 };
 
 impl Action {
@@ -24,6 +24,18 @@ impl Action {
 }
 
 impl EventKind {
+    pub fn kind(&self) -> Kind {
+        match self {
+            EventKind::Message(_) => Kind::Message,
+            EventKind::Presence(_) => Kind::Presence,
+            EventKind::FileOffer(_) => Kind::FileOffer,
+            EventKind::SessionStart => Kind::SessionStart,
+            EventKind::SessionEnd(_) => Kind::SessionEnd,
+            EventKind::RoomJoin(_) => Kind::RoomJoin,
+            EventKind::RoomLeave(_) => Kind::RoomLeave,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Message(_) => "message",

@@ -8,12 +8,13 @@ wasmtime::component::bindgen!({
     world: "policy-observer",
     imports: { default: trappable },
     additional_derives: [PartialEq, Eq],
+    with: { "imgate:policy/types.event-view": super::view::EventView },
 });
 
 pub use exports::imgate::policy::{handler, lifecycle, observer};
 pub use self::imgate::policy::types::{
     Action, Attachment, Conversation, Decider, Direction, Event, EventKind, FileOffer,
-    FinalVerdict, Message, Presence, RoomChange, Session, Verdict,
+    FinalVerdict, Kind, Message, Presence, RoomChange, Session, Verdict,
 };
 pub use self::imgate::policy::{archive, clock, config, kv, log, metrics};
 

@@ -14,14 +14,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::bindings::{Action, Event, EventKind, FinalVerdict};
 use super::engine::PluginEngine;
 use super::instance::CallFailure;
-use super::plugin::{LoadError, LoadedPlugin};
+use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
 
 /// Which export a timing or failure refers to.
@@ -35,12 +35,28 @@ pub enum Stage {
 /// Time one plugin took on one event, and what came of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Timing {
-    pub plugin: String,
+    #[serde(serialize_with = "as_str")]
+    pub plugin: Arc<str>,
     pub stage: Stage,
     #[serde(rename = "us", serialize_with = "as_micros")]
     pub took: Duration,
     /// The action, or the failure kind.
     pub outcome: &'static str,
+}
+
+impl Timing {
+    fn new(plugin: &LoadedPlugin, stage: Stage, took: Duration, outcome: &'static str) -> Self {
+        Timing {
+            plugin: plugin.shared_name().clone(),
+            stage,
+            took,
+            outcome,
+        }
+    }
+}
+
+fn as_str<S: serde::Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s)
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -120,7 +136,11 @@ impl Chain {
     }
 
     /// Runs `event` through the chain.
-    pub fn evaluate(&self, mut event: Event) -> Decision {
+    pub fn evaluate(&self, event: Event) -> Decision {
+        // Plugins see the event through a view holding a clone of this
+        // `Arc`; the view is closed after each call, so the changes below
+        // (`make_mut`) happen in place rather than copying the event.
+        let mut event = Arc::new(event);
         let mut action = Action::Allow;
         let mut decided_by = None;
         let mut timings = Vec::with_capacity(self.plugins.len());
@@ -129,19 +149,15 @@ impl Chain {
         let mut attempted_body: Option<String> = None;
 
         for plugin in self.plugins.iter().filter(|p| p.is_policy()) {
-            let started = Instant::now();
-            let result = plugin.handle(&event);
-            let took = started.elapsed();
+            let Timed { result, took } = plugin.handle(&event);
             let verdict = match result {
                 Ok(v) => v,
                 Err(failure) => {
-                    timings.push(Timing {
-                        plugin: plugin.name().to_owned(),
-                        stage: Stage::Handle,
-                        took,
-                        outcome: failure.kind(),
-                    });
-                    add_tag(&mut event.tags, failure_tag(plugin.name()));
+                    timings.push(Timing::new(plugin, Stage::Handle, took, failure.kind()));
+                    add_tag(
+                        &mut Arc::make_mut(&mut event).tags,
+                        failure_tag(plugin.name()),
+                    );
                     let policy = plugin.spec.failure;
                     failures.push(Failure {
                         plugin: plugin.name().to_owned(),
@@ -165,19 +181,17 @@ impl Chain {
                     }
                 }
             };
-            timings.push(Timing {
-                plugin: plugin.name().to_owned(),
-                stage: Stage::Handle,
-                took,
-                outcome: verdict.action.kind(),
-            });
-            for tag in verdict.tags {
-                add_tag(&mut event.tags, tag);
+            timings.push(Timing::new(plugin, Stage::Handle, took, verdict.action.kind()));
+            if !verdict.tags.is_empty() {
+                let tags = &mut Arc::make_mut(&mut event).tags;
+                for tag in verdict.tags {
+                    add_tag(tags, tag);
+                }
             }
             match verdict.action {
                 Action::Allow => {}
                 Action::Rewrite(body) => {
-                    if let EventKind::Message(m) = &mut event.kind {
+                    if let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind {
                         let old = std::mem::replace(&mut m.body, body.clone());
                         attempted_body.get_or_insert(old);
                     }
@@ -192,31 +206,28 @@ impl Chain {
             }
         }
 
-        if let (Some(body), EventKind::Message(m)) = (attempted_body, &mut event.kind) {
+        if let Some(body) = attempted_body
+            && let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind
+        {
             m.body = body;
         }
-        let mut verdict = FinalVerdict {
+        let mut verdict = Arc::new(FinalVerdict {
             action,
             decided_by,
             tags: event.tags.clone(),
-        };
+        });
 
         for plugin in self.plugins.iter().filter(|p| p.is_observer()) {
-            let started = Instant::now();
-            let result = plugin.observe(&event, &verdict);
-            let took = started.elapsed();
-            timings.push(Timing {
-                plugin: plugin.name().to_owned(),
-                stage: Stage::Observe,
-                took,
-                outcome: match &result {
-                    Ok(()) => "observed",
-                    Err(f) => f.kind(),
-                },
-            });
+            let Timed { result, took } = plugin.observe(&event, &verdict);
+            let outcome = match &result {
+                Ok(()) => "observed",
+                Err(f) => f.kind(),
+            };
+            timings.push(Timing::new(plugin, Stage::Observe, took, outcome));
             if let Err(failure) = result {
                 let policy = plugin.spec.failure;
-                add_tag(&mut verdict.tags, failure_tag(plugin.name()));
+                let v = Arc::make_mut(&mut verdict);
+                add_tag(&mut v.tags, failure_tag(plugin.name()));
                 failures.push(Failure {
                     plugin: plugin.name().to_owned(),
                     stage: Stage::Observe,
@@ -228,17 +239,21 @@ impl Chain {
                         plugin.metrics().stats.fail_open_skips.fetch_add(1, Relaxed);
                     }
                     FailurePolicy::FailClosed => {
-                        verdict.action = Action::Block(format!(
+                        v.action = Action::Block(format!(
                             "message could not be recorded by `{}`",
                             plugin.name()
                         ));
-                        verdict.decided_by = Some(plugin.decider().clone());
+                        v.decided_by = Some(plugin.decider().clone());
                     }
                 }
             }
         }
-        event.tags.clone_from(&verdict.tags);
 
+        let verdict = Arc::unwrap_or_clone(verdict);
+        let mut event = Arc::unwrap_or_clone(event);
+        if event.tags != verdict.tags {
+            event.tags.clone_from(&verdict.tags);
+        }
         Decision {
             verdict,
             event,

@@ -20,6 +20,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use super::bindings::imgate::policy as wit;
 use super::instance::{EPOCH_TICK, HostState};
 use crate::capabilities::SharedCapabilities;
+use crate::capabilities::archive::{ArchiveCtx, ArchiveData};
 use crate::config::RuntimeConfig;
 
 /// Hex sha256 of `bytes`.
@@ -82,8 +83,11 @@ impl PluginEngine {
             &mut s.caps.config
         })?;
         wit::kv::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| &mut s.caps.kv)?;
-        wit::archive::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {
-            &mut s.caps.archive
+        wit::archive::add_to_linker::<_, ArchiveData>(&mut linker, |s: &mut HostState| {
+            ArchiveCtx {
+                archive: &mut s.caps.archive,
+                view: &s.view,
+            }
         })?;
         wit::metrics::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {
             &mut s.caps.metrics

@@ -2,7 +2,8 @@
 //! the typed handles to its exports. An instance serves one event at a
 //! time and is thrown away after any failure.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{InstancePre, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -10,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Event, FinalVerdict, Verdict, handler, lifecycle, observer};
 use super::limits::{Deadline, MemoryCap};
+use super::view::{EventSlot, ViewData};
 use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
 
 /// How often the engine's epoch advances; deadlines are checked at this
@@ -23,6 +25,8 @@ pub struct HostState {
     table: ResourceTable,
     pub limiter: MemoryCap,
     pub deadline: Deadline,
+    /// The event the current call is about.
+    pub view: EventSlot,
 }
 
 impl WasiView for HostState {
@@ -114,6 +118,7 @@ pub fn bare_store(engine: &Engine, caps: &PluginCapabilities, memory_mib: u64) -
         table: ResourceTable::new(),
         limiter: MemoryCap::new((memory_mib as usize) << 20),
         deadline: Deadline::new(Duration::from_secs(1)),
+        view: EventSlot::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -174,7 +179,7 @@ impl PluginInstance {
             load(&mut instance.store).map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
         instance.handler = handler;
         instance.observer = observer;
-        instance.arm(recipe.init_budget);
+        instance.arm(recipe.init_budget, Instant::now());
         match lifecycle.call_init(&mut instance.store, recipe.caps.settings.as_json()) {
             Ok(Ok(())) => Ok(instance),
             Ok(Err(msg)) => Err(CallFailure::InitRefused(msg)),
@@ -182,10 +187,11 @@ impl PluginInstance {
         }
     }
 
-    /// Resets the per-call budget before entering the guest.
-    fn arm(&mut self, budget: Duration) {
+    /// Resets the per-call budget before entering the guest; the call's
+    /// CPU time counts from `started`.
+    fn arm(&mut self, budget: Duration, started: Instant) {
         let data = self.store.data_mut();
-        data.deadline = Deadline::new(budget);
+        data.deadline = Deadline { budget, started };
         data.caps.archive.waited = Duration::ZERO;
         self.store.set_epoch_deadline(ticks(budget));
     }
@@ -205,29 +211,45 @@ impl PluginInstance {
 
     /// # Errors
     /// The guest traps, runs out of time or memory, or lacks the export.
-    pub fn handle(&mut self, event: &Event, budget: Duration) -> Result<Verdict, CallFailure> {
+    pub fn handle(
+        &mut self,
+        event: &Arc<Event>,
+        budget: Duration,
+        started: Instant,
+    ) -> Result<Verdict, CallFailure> {
         let Some(handler) = self.handler.clone() else {
             return Err(CallFailure::Trap("plugin has no `handler` export".into()));
         };
-        self.arm(budget);
-        handler
-            .call_handle(&mut self.store, event)
-            .map_err(|e| self.classify(e, budget))
+        self.arm(budget, started);
+        let view = self.store.data_mut().view.open(ViewData {
+            event: event.clone(),
+            verdict: None,
+        });
+        let result = handler.call_handle(&mut self.store, view);
+        self.store.data_mut().view.close();
+        result.map_err(|e| self.classify(e, budget))
     }
 
     /// # Errors
     /// As [`Self::handle`], plus the observer's own reported error.
     pub fn observe(
         &mut self,
-        event: &Event,
-        verdict: &FinalVerdict,
+        event: &Arc<Event>,
+        verdict: &Arc<FinalVerdict>,
         budget: Duration,
+        started: Instant,
     ) -> Result<(), CallFailure> {
         let Some(observer) = self.observer.clone() else {
             return Err(CallFailure::Trap("plugin has no `observer` export".into()));
         };
-        self.arm(budget);
-        match observer.call_observe(&mut self.store, event, verdict) {
+        self.arm(budget, started);
+        let view = self.store.data_mut().view.open(ViewData {
+            event: event.clone(),
+            verdict: Some(verdict.clone()),
+        });
+        let result = observer.call_observe(&mut self.store, view, verdict);
+        self.store.data_mut().view.close();
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(CallFailure::ObserveFailed(msg)),
             Err(e) => Err(self.classify(e, budget)),

@@ -10,6 +10,7 @@
 //! - [`inspect`]: what a component imports and exports.
 //! - [`wasi`]: the deny-all WASI every plugin gets.
 //! - [`limits`]: the per-instance memory cap and CPU deadline.
+//! - [`view`]: the `event-view` resource plugins read the event through.
 
 pub mod bindings;
 pub mod chain;
@@ -18,6 +19,7 @@ pub mod inspect;
 pub mod instance;
 pub mod limits;
 pub mod plugin;
+pub mod view;
 pub mod wasi;
 
 pub use chain::{Chain, Decision};

@@ -2,8 +2,9 @@
 //! `InstancePre`, the pool of ready instances, its health (crash-loop
 //! backoff) and the checks on what it returns.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use wasmtime::component::InstancePre;
@@ -144,6 +145,12 @@ impl VerdictLimits {
     }
 }
 
+/// A call's result and how long it took, pool and checks included.
+pub struct Timed<T> {
+    pub result: Result<T, CallFailure>,
+    pub took: Duration,
+}
+
 pub struct LoadedPlugin {
     pub spec: PluginSpec,
     pub sha256: String,
@@ -243,6 +250,11 @@ impl LoadedPlugin {
         &self.spec.name
     }
 
+    /// The name, shared cheaply (for per-event records such as timings).
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.caps.plugin
+    }
+
     pub fn decider(&self) -> &Decider {
         &self.decider
     }
@@ -280,23 +292,30 @@ impl LoadedPlugin {
     }
 
     /// Runs `f` on a pooled (or fresh) instance, returning it to the pool
-    /// unless the call poisoned it, and keeps health and counters.
+    /// unless the call poisoned it, and keeps health and counters. `f` gets
+    /// the call's start, which is both its deadline's origin and its timing.
     fn with_instance<R>(
         &self,
-        f: impl FnOnce(&mut PluginInstance) -> Result<R, CallFailure>,
+        f: impl FnOnce(&mut PluginInstance, Instant) -> Result<R, CallFailure>,
+    ) -> Timed<R> {
+        let started = Instant::now();
+        let result = self.run_instance(f, started);
+        let took = started.elapsed();
+        self.caps.metrics.stats.record_call(took);
+        Timed { result, took }
+    }
+
+    fn run_instance<R>(
+        &self,
+        f: impl FnOnce(&mut PluginInstance, Instant) -> Result<R, CallFailure>,
+        started: Instant,
     ) -> Result<R, CallFailure> {
         self.health.check()?;
         let mut instance = match self.pool.pop() {
             Some(i) => i,
-            None => match self.instantiate() {
-                Ok(i) => i,
-                Err(failure) => return Err(self.failed(failure)),
-            },
+            None => self.instantiate().map_err(|f| self.failed(f))?,
         };
-        let started = std::time::Instant::now();
-        let result = f(&mut instance);
-        self.caps.metrics.stats.record_call(started.elapsed());
-        match result {
+        match f(&mut instance, started) {
             Ok(r) => {
                 self.health.succeeded();
                 let _ = self.pool.push(instance);
@@ -331,33 +350,35 @@ impl LoadedPlugin {
     /// # Errors
     /// The plugin is backing off, cannot be instantiated, traps, times out,
     /// exceeds its memory, or returns a verdict the host refuses.
-    pub fn handle(&self, event: &Event) -> Result<Verdict, CallFailure> {
+    pub fn handle(&self, event: &Arc<Event>) -> Timed<Verdict> {
         let budget = self.deadline();
-        let verdict = self.with_instance(|i| {
-            let v = i.handle(event, budget)?;
+        let timed = self.with_instance(|i, started| {
+            let v = i.handle(event, budget, started)?;
             self.limits
                 .check(event, &v)
                 .map_err(CallFailure::InvalidVerdict)?;
             Ok(v)
-        })?;
-        let stats = &self.caps.metrics.stats;
-        match verdict.action {
-            Action::Allow => &stats.allow,
-            Action::Block(_) => &stats.block,
-            Action::Drop => &stats.drop,
-            Action::Rewrite(_) => &stats.rewrite,
+        });
+        if let Ok(verdict) = &timed.result {
+            let stats = &self.caps.metrics.stats;
+            match verdict.action {
+                Action::Allow => &stats.allow,
+                Action::Block(_) => &stats.block,
+                Action::Drop => &stats.drop,
+                Action::Rewrite(_) => &stats.rewrite,
+            }
+            .fetch_add(1, Relaxed);
         }
-        .fetch_add(1, Relaxed);
-        Ok(verdict)
+        timed
     }
 
     /// Shows the plugin the chain's final verdict.
     ///
     /// # Errors
     /// As [`Self::handle`], plus the observer's own reported error.
-    pub fn observe(&self, event: &Event, verdict: &FinalVerdict) -> Result<(), CallFailure> {
+    pub fn observe(&self, event: &Arc<Event>, verdict: &Arc<FinalVerdict>) -> Timed<()> {
         let budget = self.deadline();
-        self.with_instance(|i| i.observe(event, verdict, budget))
+        self.with_instance(|i, started| i.observe(event, verdict, budget, started))
     }
 
     /// Instances ready in the pool.

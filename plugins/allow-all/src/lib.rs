@@ -10,7 +10,7 @@ impl Plugin for AllowAll {
         Ok(AllowAll)
     }
 
-    fn handle(&mut self, _event: &Event) -> Verdict {
+    fn handle(&mut self, _event: &Event<'_>) -> Verdict {
         Verdict::allow()
     }
 }

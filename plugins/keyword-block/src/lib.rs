@@ -102,11 +102,11 @@ impl Plugin for KeywordBlock {
         })
     }
 
-    fn handle(&mut self, event: &Event) -> Verdict {
+    fn handle(&mut self, event: &Event<'_>) -> Verdict {
         let Some(body) = event.body() else {
             return Verdict::allow();
         };
-        match self.find(body) {
+        match self.find(&body) {
             Some(word) => {
                 Verdict::block(self.reason.replace("{word}", word)).with_tag("keyword:blocked")
             }

@@ -76,9 +76,9 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
         roles_impl.push_str(&format!(
             r#"
         impl exports::imgate::policy::handler::Guest for Export {{
-            fn handle(event: {sdk}::Event) -> {sdk}::Verdict {{
+            fn handle(event: &{sdk}::EventView) -> {sdk}::Verdict {{
                 STATE.with(|s| match s.borrow_mut().as_mut() {{
-                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::handle(p, &event),
+                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::handle(p, &{sdk}::Event::from_view(event)),
                     ::core::option::Option::None => {sdk}::Verdict::block("plugin was not initialised"),
                 }})
             }}
@@ -90,11 +90,11 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
             r#"
         impl exports::imgate::policy::observer::Guest for Export {{
             fn observe(
-                event: {sdk}::Event,
+                event: &{sdk}::EventView,
                 verdict: {sdk}::FinalVerdict,
             ) -> ::core::result::Result<(), ::std::string::String> {{
                 STATE.with(|s| match s.borrow_mut().as_mut() {{
-                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::observe(p, &event, &verdict),
+                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::observe(p, &{sdk}::Event::from_view(event), &verdict),
                     ::core::option::Option::None => ::core::result::Result::Err("plugin was not initialised".into()),
                 }})
             }}

@@ -37,8 +37,8 @@ impl Plugin for Hostile {
         }
     }
 
-    fn handle(&mut self, event: &Event) -> Verdict {
-        match event.body().unwrap_or("") {
+    fn handle(&mut self, event: &Event<'_>) -> Verdict {
+        match event.body().unwrap_or_default().as_str() {
             "loop" => {
                 let mut n = 0u64;
                 loop {

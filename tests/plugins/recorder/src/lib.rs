@@ -11,15 +11,16 @@ impl Plugin for Recorder {
         Ok(Recorder)
     }
 
-    fn observe(&mut self, event: &Event, verdict: &FinalVerdict) -> Result<(), String> {
+    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
         let Some(body) = event.body() else {
             return Ok(());
         };
         if body.contains("refuse-archive") {
             return Err("told to refuse".into());
         }
+        let _ = verdict;
         let annotations = vec![("recorder".to_string(), "v1".to_string())];
-        archive::append(event, verdict, &annotations).map(|_| ())
+        archive::append(event, &annotations).map(|_| ())
     }
 }
 

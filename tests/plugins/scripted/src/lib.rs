@@ -27,7 +27,7 @@ impl Plugin for Scripted {
         Ok(Scripted(config.parse()?))
     }
 
-    fn handle(&mut self, event: &Event) -> Verdict {
+    fn handle(&mut self, event: &Event<'_>) -> Verdict {
         let s = &self.0;
         if let Some(key) = &s.count {
             let n = kv::increment(key, 1).unwrap_or(-1);
@@ -37,6 +37,7 @@ impl Plugin for Scripted {
         let Some(body) = event.body() else {
             return Verdict::allow();
         };
+        let body = body.as_str();
         let contains = |w: &Option<String>| w.as_deref().is_some_and(|w| body.contains(w));
         let mut verdict = Verdict::allow();
         if let Some(t) = s.block_if_tag.as_deref().filter(|t| event.has_tag(t)) {
