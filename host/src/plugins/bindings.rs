@@ -11,12 +11,12 @@ wasmtime::component::bindgen!({
     with: { "imgate:policy/types.event-view": super::view::EventView },
 });
 
-pub use exports::imgate::policy::{handler, lifecycle, observer};
 pub use self::imgate::policy::types::{
     Action, Attachment, Conversation, Decider, Direction, Event, EventKind, FileOffer,
     FinalVerdict, Kind, Message, Presence, RoomChange, Session, Verdict,
 };
 pub use self::imgate::policy::{archive, clock, config, kv, log, metrics};
+pub use exports::imgate::policy::{handler, lifecycle, observer};
 
 /// The contract version this host implements; plugins built against any
 /// `0.1.x` load (see `wit/README.md`).

@@ -77,7 +77,9 @@ pub struct Failure {
 pub struct Decision {
     pub verdict: FinalVerdict,
     /// The event as attempted: the original body, with every tag added.
-    pub event: Event,
+    /// Shared, so handing it on (to an adapter, or back into the chain)
+    /// copies nothing.
+    pub event: Arc<Event>,
     pub timings: Vec<Timing>,
     pub failures: Vec<Failure>,
 }
@@ -100,11 +102,15 @@ pub fn failure_tag(plugin: &str) -> String {
 
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
+    has_observers: bool,
 }
 
 impl Chain {
     pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Self {
-        Chain { plugins }
+        Chain {
+            has_observers: plugins.iter().any(|p| p.is_observer()),
+            plugins,
+        }
     }
 
     /// Loads every plugin in `specs`, in order.
@@ -135,12 +141,12 @@ impl Chain {
         &self.plugins
     }
 
-    /// Runs `event` through the chain.
-    pub fn evaluate(&self, event: Event) -> Decision {
+    /// Runs `event` (an `Event` or an `Arc<Event>`) through the chain.
+    pub fn evaluate(&self, event: impl Into<Arc<Event>>) -> Decision {
         // Plugins see the event through a view holding a clone of this
         // `Arc`; the view is closed after each call, so the changes below
         // (`make_mut`) happen in place rather than copying the event.
-        let mut event = Arc::new(event);
+        let mut event = event.into();
         let mut action = Action::Allow;
         let mut decided_by = None;
         let mut timings = Vec::with_capacity(self.plugins.len());
@@ -181,7 +187,12 @@ impl Chain {
                     }
                 }
             };
-            timings.push(Timing::new(plugin, Stage::Handle, took, verdict.action.kind()));
+            timings.push(Timing::new(
+                plugin,
+                Stage::Handle,
+                took,
+                verdict.action.kind(),
+            ));
             if !verdict.tags.is_empty() {
                 let tags = &mut Arc::make_mut(&mut event).tags;
                 for tag in verdict.tags {
@@ -211,14 +222,45 @@ impl Chain {
         {
             m.body = body;
         }
-        let mut verdict = Arc::new(FinalVerdict {
+        let verdict = FinalVerdict {
             action,
             decided_by,
             tags: event.tags.clone(),
-        });
+        };
+        let verdict = if self.has_observers {
+            Arc::unwrap_or_clone(self.observe(
+                &event,
+                Arc::new(verdict),
+                &mut timings,
+                &mut failures,
+            ))
+        } else {
+            verdict
+        };
+        if event.tags != verdict.tags {
+            Arc::make_mut(&mut event).tags.clone_from(&verdict.tags);
+        }
+        Decision {
+            verdict,
+            event,
+            timings,
+            failures,
+        }
+    }
+}
 
+impl Chain {
+    /// Shows every observer the final verdict; a fail-closed observer that
+    /// fails turns it into a block.
+    fn observe(
+        &self,
+        event: &Arc<Event>,
+        mut verdict: Arc<FinalVerdict>,
+        timings: &mut Vec<Timing>,
+        failures: &mut Vec<Failure>,
+    ) -> Arc<FinalVerdict> {
         for plugin in self.plugins.iter().filter(|p| p.is_observer()) {
-            let Timed { result, took } = plugin.observe(&event, &verdict);
+            let Timed { result, took } = plugin.observe(event, &verdict);
             let outcome = match &result {
                 Ok(()) => "observed",
                 Err(f) => f.kind(),
@@ -248,18 +290,7 @@ impl Chain {
                 }
             }
         }
-
-        let verdict = Arc::unwrap_or_clone(verdict);
-        let mut event = Arc::unwrap_or_clone(event);
-        if event.tags != verdict.tags {
-            event.tags.clone_from(&verdict.tags);
-        }
-        Decision {
-            verdict,
-            event,
-            timings,
-            failures,
-        }
+        verdict
     }
 }
 

@@ -155,7 +155,11 @@ impl HostEventView for HostState {
         Ok(self.event(&h)?.tags.contains(&tag))
     }
 
-    fn attribute(&mut self, h: Resource<EventView>, key: String) -> wasmtime::Result<Option<String>> {
+    fn attribute(
+        &mut self,
+        h: Resource<EventView>,
+        key: String,
+    ) -> wasmtime::Result<Option<String>> {
         Ok(self
             .event(&h)?
             .attributes

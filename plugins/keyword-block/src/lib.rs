@@ -8,10 +8,12 @@
 //!   (default `message blocked: contains "{word}"`).
 //!
 //! All words are matched in one pass (Aho-Corasick), so the cost grows with
-//! the message, not with the number of words. Whole-word matching treats
-//! any letter or digit next to the match as part of a longer word.
+//! the message, not with the number of words. ASCII messages against an
+//! ASCII word list are matched case-insensitively in place; anything else
+//! is lower-cased (Unicode) first. Whole-word matching treats any letter or
+//! digit next to the match as part of a longer word.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use imgate_sdk::{Config, Event, Plugin, Verdict};
 use serde::Deserialize;
 
@@ -40,7 +42,11 @@ fn yes() -> bool {
 }
 
 pub struct KeywordBlock {
+    /// Matches the folded patterns in text folded the same way.
     matcher: AhoCorasick,
+    /// For ASCII text when every pattern is ASCII: matches without folding
+    /// (no allocation), the common case for chat.
+    ascii_matcher: Option<AhoCorasick>,
     words: Vec<String>,
     mode: MatchMode,
     case_insensitive: bool,
@@ -50,14 +56,18 @@ pub struct KeywordBlock {
 impl KeywordBlock {
     /// The first configured word found in `body`, if any.
     pub fn find(&self, body: &str) -> Option<&str> {
-        let folded;
-        let text = if self.case_insensitive {
-            folded = body.to_lowercase();
-            folded.as_str()
+        if let Some(ascii) = self.ascii_matcher.as_ref().filter(|_| body.is_ascii()) {
+            return self.first_match(ascii, body);
+        }
+        if self.case_insensitive {
+            self.first_match(&self.matcher, &body.to_lowercase())
         } else {
-            body
-        };
-        let mut matches = self.matcher.find_overlapping_iter(text);
+            self.first_match(&self.matcher, body)
+        }
+    }
+
+    fn first_match(&self, matcher: &AhoCorasick, text: &str) -> Option<&str> {
+        let mut matches = matcher.find_overlapping_iter(text);
         let hit = match self.mode {
             MatchMode::Substring => matches.next(),
             MatchMode::WholeWord => matches.find(|m| {
@@ -87,12 +97,25 @@ impl Plugin for KeywordBlock {
         } else {
             words.clone()
         };
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            .map_err(|e| format!("cannot build the word matcher: {e}"))?;
+        let build = |ascii_case_insensitive: bool, patterns: &[String]| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .ascii_case_insensitive(ascii_case_insensitive)
+                .build(patterns)
+                .map_err(|e| format!("cannot build the word matcher: {e}"))
+        };
+        let matcher = build(false, &patterns)?;
+        // ASCII folding of ASCII text equals full Unicode folding, so an
+        // ASCII-only word list can skip lowering the message.
+        let ascii_matcher = if words.iter().all(|w| w.is_ascii()) {
+            Some(build(s.case_insensitive, &words)?)
+        } else {
+            None
+        };
         Ok(KeywordBlock {
             matcher,
+            ascii_matcher,
             words,
             mode: s.mode,
             case_insensitive: s.case_insensitive,
@@ -167,6 +190,31 @@ mod tests {
         let mut h = harness(json!({"words": ["straße"]}));
         assert!(blocked(&mut h, "Die STRASSE? nein: die Straße!"));
         assert!(!blocked(&mut h, "Straßenbahn"));
+    }
+
+    #[test]
+    fn ascii_and_unicode_paths_agree() {
+        let mut h = harness(json!({"words": ["secret", "Project X"]}));
+        for body in [
+            "SeCrEt stuff",
+            "über SECRET",
+            "project x",
+            "projekt x",
+            "secretary",
+            "ünsecret",
+        ] {
+            let ascii = body.is_ascii();
+            let folded = body.to_lowercase();
+            let expected = ["secret", "project x"].iter().any(|w| {
+                folded.match_indices(w).any(|(i, _)| {
+                    let before = folded[..i].chars().next_back();
+                    let after = folded[i + w.len()..].chars().next();
+                    !before.is_some_and(char::is_alphanumeric)
+                        && !after.is_some_and(char::is_alphanumeric)
+                })
+            });
+            assert_eq!(blocked(&mut h, body), expected, "{body} (ascii: {ascii})");
+        }
     }
 
     #[test]
