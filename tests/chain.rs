@@ -307,3 +307,48 @@ words = ["x"]
         .to_string();
     assert!(err.contains("plugin `kw`") && err.contains("pins"), "{err}");
 }
+
+#[test]
+fn an_archive_wait_does_not_stall_the_tokio_worker() {
+    // Each append waits out a 25 ms group-commit window. With one tokio
+    // worker, a ticker task must keep running while the chain waits.
+    let toml = ARCHIVED.replace("group_commit_ms = 1", "group_commit_ms = 25");
+    let (cfg, rt) = start(&toml);
+    let rt = Arc::new(rt);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    tokio.block_on(async {
+        let t = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                t.fetch_add(1, Relaxed);
+            }
+        });
+        let chain = rt.clone();
+        let work = tokio::spawn(async move {
+            for _ in 0..10 {
+                chain.chain.evaluate(message("hello"));
+                tokio::task::yield_now().await;
+            }
+        });
+        work.await.unwrap();
+        ticker.abort();
+    });
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(200),
+        "{waited:?}"
+    );
+    assert_eq!(archive_lines(&cfg).len(), 10);
+    let ticks = ticks.load(Relaxed);
+    assert!(
+        ticks >= 50,
+        "ticker ran {ticks} times in {waited:?}: the worker was blocked"
+    );
+}

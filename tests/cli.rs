@@ -146,3 +146,46 @@ fn inspect_shows_hash_contract_exports_and_requested_capabilities() {
     assert_ne!(code, 0);
     assert!(err.contains("not a valid component"), "{err}");
 }
+
+#[test]
+fn plugin_stdout_and_stderr_become_log_lines_tagged_with_the_plugin() {
+    let cfg = write_config(
+        r#"
+[[plugins]]
+name = "noisy"
+path = "{wasm:test_hostile}"
+grants = ["kv"]
+"#,
+    );
+    let events = cfg.dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"network":"xmpp","direction":"outbound","message":{"sender":"a","recipient":"b","body":"probe-wasi"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(imgate_bin())
+        .args([
+            "replay",
+            "--config",
+            cfg.path.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ])
+        .env("IMGATE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = |text: &str| {
+        err.lines()
+            .any(|l| l.contains(text) && l.contains("plugin=\"noisy\""))
+    };
+    assert!(line("hostile stdout line"), "{err}");
+    assert!(line("hostile stderr line"), "{err}");
+    // Command output stays clean JSON.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+}

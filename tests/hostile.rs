@@ -232,3 +232,18 @@ fn a_crash_loop_is_backed_off_and_counted() {
     let d = rt.chain.evaluate(message("hello"));
     assert_eq!(d.verdict.action, Action::Allow, "{:?}", d.failures);
 }
+
+#[test]
+fn wasi_is_deny_all() {
+    let (_cfg, rt) = hostile_chain("");
+    let d = rt.chain.evaluate(message("probe-wasi"));
+    assert_eq!(d.verdict.action, Action::Allow, "{:?}", d.failures);
+    for tag in ["fs:denied", "env:0", "write:denied"] {
+        assert!(
+            d.verdict.tags.contains(&tag.to_string()),
+            "{:?}",
+            d.verdict.tags
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/imgate-hostile-escape").exists());
+}

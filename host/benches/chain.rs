@@ -56,7 +56,11 @@ fn message() -> Event {
 const KEYWORDS: &str = r#"words = ["confidential", "project falcon", "insider", "secret"]"#;
 
 fn runtime(plugins: &[(&str, &str, &str)]) -> Runtime {
-    let mut toml = String::from("[runtime]\ncache_dir = \"\"\n");
+    runtime_with(plugins, "")
+}
+
+fn runtime_with(plugins: &[(&str, &str, &str)], sections: &str) -> Runtime {
+    let mut toml = format!("[runtime]\ncache_dir = \"\"\n{sections}\n");
     for (name, file, extra) in plugins {
         toml.push_str(&format!(
             "[[plugins]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n",
@@ -165,6 +169,32 @@ fn benches(c: &mut Criterion) {
         };
         let body = m.body.as_str();
         b.iter(|| native.find(std::hint::black_box(body)))
+    });
+    g.finish();
+
+    // The waiting import: an observer archiving every event; `append`
+    // returns once the record is fsynced (no group-commit window).
+    let dir = tempfile::tempdir().unwrap();
+    let archived = runtime_with(
+        &[("recorder", "test_recorder", "grants = [\"archive\"]")],
+        &format!(
+            "[archive]\npath = \"{}\"\ngroup_commit_ms = 0",
+            dir.path().join("archive.jsonl").display()
+        ),
+    );
+    let mut g = c.benchmark_group("archive");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(20);
+    g.bench_function("e_chain_observer_durable_append", |b| {
+        b.iter_custom(|iters| {
+            let mut e = Arc::new(event.clone());
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                e = archived.chain.evaluate(e).event;
+            }
+            start.elapsed()
+        })
     });
     g.finish();
 

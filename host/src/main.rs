@@ -11,6 +11,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("IMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match imgate::cli::run(cli) {
         Ok(code) => code,

@@ -9,7 +9,9 @@
 //! - `huge`: rewrites the body to 100 MB (the host refuses the verdict);
 //! - `tags`: returns 10 000 tags (the host refuses the verdict);
 //! - `kv`: calls the `kv` capability, so the component imports it and
-//!   fails to load unless `kv` is granted.
+//!   fails to load unless `kv` is granted;
+//! - `probe-wasi`: tries the filesystem, the environment and stdout, and
+//!   reports what it got in tags (the WASI it gets is deny-all).
 //!
 //! Config `init`: `"loop"` spins in `init`, `"fail"` refuses to start.
 
@@ -56,6 +58,20 @@ impl Plugin for Hostile {
             "recurse" => Verdict::block(format!("{}", recurse(0))),
             "huge" => Verdict::rewrite("x".repeat(100 << 20)),
             "tags" => (0..10_000).fold(Verdict::allow(), |v, i| v.with_tag(format!("t{i}"))),
+            "probe-wasi" => {
+                println!("hostile stdout line");
+                eprintln!("hostile stderr line");
+                let fs = match std::fs::read_dir("/") {
+                    Ok(_) => "fs:open",
+                    Err(_) => "fs:denied",
+                };
+                let env = format!("env:{}", std::env::vars().count());
+                let file = match std::fs::write("/tmp/imgate-hostile-escape", b"x") {
+                    Ok(()) => "write:open",
+                    Err(_) => "write:denied",
+                };
+                Verdict::allow().with_tag(fs).with_tag(env).with_tag(file)
+            }
             "kv" => match imgate_sdk::kv::increment("hits", 1) {
                 Ok(n) => Verdict::allow().with_tag(format!("hits:{n}")),
                 Err(e) => Verdict::block(format!("kv failed: {e:?}")),
