@@ -203,13 +203,12 @@ impl Host for ArchiveCtx<'_> {
         annotations: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<u64, String>> {
         let archive = &mut *self.archive;
-        let Some(writer) = archive.writer.clone() else {
-            return Err(NotGranted {
-                plugin: archive.plugin.clone(),
-                capability: Capability::Archive,
-            }
-            .into());
-        };
+        let writer = NotGranted::require(
+            archive.writer.as_ref(),
+            &archive.plugin,
+            Capability::Archive,
+        )?
+        .clone();
         let view = self.view.get(&event)?;
         let record = ArchiveRecord {
             seq: 0,

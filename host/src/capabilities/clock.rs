@@ -17,15 +17,7 @@ impl ClockInstance {
     }
 
     fn check(&self) -> wasmtime::Result<()> {
-        if self.granted {
-            Ok(())
-        } else {
-            Err(NotGranted {
-                plugin: self.plugin.clone(),
-                capability: Capability::Clock,
-            }
-            .into())
-        }
+        NotGranted::check(self.granted, &self.plugin, Capability::Clock)
     }
 }
 

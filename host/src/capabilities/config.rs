@@ -40,13 +40,7 @@ impl ConfigInstance {
     }
 
     fn settings(&self) -> wasmtime::Result<&Settings> {
-        self.settings.as_deref().ok_or_else(|| {
-            NotGranted {
-                plugin: self.plugin.clone(),
-                capability: Capability::Config,
-            }
-            .into()
-        })
+        NotGranted::require(self.settings.as_deref(), &self.plugin, Capability::Config)
     }
 }
 

@@ -118,6 +118,17 @@ impl Namespace {
         Ok(())
     }
 
+    fn check_value(&self, value: &[u8]) -> Result<(), KvError> {
+        if value.len() > self.limits.max_value_bytes {
+            return Err(KvError::TooLarge(format!(
+                "value of {} bytes exceeds {} bytes",
+                value.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.check_key(key)?;
         Ok(self
@@ -128,13 +139,7 @@ impl Namespace {
 
     pub fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvError> {
         self.check_key(key)?;
-        if value.len() > self.limits.max_value_bytes {
-            return Err(KvError::TooLarge(format!(
-                "value of {} bytes exceeds {} bytes",
-                value.len(),
-                self.limits.max_value_bytes
-            )));
-        }
+        self.check_value(&value)?;
         let now = Instant::now();
         let mut map = self.lock();
         Self::put(
@@ -155,18 +160,10 @@ impl Namespace {
         expires: Option<Instant>,
         now: Instant,
     ) -> Result<(), KvError> {
-        let old = map
-            .entries
-            .get(key)
-            .map_or(0, |e| key.len() + e.value.len());
         let new = key.len() + value.len();
-        let fits = |m: &Map| {
-            let keys = m.entries.len() + usize::from(!m.entries.contains_key(key));
-            keys <= limits.max_keys && m.bytes - old + new <= limits.max_bytes
-        };
-        if !fits(map) {
+        if !Self::fits(limits, map, key, new) {
             map.sweep(now);
-            if !fits(map) {
+            if !Self::fits(limits, map, key, new) {
                 return Err(KvError::QuotaExceeded(format!(
                     "namespace holds {} keys / {} bytes; limits are {} keys / {} bytes",
                     map.entries.len(),
@@ -176,13 +173,22 @@ impl Namespace {
                 )));
             }
         }
-        let old = map
-            .entries
-            .get(key)
-            .map_or(0, |e| key.len() + e.value.len());
-        map.bytes = map.bytes - old + new;
+        map.bytes = map.bytes - Self::footprint(map, key) + new;
         map.entries.insert(key.to_owned(), Entry { value, expires });
         Ok(())
+    }
+
+    /// Bytes `key` and its value take now (0 when absent).
+    fn footprint(map: &Map, key: &str) -> usize {
+        map.entries
+            .get(key)
+            .map_or(0, |e| key.len() + e.value.len())
+    }
+
+    /// Whether storing `new` bytes under `key` stays within the quotas.
+    fn fits(limits: &KvConfig, map: &Map, key: &str, new: usize) -> bool {
+        let keys = map.entries.len() + usize::from(!map.entries.contains_key(key));
+        keys <= limits.max_keys && map.bytes - Self::footprint(map, key) + new <= limits.max_bytes
     }
 
     pub fn delete(&self, key: &str) -> Result<bool, KvError> {
@@ -227,13 +233,7 @@ impl Namespace {
         new: Vec<u8>,
     ) -> Result<bool, KvError> {
         self.check_key(key)?;
-        if new.len() > self.limits.max_value_bytes {
-            return Err(KvError::TooLarge(format!(
-                "value of {} bytes exceeds {} bytes",
-                new.len(),
-                self.limits.max_value_bytes
-            )));
-        }
+        self.check_value(&new)?;
         let now = Instant::now();
         let mut map = self.lock();
         let current = map.get_live(key, now);
@@ -282,13 +282,7 @@ impl KvInstance {
     }
 
     fn ns(&self) -> wasmtime::Result<&Namespace> {
-        self.namespace.as_deref().ok_or_else(|| {
-            NotGranted {
-                plugin: self.plugin.clone(),
-                capability: Capability::Kv,
-            }
-            .into()
-        })
+        NotGranted::require(self.namespace.as_deref(), &self.plugin, Capability::Kv)
     }
 }
 

@@ -46,13 +46,7 @@ pub fn truncate(s: &str, max: usize) -> &str {
 
 impl Host for LogInstance {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        if !self.granted {
-            return Err(NotGranted {
-                plugin: self.plugin.clone(),
-                capability: Capability::Log,
-            }
-            .into());
-        }
+        NotGranted::check(self.granted, &self.plugin, Capability::Log)?;
         emit(&self.plugin, level, &message);
         Ok(())
     }

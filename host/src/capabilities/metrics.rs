@@ -307,13 +307,7 @@ impl MetricsInstance {
     }
 
     fn metrics(&self) -> wasmtime::Result<&PluginMetrics> {
-        self.metrics.as_deref().ok_or_else(|| {
-            NotGranted {
-                plugin: self.plugin.clone(),
-                capability: Capability::Metrics,
-            }
-            .into()
-        })
+        NotGranted::require(self.metrics.as_deref(), &self.plugin, Capability::Metrics)
     }
 }
 

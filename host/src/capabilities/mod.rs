@@ -122,6 +122,30 @@ pub struct NotGranted {
     pub capability: Capability,
 }
 
+impl NotGranted {
+    /// The per-call grant check: `Ok` when granted, else this error (a
+    /// trap for the calling plugin).
+    pub fn check(granted: bool, plugin: &Arc<str>, capability: Capability) -> wasmtime::Result<()> {
+        Self::require(granted.then_some(&()), plugin, capability).map(|_| ())
+    }
+
+    /// The per-call grant check for capabilities whose per-instance state
+    /// exists only when granted.
+    pub fn require<'a, T: ?Sized>(
+        state: Option<&'a T>,
+        plugin: &Arc<str>,
+        capability: Capability,
+    ) -> wasmtime::Result<&'a T> {
+        state.ok_or_else(|| {
+            NotGranted {
+                plugin: plugin.clone(),
+                capability,
+            }
+            .into()
+        })
+    }
+}
+
 /// The shared halves of every capability, built once per host.
 #[derive(Clone, Default)]
 pub struct SharedCapabilities {
