@@ -97,19 +97,21 @@ impl Plugin for KeywordBlock {
         } else {
             words.clone()
         };
-        let build = |ascii_case_insensitive: bool, patterns: &[String]| {
+        let build = |kind, ascii_case_insensitive: bool, patterns: &[String]| {
             AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(kind))
                 .ascii_case_insensitive(ascii_case_insensitive)
                 .build(patterns)
                 .map_err(|e| format!("cannot build the word matcher: {e}"))
         };
-        let matcher = build(false, &patterns)?;
+        // The general matcher serves the rarer non-ASCII messages: an NFA,
+        // cheap to build. The hot ASCII path gets a DFA.
+        let matcher = build(AhoCorasickKind::ContiguousNFA, false, &patterns)?;
         // ASCII folding of ASCII text equals full Unicode folding, so an
         // ASCII-only word list can skip lowering the message.
         let ascii_matcher = if words.iter().all(|w| w.is_ascii()) {
-            Some(build(s.case_insensitive, &words)?)
+            Some(build(AhoCorasickKind::DFA, s.case_insensitive, &words)?)
         } else {
             None
         };
