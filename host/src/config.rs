@@ -415,6 +415,19 @@ impl Config {
                 line: Some(line),
             });
         }
+        // Idle pooled instances hold slots in the engine's instance pool;
+        // leave at least as many free for instances created under load.
+        let idle: usize = config.plugins.iter().map(|p| p.pool).sum();
+        if idle * 2 > config.runtime.max_instances as usize {
+            problems.push(Problem {
+                location: "[runtime]".into(),
+                message: format!(
+                    "max_instances ({}) must be at least twice the plugins' pool sizes ({idle}): \
+                     idle instances hold pool slots",
+                    config.runtime.max_instances
+                ),
+            });
+        }
         (config, problems)
     }
 }
@@ -502,6 +515,18 @@ pth = "c.wasm"
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn pools_must_leave_room_in_the_instance_limit() {
+        let text = "[runtime]\nmax_instances = 10\n[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\npool = 6\n";
+        let problems = Config::parse(text, Path::new(".")).unwrap_err();
+        assert!(
+            problems[0]
+                .message
+                .contains("twice the plugins' pool sizes (6)"),
+            "{problems:?}"
+        );
     }
 
     #[test]
