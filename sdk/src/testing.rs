@@ -246,3 +246,115 @@ pub fn inbound(mut e: EventRecord) -> EventRecord {
     e.direction = Direction::Inbound;
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, Kind, archive, kv, log};
+
+    /// A plugin that exercises every path of the harness.
+    struct Probe {
+        limit: i64,
+    }
+
+    impl Plugin for Probe {
+        fn init(config: Config) -> Result<Self, String> {
+            Ok(Probe {
+                limit: config.get_or("limit", 2)?,
+            })
+        }
+
+        fn handle(&mut self, event: &Event<'_>) -> Verdict {
+            let n = kv::increment(&event.user(), 1).unwrap_or(i64::MAX);
+            log::info(&format!("{} event {n}", event.user()));
+            match event.body() {
+                Some(_) if n > self.limit => Verdict::block("over the limit"),
+                Some(body) if body.contains("rewrite") => Verdict::rewrite("rewritten"),
+                _ => Verdict::allow().with_tag("probe:seen"),
+            }
+        }
+
+        fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
+            let _ = verdict;
+            archive::append(event, &[("k".into(), "v".into())]).map(|_| ())
+        }
+    }
+
+    #[test]
+    fn the_harness_runs_handle_with_in_memory_capabilities() {
+        let mut h = Harness::<Probe>::new(serde_json::json!({"limit": 2})).unwrap();
+        let e = message("alice@corp", "bob@ext", "hello");
+        assert_eq!(h.handle(&e).tags, vec!["probe:seen".to_string()]);
+        assert_eq!(
+            h.handle(&message("alice@corp", "bob@ext", "please rewrite"))
+                .action,
+            Action::Rewrite("rewritten".into())
+        );
+        assert!(h.handle(&e).is_block());
+        with_host(|host| {
+            assert_eq!(host.kv["alice@corp"].0, b"3");
+            assert_eq!(host.logs.len(), 3);
+        });
+        // A fresh harness starts from a clean host.
+        let mut h = Harness::<Probe>::new(serde_json::json!({})).unwrap();
+        assert!(h.handle(&e).is_allow());
+    }
+
+    #[test]
+    fn observe_archives_with_the_final_verdict() {
+        let mut h = Harness::<Probe>::new(serde_json::json!({})).unwrap();
+        let e = room_message("alice@corp", "room@muc", "hi");
+        let verdict = FinalVerdict {
+            action: Action::Drop,
+            decided_by: None,
+            tags: vec![],
+        };
+        h.observe(&e, &verdict).unwrap();
+        with_host(|host| {
+            assert_eq!(host.archive.len(), 1);
+            assert_eq!(host.archive[0].verdict.as_ref(), Some(&verdict));
+            assert_eq!(host.archive[0].event, e);
+            assert!(host.observing.is_none());
+        });
+    }
+
+    #[test]
+    fn the_event_accessors_read_the_record() {
+        let mut e = inbound(file_offer("bob@ext", "alice@corp", "plan.pdf", 42));
+        e.tags.push("dlp:x".into());
+        e.attributes.push(("irc.dcc".into(), "1".into()));
+        let ev = Event::from_record(&e);
+        assert_eq!(ev.kind(), Kind::FileOffer);
+        assert_eq!(ev.direction(), Direction::Inbound);
+        assert!(!ev.is_outbound());
+        assert_eq!(ev.body(), None);
+        assert_eq!(ev.file_offer().unwrap().size, Some(42));
+        assert!(ev.has_tag("dlp:x") && !ev.has_tag("dlp:y"));
+        assert_eq!(ev.attribute("irc.dcc").as_deref(), Some("1"));
+        assert_eq!(ev.user(), "bob@ext");
+        assert_eq!(ev.snapshot(), e);
+        let mut secret = message("a", "b", "cipher");
+        if let EventKind::Message(m) = &mut secret.kind {
+            m.encrypted = true;
+        }
+        assert_eq!(Event::from_record(&secret).body(), None);
+        assert!(Event::from_record(&secret).message().unwrap().encrypted);
+        assert_eq!(
+            Event::from_record(&room_join("a", "r"))
+                .room_change()
+                .unwrap()
+                .room,
+            "r"
+        );
+        assert!(
+            Event::from_record(&presence("a"))
+                .presence()
+                .unwrap()
+                .available
+        );
+        assert_eq!(
+            Event::from_record(&session_start("a")).kind(),
+            Kind::SessionStart
+        );
+    }
+}
