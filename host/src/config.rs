@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::capabilities::archive::ArchiveConfig;
 use crate::capabilities::kv::KvConfig;
 use crate::capabilities::{Capability, Grants};
+use crate::signing::SigningConfig;
 
 /// The whole file.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +22,7 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub kv: KvConfig,
     pub archive: Option<ArchiveConfig>,
+    pub signing: SigningConfig,
     pub plugins: Vec<PluginSpec>,
     /// Where the file was read from, for messages.
     pub source: Option<PathBuf>,
@@ -163,6 +165,8 @@ struct RawConfig {
     #[serde(default)]
     archive: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    signing: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
     #[serde(flatten)]
     rest: toml::Table,
@@ -286,7 +290,7 @@ impl Config {
         for key in raw.rest.keys() {
             problems.push(Problem {
                 location: format!("[{key}]"),
-                message: "unknown section (known: runtime, kv, archive, plugins)".into(),
+                message: "unknown section (known: runtime, kv, archive, signing, plugins)".into(),
             });
         }
 
@@ -340,6 +344,17 @@ impl Config {
                 a.path = base.join(&a.path);
                 a
             });
+
+        if let Some(signing) = section::<SigningConfig>(text, "signing", raw.signing, &mut problems)
+        {
+            if let Err(errors) = crate::signing::SigningPolicy::from_config(&signing) {
+                problems.extend(errors.into_iter().map(|message| Problem {
+                    location: "[signing]".into(),
+                    message,
+                }));
+            }
+            config.signing = signing;
+        }
 
         let mut names = HashSet::new();
         for (i, entry) in raw.plugins.into_iter().enumerate() {

@@ -15,6 +15,7 @@
 //! - [`plugins`]: the runtime: engine, loaded plugins, instances, the chain.
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
 //! - [`runtime`]: builds engine, capabilities and chain from a config.
+//! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
 //! - [`cli`]: the `imgate` commands (`replay`, `check`, `plugin inspect`).
 //!
 //! # Core concepts
@@ -35,6 +36,7 @@ pub mod config;
 pub mod event;
 pub mod plugins;
 pub mod runtime;
+pub mod signing;
 
 pub use config::{Config, FailurePolicy, PluginSpec};
 pub use event::{Action, Event, EventKind, FinalVerdict, Verdict};

@@ -9,6 +9,7 @@ use crate::capabilities::kv::KvStore;
 use crate::capabilities::metrics::MetricsRegistry;
 use crate::config::{Config, PluginSpec};
 use crate::plugins::{Chain, LoadError, PluginEngine};
+use crate::signing::SigningPolicy;
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum StartError {
     },
     #[error("cannot start the plugin engine: {0:#}")]
     Engine(anyhow::Error),
+    #[error("[signing]: {}", .0.join("; "))]
+    Signing(Vec<String>),
     #[error("{}", describe_plugins(.0))]
     Plugins(Vec<(PluginSpec, LoadError)>),
 }
@@ -59,13 +62,24 @@ impl Runtime {
         })
     }
 
+    /// The engine, with the config's signing policy.
+    ///
+    /// # Errors
+    /// The engine cannot start, or a trusted key is invalid.
+    pub fn engine(config: &Config, shared: SharedCapabilities) -> Result<PluginEngine, StartError> {
+        let policy = SigningPolicy::from_config(&config.signing).map_err(StartError::Signing)?;
+        Ok(PluginEngine::new(&config.runtime, shared)
+            .map_err(StartError::Engine)?
+            .with_signing(policy))
+    }
+
     /// Starts the engine and loads every plugin in the config.
     ///
     /// # Errors
     /// See [`StartError`]; plugin errors are all collected.
     pub fn start(config: &Config) -> Result<Runtime, StartError> {
         let shared = Self::capabilities(config)?;
-        let engine = PluginEngine::new(&config.runtime, shared).map_err(StartError::Engine)?;
+        let engine = Self::engine(config, shared)?;
         let chain = Chain::load(&engine, &config.plugins).map_err(StartError::Plugins)?;
         Ok(Runtime { engine, chain })
     }

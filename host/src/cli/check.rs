@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::plugins::{LoadedPlugin, PluginEngine};
+use crate::plugins::LoadedPlugin;
 use crate::runtime::Runtime;
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -14,10 +14,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let mut report: Vec<String> = problems.drain(..).map(|p| p.to_string()).collect();
     let mut loaded = Vec::new();
 
-    match Runtime::capabilities(&config)
-        .map_err(|e| e.to_string())
-        .and_then(|shared| PluginEngine::new(&config.runtime, shared).map_err(|e| format!("{e:#}")))
-    {
+    match Runtime::capabilities(&config).and_then(|shared| Runtime::engine(&config, shared)) {
         Ok(engine) => {
             for spec in &config.plugins {
                 match LoadedPlugin::load(&engine, spec) {
@@ -35,8 +32,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             .filter_map(|(on, name)| on.then_some(name))
             .collect();
         let grants: Vec<String> = p.spec.grants.iter().map(|g| g.to_string()).collect();
+        let signed = match &p.signed {
+            Some(v) => format!("signed by {} ({} {})", v.vendor, v.plugin, v.version),
+            None => "unsigned".into(),
+        };
         println!(
-            "ok    {:<20} {}  {}  grants=[{}]  {}  deadline={}ms memory={}MiB",
+            "ok    {:<20} {}  {}  grants=[{}]  {}  deadline={}ms memory={}MiB  {signed}",
             p.name(),
             &p.sha256[..16],
             roles.join("+"),

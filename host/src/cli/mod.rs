@@ -4,6 +4,7 @@
 mod check;
 mod inspect;
 mod replay;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,13 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Make an ed25519 key pair for signing plugins: BASE.key (secret,
+    /// mode 0600) and BASE.pub.
+    Keygen {
+        /// Path of the key pair without extension.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +62,31 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign a component: writes FILE.wasm.sig over its sha256, name and
+    /// version.
+    Sign {
+        /// The secret key from `imgate keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The plugin's name as released.
+        #[arg(long)]
+        name: String,
+        /// The plugin's version as released.
+        #[arg(long)]
+        version: String,
+        file: PathBuf,
+    },
+    /// Check a component's signature against a public key or the trusted
+    /// keys of a config.
+    Verify {
+        /// A public key file (BASE.pub) to trust.
+        #[arg(long = "pub", conflicts_with = "config")]
+        public: Option<PathBuf>,
+        /// Trust the keys under [signing] in this config.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        file: PathBuf,
+    },
 }
 
 /// Runs one command. Problems the user can fix are printed and give a
@@ -62,8 +95,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay { config, events } => replay::run(&config, &events),
         Command::Check { config } => check::run(&config),
-        Command::Plugin {
-            command: PluginCommand::Inspect { file, json },
-        } => inspect::run(&file, json),
+        Command::Plugin { command } => match command {
+            PluginCommand::Inspect { file, json } => inspect::run(&file, json),
+            PluginCommand::Sign {
+                key,
+                name,
+                version,
+                file,
+            } => sign::sign(&key, &name, &version, &file),
+            PluginCommand::Verify {
+                public,
+                config,
+                file,
+            } => sign::verify(public.as_deref(), config.as_deref(), &file),
+        },
+        Command::Keygen { out } => sign::keygen(&out),
     }
 }

@@ -22,6 +22,7 @@ use super::instance::{EPOCH_TICK, HostState};
 use crate::capabilities::SharedCapabilities;
 use crate::capabilities::archive::{ArchiveCtx, ArchiveData};
 use crate::config::RuntimeConfig;
+use crate::signing::SigningPolicy;
 
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -46,6 +47,7 @@ pub struct PluginEngine {
     linker: Linker<HostState>,
     pub(crate) shared: SharedCapabilities,
     pub(crate) runtime: RuntimeConfig,
+    pub(crate) signing: SigningPolicy,
     cache_key: String,
     _ticker: EpochTicker,
 }
@@ -103,8 +105,16 @@ impl PluginEngine {
             linker,
             shared,
             runtime: runtime.clone(),
+            signing: SigningPolicy::default(),
             cache_key,
         })
+    }
+
+    /// Sets which plugin signatures are trusted and whether they are
+    /// required; applies to plugins loaded from now on.
+    pub fn with_signing(mut self, policy: SigningPolicy) -> Self {
+        self.signing = policy;
+        self
     }
 
     pub fn engine(&self) -> &Engine {

@@ -17,6 +17,7 @@ use super::inspect::{ImportKind, Inspection, compatible, inspect};
 use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, error_text};
 use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
 use crate::config::{PluginSpec, RuntimeConfig};
+use crate::signing::{self, SignatureError, Verified};
 
 /// Why a plugin could not be loaded. Each names the plugin's problem in
 /// terms an operator can act on.
@@ -29,6 +30,8 @@ pub enum LoadError {
     },
     #[error("sha256 is {actual}, but the config pins {expected}")]
     PinMismatch { expected: String, actual: String },
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
     #[error("is not a valid component: {0}")]
     Compile(String),
     #[error(
@@ -154,6 +157,8 @@ pub struct Timed<T> {
 pub struct LoadedPlugin {
     pub spec: PluginSpec,
     pub sha256: String,
+    /// The vendor signature that verified, if the component is signed.
+    pub signed: Option<Verified>,
     pub inspection: Inspection,
     pub compiled_from: CompileSource,
     engine: wasmtime::Engine,
@@ -188,6 +193,7 @@ impl LoadedPlugin {
                 actual: sha256,
             });
         }
+        let signed = signing::check(&engine.signing, &spec.path, &sha256)?;
         let (component, compiled_from) = engine
             .compile(&bytes, &sha256)
             .map_err(|e| LoadError::Compile(error_text(&e)))?;
@@ -229,6 +235,7 @@ impl LoadedPlugin {
             },
             spec: spec.clone(),
             sha256,
+            signed,
             inspection,
             compiled_from,
             engine: engine.engine().clone(),
