@@ -40,5 +40,7 @@ pub mod signing;
 
 pub use config::{Config, FailurePolicy, PluginSpec};
 pub use event::{Action, Event, EventKind, FinalVerdict, Verdict};
-pub use plugins::{CallFailure, Chain, Decision, LoadError, LoadedPlugin, PluginEngine};
+pub use plugins::{
+    CallFailure, Chain, Decision, LiveChain, LoadError, LoadedPlugin, PluginEngine, ReloadError,
+};
 pub use runtime::Runtime;

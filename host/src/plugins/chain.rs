@@ -82,6 +82,8 @@ pub struct Decision {
     pub event: Arc<Event>,
     pub timings: Vec<Timing>,
     pub failures: Vec<Failure>,
+    /// The chain generation that decided (see `live`).
+    pub generation: u64,
 }
 
 impl Decision {
@@ -103,6 +105,8 @@ pub fn failure_tag(plugin: &str) -> String {
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
     has_observers: bool,
+    /// Which load of the config this is (see `live`); 0 when not live.
+    generation: u64,
 }
 
 impl Chain {
@@ -110,7 +114,17 @@ impl Chain {
         Chain {
             has_observers: plugins.iter().any(|p| p.is_observer()),
             plugins,
+            generation: 0,
         }
+    }
+
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Loads every plugin in `specs`, in order.
@@ -245,6 +259,7 @@ impl Chain {
             event,
             timings,
             failures,
+            generation: self.generation,
         }
     }
 }

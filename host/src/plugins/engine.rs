@@ -47,7 +47,8 @@ pub struct PluginEngine {
     linker: Linker<HostState>,
     pub(crate) shared: SharedCapabilities,
     pub(crate) runtime: RuntimeConfig,
-    pub(crate) signing: SigningPolicy,
+    // Read at load only; a reload may replace it.
+    signing: std::sync::RwLock<Arc<SigningPolicy>>,
     cache_key: String,
     _ticker: EpochTicker,
 }
@@ -105,16 +106,27 @@ impl PluginEngine {
             linker,
             shared,
             runtime: runtime.clone(),
-            signing: SigningPolicy::default(),
+            signing: Default::default(),
             cache_key,
         })
     }
 
     /// Sets which plugin signatures are trusted and whether they are
     /// required; applies to plugins loaded from now on.
-    pub fn with_signing(mut self, policy: SigningPolicy) -> Self {
-        self.signing = policy;
+    pub fn with_signing(self, policy: SigningPolicy) -> Self {
+        self.set_signing(policy);
         self
+    }
+
+    pub fn set_signing(&self, policy: SigningPolicy) {
+        *self.signing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    pub fn signing(&self) -> Arc<SigningPolicy> {
+        self.signing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn engine(&self) -> &Engine {

@@ -7,6 +7,7 @@
 //!   crash-loop backoff, verdict checks.
 //! - [`instance`]: one live instance: store, memory cap, deadline, calls.
 //! - [`chain`]: the ordered chain that turns an event into a decision.
+//! - [`live`]: the chain in force, swapped atomically by a reload.
 //! - [`inspect`]: what a component imports and exports.
 //! - [`wasi`]: the deny-all WASI every plugin gets.
 //! - [`limits`]: the per-instance memory cap and CPU deadline.
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod inspect;
 pub mod instance;
 pub mod limits;
+pub mod live;
 pub mod plugin;
 pub mod view;
 pub mod wasi;
@@ -25,4 +27,5 @@ pub mod wasi;
 pub use chain::{Chain, Decision};
 pub use engine::PluginEngine;
 pub use instance::CallFailure;
+pub use live::{LiveChain, ReloadError};
 pub use plugin::{LoadError, LoadedPlugin};

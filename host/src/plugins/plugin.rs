@@ -193,7 +193,7 @@ impl LoadedPlugin {
                 actual: sha256,
             });
         }
-        let signed = signing::check(&engine.signing, &spec.path, &sha256)?;
+        let signed = signing::check(&engine.signing(), &spec.path, &sha256)?;
         let (component, compiled_from) = engine
             .compile(&bytes, &sha256)
             .map_err(|e| LoadError::Compile(error_text(&e)))?;
