@@ -28,7 +28,9 @@
 //! - [`Chain`]: the ordered plugins. [`Chain::evaluate`] takes `&self`, so
 //!   many events run at once, each on its own instances.
 //! - [`Decision`]: the final verdict, which plugin (name and sha256)
-//!   decided it, the tags, and each plugin's time.
+//!   decided it, the tags, each plugin's time, and the chain generation.
+//! - [`LiveChain`]: the chain in force. A reload builds a new chain in full
+//!   and swaps it in atomically; a failed reload keeps the old one.
 
 pub mod capabilities;
 pub mod cli;

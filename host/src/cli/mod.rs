@@ -82,7 +82,7 @@ pub enum PluginCommand {
         /// A public key file (BASE.pub) to trust.
         #[arg(long = "pub", conflicts_with = "config")]
         public: Option<PathBuf>,
-        /// Trust the keys under [signing] in this config.
+        /// Trust the keys under `[signing]` in this config.
         #[arg(long, short)]
         config: Option<PathBuf>,
         file: PathBuf,
