@@ -166,6 +166,15 @@ fn an_observer_archives_blocked_messages_durably_with_the_decider() {
         serde_json::json!(["keyword:blocked"])
     );
     assert_eq!(rec["annotations"], serde_json::json!([["recorder", "v1"]]));
+    let metrics = rt.engine.shared().metrics.render_prometheus();
+    assert!(
+        metrics.contains("imgate_archive_appends_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("imgate_archive_append_seconds_count{} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -199,10 +208,13 @@ fn a_fail_open_observer_failure_is_tagged_and_delivery_goes_on() {
 fn many_events_run_concurrently_with_correct_verdicts_and_shared_state() {
     let (_cfg, rt) = start(
         r#"
+# Eight threads on two cores: a call can wait past a 10 ms wall-clock
+# deadline while descheduled, so this test gives them room.
 [[plugins]]
 name = "kw"
 path = "{wasm:keyword_block}"
 pool = 4
+deadline_ms = 1000
 [plugins.config]
 words = ["secret"]
 
@@ -211,6 +223,7 @@ name = "counter"
 path = "{wasm:test_scripted}"
 grants = ["log", "kv", "metrics"]
 pool = 4
+deadline_ms = 1000
 [plugins.config]
 count = "n"
 "#,
@@ -224,6 +237,7 @@ count = "n"
                     let secret = (t + i) % 3 == 0;
                     let body = if secret { "a secret" } else { "hello" };
                     let d = rt.chain.evaluate(message(body));
+                    assert!(d.failures.is_empty(), "{:?}", d.failures);
                     assert_eq!(matches!(d.verdict.action, Action::Block(_)), secret);
                 }
             })

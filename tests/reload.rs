@@ -45,6 +45,9 @@ cache_dir = "cache"
 name = "versioned"
 path = "{}"
 grants = ["log", "kv", "metrics"]
+# Deadlines are wall-clock: with three busy threads on two cores a call can
+# be descheduled past 10 ms. This test is about reloads, not deadlines.
+deadline_ms = 1000
 [plugins.config]
 block_if_body_contains = "blockme"
 count = "n"
@@ -143,6 +146,7 @@ fn a_hundred_reloads_under_load_lose_nothing_and_every_verdict_has_one_version()
         assert_eq!(seen.len() as u64, sent, "every event sent came back");
         total += sent;
         for (i, body, d) in seen {
+            assert!(d.failures.is_empty(), "{:?}", d.failures);
             assert!(ids.insert(format!("t{t}-{i}")), "event judged twice");
             assert_eq!(d.event.id, format!("t{t}-{i}"));
             let versions: Vec<usize> = ["v1", "v2"]
@@ -187,6 +191,11 @@ fn a_hundred_reloads_under_load_lose_nothing_and_every_verdict_has_one_version()
         .unwrap();
     assert_eq!(counted as u64, total);
     assert_eq!(s.live.reload_counts(), (100, 0));
+    let metrics = s.engine.shared().metrics.render_prometheus();
+    assert!(
+        metrics.contains("imgate_reloads_total{result=\"ok\"} 100"),
+        "{metrics}"
+    );
     assert_eq!(s.live.current().generation(), 101);
 }
 
@@ -252,6 +261,11 @@ fn a_failed_reload_keeps_the_old_chain_and_says_why() {
     assert_eq!(s.live.current().generation(), before);
     assert_eq!(tag_of(&s.live), vec!["v1".to_string()]);
     assert_eq!(s.live.reload_counts(), (0, 4));
+    let metrics = s.engine.shared().metrics.render_prometheus();
+    assert!(
+        metrics.contains("imgate_reloads_total{result=\"failed\"} 4"),
+        "{metrics}"
+    );
     assert!(s.live.last_error().unwrap().contains("restart"));
 
     // The signing policy of the failed reload did not stick: v2 unsigned

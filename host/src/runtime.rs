@@ -46,19 +46,22 @@ impl Runtime {
     /// # Errors
     /// The archive file cannot be opened.
     pub fn capabilities(config: &Config) -> Result<SharedCapabilities, StartError> {
+        let metrics = Arc::new(MetricsRegistry::default());
         let archive = match &config.archive {
-            Some(a) => Some(Arc::new(ArchiveWriter::open(a).map_err(|source| {
-                StartError::Archive {
-                    path: a.path.display().to_string(),
-                    source,
-                }
-            })?)),
+            Some(a) => Some(Arc::new(
+                ArchiveWriter::open(a, metrics.host.clone()).map_err(|source| {
+                    StartError::Archive {
+                        path: a.path.display().to_string(),
+                        source,
+                    }
+                })?,
+            )),
             None => None,
         };
         Ok(SharedCapabilities {
             kv: Arc::new(KvStore::new(config.kv.clone())),
             archive,
-            metrics: Arc::new(MetricsRegistry::default()),
+            metrics,
         })
     }
 

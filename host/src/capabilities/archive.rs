@@ -13,6 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::HostStats;
 use super::{Capability, NotGranted};
 use crate::event::json::{EventDoc, FinalVerdictDoc};
 use crate::plugins::bindings::archive::Host;
@@ -62,6 +64,7 @@ struct Job {
 /// The shared writer. Dropping it flushes what is queued and stops the thread.
 pub struct ArchiveWriter {
     path: PathBuf,
+    stats: Arc<HostStats>,
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -72,7 +75,7 @@ impl ArchiveWriter {
     /// # Errors
     /// The file cannot be opened for appending, or its existing lines cannot
     /// be read to continue the sequence.
-    pub fn open(config: &ArchiveConfig) -> std::io::Result<Self> {
+    pub fn open(config: &ArchiveConfig, stats: Arc<HostStats>) -> std::io::Result<Self> {
         let next_seq = match File::open(&config.path) {
             Ok(f) => BufReader::new(f).lines().count() as u64 + 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
@@ -89,6 +92,7 @@ impl ArchiveWriter {
             .spawn(move || write_loop(file, rx, window, next_seq))?;
         Ok(ArchiveWriter {
             path: config.path.clone(),
+            stats,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -101,6 +105,20 @@ impl ArchiveWriter {
     /// Queues `record` and blocks until it is durable. Call it through
     /// [`super::wait_off_worker`] from async contexts.
     pub fn append(&self, record: ArchiveRecord) -> Result<u64, String> {
+        let started = Instant::now();
+        let result = self.queue_and_wait(record);
+        let stats = &self.stats;
+        match &result {
+            Ok(_) => stats.archive_appends.fetch_add(1, Relaxed),
+            Err(_) => stats.archive_append_failures.fetch_add(1, Relaxed),
+        };
+        stats
+            .archive_append_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn queue_and_wait(&self, record: ArchiveRecord) -> Result<u64, String> {
         let (reply, wait) = mpsc::sync_channel(1);
         {
             let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
@@ -255,7 +273,8 @@ mod tests {
             path: dir.path().join("a.jsonl"),
             group_commit_ms: 2,
         };
-        let writer = Arc::new(ArchiveWriter::open(&config).unwrap());
+        let stats = Arc::new(HostStats::default());
+        let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let w = writer.clone();
@@ -274,7 +293,9 @@ mod tests {
         assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
         drop(writer);
 
-        let writer = ArchiveWriter::open(&config).unwrap();
+        assert_eq!(stats.archive_appends.load(Relaxed), 100);
+        assert_eq!(stats.archive_append_seconds.count(), 100);
+        let writer = ArchiveWriter::open(&config, stats).unwrap();
         assert_eq!(writer.append(record("after")).unwrap(), 101);
         drop(writer);
         let text = std::fs::read_to_string(&config.path).unwrap();

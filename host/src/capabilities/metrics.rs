@@ -64,16 +64,47 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, n) in self.bounds.iter().zip(&self.counts) {
             cumulative += n.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
         }
         let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Buckets for durable archive appends, in seconds: 100 µs to 1 s.
+const APPEND_BUCKETS: [f64; 13] = [
+    1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Host-wide figures that belong to no plugin.
+pub struct HostStats {
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub archive_appends: AtomicU64,
+    pub archive_append_failures: AtomicU64,
+    /// From queueing an append to its acknowledgement (durable).
+    pub archive_append_seconds: Histogram,
+}
+
+impl Default for HostStats {
+    fn default() -> Self {
+        HostStats {
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            archive_appends: AtomicU64::new(0),
+            archive_append_failures: AtomicU64::new(0),
+            archive_append_seconds: Histogram::new(&APPEND_BUCKETS),
+        }
     }
 }
 
@@ -185,6 +216,7 @@ impl PluginMetrics {
 #[derive(Default)]
 pub struct MetricsRegistry {
     plugins: Mutex<HashMap<String, Arc<PluginMetrics>>>,
+    pub host: Arc<HostStats>,
 }
 
 impl MetricsRegistry {
@@ -203,6 +235,41 @@ impl MetricsRegistry {
             v
         };
         let mut out = String::new();
+        let h = &self.host;
+        for (name, help, value) in [
+            (
+                "imgate_reloads_total{result=\"ok\"}",
+                "Chain reloads.",
+                &h.reloads_ok,
+            ),
+            (
+                "imgate_reloads_total{result=\"failed\"}",
+                "",
+                &h.reloads_failed,
+            ),
+            (
+                "imgate_archive_appends_total{result=\"ok\"}",
+                "Archive appends.",
+                &h.archive_appends,
+            ),
+            (
+                "imgate_archive_appends_total{result=\"failed\"}",
+                "",
+                &h.archive_append_failures,
+            ),
+        ] {
+            let family = name.split('{').next().unwrap_or(name);
+            if !help.is_empty() {
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} counter");
+            }
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        }
+        let name = "imgate_archive_append_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time until an archive append is durable.\n# TYPE {name} histogram"
+        );
+        h.archive_append_seconds.render(&mut out, name, "");
         type Counter = fn(&PluginStats) -> &AtomicU64;
         let counters: [(&str, &str, Counter); 7] = [
             ("imgate_plugin_calls_total", "Calls into the plugin", |s| {
@@ -344,6 +411,26 @@ mod tests {
         }
         assert!(!m.counter_add("one_too_many", 1));
         assert!(m.counter_add("hits", 1), "existing names keep working");
+    }
+
+    #[test]
+    fn host_figures_are_rendered() {
+        let reg = MetricsRegistry::default();
+        reg.host.reloads_ok.fetch_add(2, Relaxed);
+        reg.host.archive_appends.fetch_add(1, Relaxed);
+        reg.host.archive_append_seconds.observe(0.0003);
+        let text = reg.render_prometheus();
+        assert!(
+            text.contains("imgate_reloads_total{result=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("imgate_reloads_total{result=\"failed\"} 0"));
+        assert!(text.contains("imgate_archive_appends_total{result=\"ok\"} 1"));
+        assert!(
+            text.contains("imgate_archive_append_seconds_bucket{le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("imgate_archive_append_seconds_count{} 1"));
     }
 
     #[test]

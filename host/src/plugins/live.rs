@@ -122,9 +122,11 @@ impl LiveChain {
                 .store(Arc::new(chain.with_generation(generation)));
             generation
         });
+        let host = &engine.shared().metrics.host;
         match &result {
             Ok(generation) => {
                 self.reloads_ok.fetch_add(1, Relaxed);
+                host.reloads_ok.fetch_add(1, Relaxed);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(
                     generation,
@@ -134,6 +136,7 @@ impl LiveChain {
             }
             Err(e) => {
                 self.reloads_failed.fetch_add(1, Relaxed);
+                host.reloads_failed.fetch_add(1, Relaxed);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 tracing::error!(error = %e, "reload failed; the running chain is unchanged");
             }
