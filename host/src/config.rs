@@ -23,6 +23,8 @@ pub struct Config {
     pub kv: KvConfig,
     pub archive: Option<ArchiveConfig>,
     pub signing: SigningConfig,
+    pub admin: Option<AdminConfig>,
+    pub reload: ReloadConfig,
     pub plugins: Vec<PluginSpec>,
     /// Where the file was read from, for messages.
     pub source: Option<PathBuf>,
@@ -56,6 +58,49 @@ impl Default for RuntimeConfig {
             max_body_bytes: 256 << 10,
             max_tags: 32,
             max_tag_bytes: 128,
+        }
+    }
+}
+
+/// `[admin]`: the admin HTTP API, on its own listener.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the API can reload policy.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// A file holding the bearer token (first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9191".into()
+}
+
+fn default_token_env() -> String {
+    "IMGATE_ADMIN_TOKEN".into()
+}
+
+/// `[reload]`: when `imgate run` reloads the chain by itself.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch the config file and every plugin file (and its `.sig`).
+    pub watch: bool,
+    /// A change must be still for this long before it is applied, so a
+    /// half-copied file is not loaded.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            debounce_ms: 500,
         }
     }
 }
@@ -166,6 +211,10 @@ struct RawConfig {
     archive: Option<Spanned<toml::Value>>,
     #[serde(default)]
     signing: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    admin: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    reload: Option<Spanned<toml::Value>>,
     #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
     #[serde(flatten)]
@@ -290,7 +339,9 @@ impl Config {
         for key in raw.rest.keys() {
             problems.push(Problem {
                 location: format!("[{key}]"),
-                message: "unknown section (known: runtime, kv, archive, signing, plugins)".into(),
+                message:
+                    "unknown section (known: runtime, kv, archive, signing, admin, reload, plugins)"
+                        .into(),
             });
         }
 
@@ -354,6 +405,23 @@ impl Config {
                 }));
             }
             config.signing = signing;
+        }
+
+        config.admin =
+            section::<AdminConfig>(text, "admin", raw.admin, &mut problems).map(|mut a| {
+                a.token_file = a.token_file.map(|f| base.join(f));
+                a
+            });
+        if let Some(admin) = &config.admin
+            && admin.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            problems.push(Problem {
+                location: "[admin]".into(),
+                message: format!("listen `{}` is not an ip:port address", admin.listen),
+            });
+        }
+        if let Some(reload) = section::<ReloadConfig>(text, "reload", raw.reload, &mut problems) {
+            config.reload = reload;
         }
 
         let mut names = HashSet::new();

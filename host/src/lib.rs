@@ -16,7 +16,9 @@
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
 //! - [`runtime`]: builds engine, capabilities and chain from a config.
 //! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
-//! - [`cli`]: the `imgate` commands (`replay`, `check`, `plugin inspect`).
+//! - [`gateway`]: the long-running process (`imgate run`): reload triggers, shutdown.
+//! - [`admin`]: the admin HTTP API.
+//! - [`cli`]: the `imgate` commands.
 //!
 //! # Core concepts
 //! - [`PluginEngine`]: one per process. Owns the wasmtime `Engine` (pooling
@@ -32,10 +34,12 @@
 //! - [`LiveChain`]: the chain in force. A reload builds a new chain in full
 //!   and swaps it in atomically; a failed reload keeps the old one.
 
+pub mod admin;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod gateway;
 pub mod plugins;
 pub mod runtime;
 pub mod signing;

@@ -4,6 +4,7 @@
 mod check;
 mod inspect;
 mod replay;
+mod run;
 mod sign;
 
 use std::path::PathBuf;
@@ -32,6 +33,12 @@ pub enum Command {
         config: PathBuf,
         /// One JSON event per line (see docs/replay.md); `-` reads stdin.
         events: PathBuf,
+    },
+    /// Run the gateway: the chain, reloads (SIGHUP, file watch, admin API)
+    /// and the admin API, until SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
     },
     /// Validate the config and load every plugin, reporting every problem.
     Check {
@@ -95,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay { config, events } => replay::run(&config, &events),
         Command::Check { config } => check::run(&config),
+        Command::Run { config } => run::run(&config),
         Command::Plugin { command } => match command {
             PluginCommand::Inspect { file, json } => inspect::run(&file, json),
             PluginCommand::Sign {

@@ -388,6 +388,11 @@ impl LoadedPlugin {
         self.with_instance(|i, started| i.observe(event, verdict, budget, started))
     }
 
+    /// Whether crash-loop backoff is keeping the plugin out right now.
+    pub fn is_backing_off(&self) -> bool {
+        self.health.check().is_err()
+    }
+
     /// Instances ready in the pool.
     pub fn idle_instances(&self) -> usize {
         self.pool.len()

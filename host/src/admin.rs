@@ -1,0 +1,288 @@
+//! The admin HTTP API, on its own listener (loopback by default), every
+//! request authenticated with a bearer token.
+//!
+//! | endpoint | |
+//! |---|---|
+//! | `GET /healthz` | the process is up |
+//! | `GET /readyz` | a chain is in force |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /plugins` | each plugin: hash, signer, grants, limits, status, counters |
+//! | `POST /reload` | re-read the config and swap the chain |
+//! | `GET /connections` | a summary per adapter |
+//!
+//! Requests without the token, or with another, get 401. Every request is
+//! logged with the peer address, which is who made it: the token is one
+//! shared secret, so the address is the identity the log can give.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::AdminConfig;
+use crate::gateway::Gateway;
+
+pub struct AdminServer {
+    listener: TcpListener,
+    token: Arc<str>,
+    gateway: Arc<Gateway>,
+}
+
+/// Reads the bearer token: `token_file` if set, else `token_env`.
+///
+/// # Errors
+/// Neither gives a non-empty token: the API is never served open.
+fn read_token(config: &AdminConfig) -> anyhow::Result<String> {
+    let token = match &config.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("[admin] token_file {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+        None => std::env::var(&config.token_env).unwrap_or_default(),
+    };
+    if token.is_empty() {
+        anyhow::bail!(
+            "[admin] has no token: set token_file, or the {} environment variable",
+            config.token_env
+        );
+    }
+    Ok(token)
+}
+
+/// Compares without an early exit, so timing does not reveal the prefix
+/// that matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminServer {
+    /// # Errors
+    /// No token, or the address cannot be bound.
+    pub async fn bind(config: &AdminConfig, gateway: Arc<Gateway>) -> anyhow::Result<AdminServer> {
+        let token = read_token(config)?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("[admin] cannot listen on {}", config.listen))?;
+        Ok(AdminServer {
+            listener,
+            token: token.into(),
+            gateway,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` flips. A connection's error ends that
+    /// connection only.
+    pub async fn serve(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.changed() => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let token = self.token.clone();
+            let gateway = self.gateway.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let (token, gateway) = (token.clone(), gateway.clone());
+                async move { Ok::<_, Infallible>(handle(req, peer, &token, gateway).await) }
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    respond(status, "application/json", value.to_string() + "\n")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    token: &str,
+    gateway: Arc<Gateway>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let authorized = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.as_bytes(), token.as_bytes()));
+    let response = if !authorized {
+        let mut r = json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or wrong bearer token"}),
+        );
+        if let Ok(v) = "Bearer".parse() {
+            r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+        }
+        r
+    } else {
+        route(&method, &path, gateway).await
+    };
+    tracing::info!(%peer, %method, path, status = response.status().as_u16(), authorized, "admin request");
+    response
+}
+
+async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => json_response(
+            StatusCode::OK,
+            json!({"ready": true, "generation": gateway.live.current().generation()}),
+        ),
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            gateway.engine.shared().metrics.render_prometheus(),
+        ),
+        (&Method::GET, "/plugins") => json_response(StatusCode::OK, plugins(&gateway)),
+        (&Method::GET, "/connections") => {
+            // Adapters register here as they land (XMPP, IRC).
+            json_response(StatusCode::OK, json!({"adapters": {}}))
+        }
+        (&Method::POST, "/reload") => {
+            let g = gateway.clone();
+            match tokio::task::spawn_blocking(move || g.reload("admin API")).await {
+                Ok(Ok(generation)) => {
+                    json_response(StatusCode::OK, json!({"generation": generation}))
+                }
+                Ok(Err(error)) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"error": error, "generation": gateway.live.current().generation()}),
+                ),
+                Err(e) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": e.to_string()}),
+                ),
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/plugins" | "/connections" | "/reload") => {
+            json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method not allowed"}),
+            )
+        }
+        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
+    }
+}
+
+fn plugins(gateway: &Gateway) -> serde_json::Value {
+    let chain = gateway.live.current();
+    let (reloads_ok, reloads_failed) = gateway.live.reload_counts();
+    let list: Vec<serde_json::Value> = chain
+        .plugins()
+        .iter()
+        .map(|p| {
+            let s = &p.metrics().stats;
+            json!({
+                "name": p.name(),
+                "sha256": p.sha256,
+                "signed_by": p.signed.as_ref().map(|v| json!({
+                    "vendor": v.vendor, "plugin": v.plugin, "version": v.version, "key_id": v.key_id,
+                })),
+                "roles": {"policy": p.is_policy(), "observer": p.is_observer()},
+                "grants": p.spec.grants.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+                "limits": {
+                    "failure": p.spec.failure.to_string(),
+                    "deadline_ms": p.spec.deadline_ms,
+                    "memory_mib": p.spec.memory_mib,
+                    "pool": p.spec.pool,
+                },
+                "status": if p.is_backing_off() { "backing-off" } else { "ok" },
+                "idle_instances": p.idle_instances(),
+                "counters": {
+                    "calls": s.calls.load(Relaxed),
+                    "traps": s.traps.load(Relaxed),
+                    "timeouts": s.timeouts.load(Relaxed),
+                    "memory_exceeded": s.memory_exceeded.load(Relaxed),
+                    "invalid_verdicts": s.invalid_verdicts.load(Relaxed),
+                    "fail_open_skips": s.fail_open_skips.load(Relaxed),
+                    "instantiations": s.instantiations.load(Relaxed),
+                    "verdicts": {
+                        "allow": s.allow.load(Relaxed),
+                        "block": s.block.load(Relaxed),
+                        "drop": s.drop.load(Relaxed),
+                        "rewrite": s.rewrite.load(Relaxed),
+                    },
+                },
+            })
+        })
+        .collect();
+    json!({
+        "generation": chain.generation(),
+        "reloads": {"ok": reloads_ok, "failed": reloads_failed, "last_error": gateway.live.last_error()},
+        "plugins": list,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison_needs_every_byte() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+
+    #[test]
+    fn an_admin_section_without_a_token_is_refused() {
+        let config = AdminConfig {
+            listen: "127.0.0.1:0".into(),
+            token_file: None,
+            token_env: "IMGATE_TEST_TOKEN_THAT_IS_NOT_SET".into(),
+        };
+        let err = read_token(&config).unwrap_err().to_string();
+        assert!(err.contains("IMGATE_TEST_TOKEN_THAT_IS_NOT_SET"), "{err}");
+    }
+}

@@ -1,0 +1,257 @@
+//! `imgate run` as operators run it: the admin API (bearer token, every
+//! endpoint), and the three reload triggers (admin, file watch, SIGHUP),
+//! against the real binary over raw HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use imgate_tests::{imgate_bin, wasm};
+
+const TOKEN: &str = "s3cret-admin-token";
+
+fn write_config(path: &Path, tag: &str, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            r#"
+[runtime]
+cache_dir = "cache"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[reload]
+debounce_ms = 150
+
+[[plugins]]
+name = "versioned"
+path = "scripted.wasm"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+tag = "{tag}"
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+struct Gateway {
+    child: Child,
+    port: u16,
+    log: mpsc::Receiver<String>,
+}
+
+impl Gateway {
+    fn start(config: &Path) -> Gateway {
+        let mut child = Command::new(imgate_bin())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("IMGATE_ADMIN_TOKEN", TOKEN)
+            .env("IMGATE_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("imgate run did not report its admin listener");
+            if line.contains("admin API listening") {
+                let addr = line.split("listen=").nth(1).unwrap().trim();
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        Gateway { child, port, log }
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    }
+
+    fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.request("GET", path, Some(TOKEN));
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn generation(&self) -> u64 {
+        self.get_json("/readyz")["generation"].as_u64().unwrap()
+    }
+
+    fn wait_for_generation(&self, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.generation() != want {
+            assert!(Instant::now() < deadline, "generation never reached {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// Every log line so far.
+    fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_admin_api_and_every_reload_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wasm("test_scripted"), dir.path().join("scripted.wasm")).unwrap();
+    let config = dir.path().join("imgate.toml");
+    write_config(&config, "v1", "");
+    let mut gw = Gateway::start(&config);
+
+    // Authentication.
+    assert_eq!(gw.request("GET", "/healthz", None).0, 401);
+    assert_eq!(gw.request("GET", "/healthz", Some("wrong")).0, 401);
+    assert_eq!(gw.request("POST", "/reload", None).0, 401);
+    let (status, body) = gw.request("GET", "/healthz", Some(TOKEN));
+    assert_eq!((status, body.trim()), (200, "ok"));
+
+    // What is running.
+    let plugins = gw.get_json("/plugins");
+    assert_eq!(plugins["generation"], 1);
+    let p = &plugins["plugins"][0];
+    assert_eq!(p["name"], "versioned");
+    assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(p["grants"], serde_json::json!(["log", "kv", "metrics"]));
+    assert_eq!(p["limits"]["deadline_ms"], 10);
+    assert_eq!(p["status"], "ok");
+    assert_eq!(
+        gw.get_json("/connections"),
+        serde_json::json!({"adapters": {}})
+    );
+    let (status, metrics) = gw.request("GET", "/metrics", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("imgate_plugin_calls_total{plugin=\"versioned\"}"),
+        "{metrics}"
+    );
+    assert_eq!(gw.request("GET", "/nope", Some(TOKEN)).0, 404);
+    assert_eq!(gw.request("GET", "/reload", Some(TOKEN)).0, 405);
+
+    // Trigger 1: the admin API.
+    let (status, body) = gw.request("POST", "/reload", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["generation"],
+        2
+    );
+
+    // Trigger 2: the file watch, after the debounce.
+    write_config(&config, "v2", "");
+    gw.wait_for_generation(3);
+
+    // Trigger 3: SIGHUP.
+    gw.signal("HUP");
+    gw.wait_for_generation(4);
+
+    // A bad config: the watch tries, fails, and the chain stays.
+    write_config(&config, "v3", "no_such_setting = 1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let plugins = gw.get_json("/plugins");
+        if plugins["reloads"]["failed"].as_u64().unwrap() >= 1 {
+            assert_eq!(plugins["generation"], 4);
+            let error = plugins["reloads"]["last_error"].as_str().unwrap();
+            assert!(
+                error.contains("refused to initialise") && error.contains("no_such_setting"),
+                "{error}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed reload was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = gw.request("POST", "/reload", Some(TOKEN));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("no_such_setting"), "{body}");
+    assert_eq!(gw.generation(), 4);
+    let metrics = gw.request("GET", "/metrics", Some(TOKEN)).1;
+    assert!(
+        metrics.contains("imgate_reloads_total{result=\"ok\"} 3"),
+        "{metrics}"
+    );
+
+    // Every admin request is logged with who made it.
+    let log = gw.drain_log();
+    assert!(
+        log.iter().any(|l| l.contains("admin request")
+            && l.contains("peer=127.0.0.1")
+            && l.contains("status=401")),
+        "{log:#?}"
+    );
+
+    // SIGTERM stops it cleanly.
+    gw.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "imgate run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn run_refuses_an_admin_api_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wasm("test_scripted"), dir.path().join("scripted.wasm")).unwrap();
+    let config = dir.path().join("imgate.toml");
+    write_config(&config, "v1", "");
+    let out = Command::new(imgate_bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env_remove("IMGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[admin] has no token"), "{err}");
+}
