@@ -181,12 +181,17 @@ async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<F
         (&Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            gateway.engine.shared().metrics.render_prometheus(),
+            gateway.engine.shared().metrics.render_prometheus()
+                + &crate::adapters::stats::render_prometheus(&gateway.adapter_stats()),
         ),
         (&Method::GET, "/plugins") => json_response(StatusCode::OK, plugins(&gateway)),
         (&Method::GET, "/connections") => {
-            // Adapters register here as they land (XMPP, IRC).
-            json_response(StatusCode::OK, json!({"adapters": {}}))
+            let adapters: serde_json::Map<String, serde_json::Value> = gateway
+                .adapter_stats()
+                .iter()
+                .map(|a| (a.network.to_owned(), a.summary()))
+                .collect();
+            json_response(StatusCode::OK, json!({ "adapters": adapters }))
         }
         (&Method::POST, "/reload") => {
             let g = gateway.clone();

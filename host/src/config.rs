@@ -25,6 +25,8 @@ pub struct Config {
     pub signing: SigningConfig,
     pub admin: Option<AdminConfig>,
     pub reload: ReloadConfig,
+    /// `[xmpp]`: the XMPP adapter, when configured.
+    pub xmpp: Option<crate::adapters::xmpp::XmppConfig>,
     pub plugins: Vec<PluginSpec>,
     /// Where the file was read from, for messages.
     pub source: Option<PathBuf>,
@@ -216,6 +218,8 @@ struct RawConfig {
     #[serde(default)]
     reload: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    xmpp: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
     #[serde(flatten)]
     rest: toml::Table,
@@ -340,7 +344,7 @@ impl Config {
             problems.push(Problem {
                 location: format!("[{key}]"),
                 message:
-                    "unknown section (known: runtime, kv, archive, signing, admin, reload, plugins)"
+                    "unknown section (known: runtime, kv, archive, signing, admin, reload, xmpp, plugins)"
                         .into(),
             });
         }
@@ -422,6 +426,15 @@ impl Config {
         }
         if let Some(reload) = section::<ReloadConfig>(text, "reload", raw.reload, &mut problems) {
             config.reload = reload;
+        }
+        let xmpp_line = raw.xmpp.as_ref().map(|v| line_of(text, v.span().start));
+        config.xmpp = section::<crate::adapters::xmpp::XmppConfig>(text, "xmpp", raw.xmpp, &mut problems)
+            .map(|x| x.resolve(base));
+        if let (Some(xmpp), Some(line)) = (&config.xmpp, xmpp_line) {
+            problems.extend(xmpp.problems().into_iter().map(|message| Problem {
+                location: format!("[xmpp] (line {line})"),
+                message,
+            }));
         }
 
         let mut names = HashSet::new();

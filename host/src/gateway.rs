@@ -18,7 +18,9 @@ use crate::runtime::Runtime;
 /// Everything a reload needs, shared by its triggers.
 pub struct Gateway {
     pub engine: PluginEngine,
-    pub live: LiveChain,
+    pub live: Arc<LiveChain>,
+    /// Every adapter's counters, for the admin API and metrics.
+    pub adapters: std::sync::Mutex<Vec<Arc<crate::adapters::AdapterStats>>>,
     pub config_path: PathBuf,
     config: Config,
 }
@@ -33,11 +35,27 @@ impl Gateway {
         let Runtime { engine, chain } =
             Runtime::start(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Gateway {
-            live: LiveChain::new(chain, &config),
+            live: Arc::new(LiveChain::new(chain, &config)),
+            adapters: Default::default(),
             engine,
             config_path: config_path.to_owned(),
             config,
         })
+    }
+
+    pub fn register_adapter(&self, stats: Arc<crate::adapters::AdapterStats>) {
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stats);
+    }
+
+    /// A snapshot of the adapters' counters.
+    pub fn adapter_stats(&self) -> Vec<Arc<crate::adapters::AdapterStats>> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -179,6 +197,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         let server = crate::admin::AdminServer::bind(&admin, gateway.clone()).await?;
         tracing::info!(listen = %server.local_addr(), "admin API listening");
         tasks.spawn(server.serve(shutdown.clone()));
+    }
+    if let Some(xmpp) = gateway.config().xmpp.clone() {
+        let adapter = crate::adapters::xmpp::XmppAdapter::bind(&xmpp, gateway.live.clone()).await?;
+        for (address, direct_tls) in adapter.local_addrs() {
+            tracing::info!(listen = %address, direct_tls, upstream = %xmpp.upstream.address, "XMPP listening");
+        }
+        gateway.register_adapter(adapter.stats());
+        tasks.spawn(adapter.serve(shutdown.clone()));
     }
     #[cfg(unix)]
     tasks.spawn(reload_on_sighup(gateway.clone(), shutdown.clone()));

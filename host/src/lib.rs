@@ -16,7 +16,10 @@
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
 //! - [`runtime`]: builds engine, capabilities and chain from a config.
 //! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
-//! - [`gateway`]: the long-running process (`imgate run`): reload triggers, shutdown.
+//! - [`adapters`]: one folder per network (`xmpp/`): codec, events, session, config.
+//! - [`proxy`]: the accept loop adapters share: connection cap, draining.
+//! - [`tls`]: rustls configs for both sides, and development certificates.
+//! - [`gateway`]: the long-running process (`imgate run`): adapters, reload triggers, shutdown.
 //! - [`admin`]: the admin HTTP API.
 //! - [`cli`]: the `imgate` commands.
 //!
@@ -31,9 +34,12 @@
 //!   many events run at once, each on its own instances.
 //! - [`Decision`]: the final verdict, which plugin (name and sha256)
 //!   decided it, the tags, each plugin's time, and the chain generation.
+//! - [`adapters::Judge`]: how an adapter hands an event to the chain in
+//!   force; the adapter then applies the verdict in its protocol's terms.
 //! - [`LiveChain`]: the chain in force. A reload builds a new chain in full
 //!   and swaps it in atomically; a failed reload keeps the old one.
 
+pub mod adapters;
 pub mod admin;
 pub mod capabilities;
 pub mod cli;
@@ -41,8 +47,10 @@ pub mod config;
 pub mod event;
 pub mod gateway;
 pub mod plugins;
+pub mod proxy;
 pub mod runtime;
 pub mod signing;
+pub mod tls;
 
 pub use config::{Config, FailurePolicy, PluginSpec};
 pub use event::{Action, Event, EventKind, FinalVerdict, Verdict};

@@ -1,6 +1,7 @@
 //! The `imgate` command line. The binary only parses arguments and calls
 //! [`run`]; each command is one module.
 
+mod cert;
 mod check;
 mod inspect;
 mod replay;
@@ -49,6 +50,20 @@ pub enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Make a self-signed TLS certificate and key (PEM) for development:
+    /// what clients see when they connect to imgate, and what a test
+    /// server can use.
+    Cert {
+        /// DNS names or IP addresses the certificate is for.
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Where to write the certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Where to write the private key (mode 0600).
+        #[arg(long)]
+        key: PathBuf,
     },
     /// Make an ed25519 key pair for signing plugins: BASE.key (secret,
     /// mode 0600) and BASE.pub.
@@ -118,5 +133,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } => sign::verify(public.as_deref(), config.as_deref(), &file),
         },
         Command::Keygen { out } => sign::keygen(&out),
+        Command::Cert { names, cert, key } => cert::run(&names, &cert, &key),
     }
 }
