@@ -6,6 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "support/gateway.rs"]
+pub mod gateway;
+#[path = "support/prosody.rs"]
+pub mod prosody;
+
 use imgate::event::json::{EventDoc, MessageDoc};
 use imgate::{Config, Event, Runtime};
 
@@ -88,4 +93,18 @@ pub fn message(body: &str) -> Event {
     }
     .into_event("test", 0)
     .expect("a message event")
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Debian's Python, which has python3-slixmpp and python3-irc; the first
+/// `python3` on PATH may be another one.
+pub fn system_python() -> PathBuf {
+    PathBuf::from("/usr/bin/python3")
 }

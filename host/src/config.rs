@@ -428,8 +428,9 @@ impl Config {
             config.reload = reload;
         }
         let xmpp_line = raw.xmpp.as_ref().map(|v| line_of(text, v.span().start));
-        config.xmpp = section::<crate::adapters::xmpp::XmppConfig>(text, "xmpp", raw.xmpp, &mut problems)
-            .map(|x| x.resolve(base));
+        config.xmpp =
+            section::<crate::adapters::xmpp::XmppConfig>(text, "xmpp", raw.xmpp, &mut problems)
+                .map(|x| x.resolve(base));
         if let (Some(xmpp), Some(line)) = (&config.xmpp, xmpp_line) {
             problems.extend(xmpp.problems().into_iter().map(|message| Problem {
                 location: format!("[xmpp] (line {line})"),

@@ -73,9 +73,11 @@ pub async fn serve<H, F>(
     if open > 0 {
         tracing::info!(open, "draining connections");
     }
-    if tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             left = connections.len(),

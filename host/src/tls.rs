@@ -142,6 +142,9 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not pem").unwrap();
         let err = client_config(Some(&empty)).unwrap_err().to_string();
-        assert!(err.contains("CA file") && err.contains("empty.pem"), "{err}");
+        assert!(
+            err.contains("CA file") && err.contains("empty.pem"),
+            "{err}"
+        );
     }
 }

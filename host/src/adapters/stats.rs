@@ -72,17 +72,83 @@ pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
     let mut out = String::new();
     type Get = fn(&AdapterStats) -> &AtomicU64;
     let families: [(&str, &str, &str, &str, Get); 11] = [
-        ("imgate_adapter_connections", "gauge", "Connections open now.", "", |s| &s.connections_active),
-        ("imgate_adapter_connections_total", "counter", "Connections accepted.", "", |s| &s.connections_total),
-        ("imgate_adapter_connections_refused_total", "counter", "Connections refused at the cap.", "", |s| &s.connections_refused),
-        ("imgate_adapter_connection_errors_total", "counter", "Connections ended by an error.", "", |s| &s.connection_errors),
-        ("imgate_adapter_events_total", "counter", "Events judged by the chain.", "", |s| &s.events),
-        ("imgate_adapter_verdicts_total", "counter", "Final verdicts applied, by action.", "action=\"allow\"", |s| &s.allowed),
-        ("imgate_adapter_verdicts_total", "", "", "action=\"block\"", |s| &s.blocked),
-        ("imgate_adapter_verdicts_total", "", "", "action=\"drop\"", |s| &s.dropped),
-        ("imgate_adapter_verdicts_total", "", "", "action=\"rewrite\"", |s| &s.rewritten),
-        ("imgate_adapter_bytes_total", "counter", "Bytes read, by side.", "side=\"client\"", |s| &s.bytes_from_clients),
-        ("imgate_adapter_bytes_total", "", "", "side=\"upstream\"", |s| &s.bytes_from_upstream),
+        (
+            "imgate_adapter_connections",
+            "gauge",
+            "Connections open now.",
+            "",
+            |s| &s.connections_active,
+        ),
+        (
+            "imgate_adapter_connections_total",
+            "counter",
+            "Connections accepted.",
+            "",
+            |s| &s.connections_total,
+        ),
+        (
+            "imgate_adapter_connections_refused_total",
+            "counter",
+            "Connections refused at the cap.",
+            "",
+            |s| &s.connections_refused,
+        ),
+        (
+            "imgate_adapter_connection_errors_total",
+            "counter",
+            "Connections ended by an error.",
+            "",
+            |s| &s.connection_errors,
+        ),
+        (
+            "imgate_adapter_events_total",
+            "counter",
+            "Events judged by the chain.",
+            "",
+            |s| &s.events,
+        ),
+        (
+            "imgate_adapter_verdicts_total",
+            "counter",
+            "Final verdicts applied, by action.",
+            "action=\"allow\"",
+            |s| &s.allowed,
+        ),
+        (
+            "imgate_adapter_verdicts_total",
+            "",
+            "",
+            "action=\"block\"",
+            |s| &s.blocked,
+        ),
+        (
+            "imgate_adapter_verdicts_total",
+            "",
+            "",
+            "action=\"drop\"",
+            |s| &s.dropped,
+        ),
+        (
+            "imgate_adapter_verdicts_total",
+            "",
+            "",
+            "action=\"rewrite\"",
+            |s| &s.rewritten,
+        ),
+        (
+            "imgate_adapter_bytes_total",
+            "counter",
+            "Bytes read, by side.",
+            "side=\"client\"",
+            |s| &s.bytes_from_clients,
+        ),
+        (
+            "imgate_adapter_bytes_total",
+            "",
+            "",
+            "side=\"upstream\"",
+            |s| &s.bytes_from_upstream,
+        ),
     ];
     for (name, kind, help, label, get) in families {
         if !kind.is_empty() {
@@ -112,9 +178,15 @@ mod tests {
         a.count_action("block");
         a.bytes_from_clients.fetch_add(10, Relaxed);
         let text = render_prometheus(&[a.clone()]);
-        assert!(text.contains("imgate_adapter_verdicts_total{network=\"xmpp\",action=\"block\"} 1"), "{text}");
+        assert!(
+            text.contains("imgate_adapter_verdicts_total{network=\"xmpp\",action=\"block\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("imgate_adapter_bytes_total{network=\"xmpp\",side=\"client\"} 10"));
-        assert_eq!(text.matches("# TYPE imgate_adapter_verdicts_total").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE imgate_adapter_verdicts_total").count(),
+            1
+        );
         assert_eq!(a.summary()["verdicts"]["block"], 1);
     }
 }

@@ -155,14 +155,21 @@ impl Framer {
                     return Ok(Step::More);
                 };
                 // Only the XML declaration, and only before a stream (re)start.
-                if self.depth == 0 && rest.starts_with(b"<?xml") && rest.get(5).is_some_and(|b| b.is_ascii_whitespace() || *b == b'?') {
+                if self.depth == 0
+                    && rest.starts_with(b"<?xml")
+                    && rest
+                        .get(5)
+                        .is_some_and(|b| b.is_ascii_whitespace() || *b == b'?')
+                {
                     return Ok(Step::Done(Frame::Whitespace(Vec::new()), at + end + 2));
                 }
                 Err(CodecError::Forbidden("processing instructions"))
             }
             b'!' => {
                 if rest.len() < 9 {
-                    if b"<![CDATA[".starts_with(rest) || b"<!--".starts_with(&rest[..rest.len().min(4)]) {
+                    if b"<![CDATA[".starts_with(rest)
+                        || b"<!--".starts_with(&rest[..rest.len().min(4)])
+                    {
                         return Ok(Step::More);
                     }
                 }
@@ -217,11 +224,16 @@ impl Framer {
                     return Ok(Step::Done(Frame::StreamOpen(tag.to_vec()), at + end + 1));
                 }
                 if !self.open {
-                    return Err(CodecError::Malformed("element before the stream header".into()));
+                    return Err(CodecError::Malformed(
+                        "element before the stream header".into(),
+                    ));
                 }
                 if empty {
                     if self.depth == 0 {
-                        return Ok(Step::Done(Frame::Element(buf[..at + end + 1].to_vec()), at + end + 1));
+                        return Ok(Step::Done(
+                            Frame::Element(buf[..at + end + 1].to_vec()),
+                            at + end + 1,
+                        ));
                     }
                     return Ok(Step::Advance(end + 1));
                 }
@@ -656,7 +668,10 @@ mod tests {
             )
         );
         assert_eq!(got[3], Frame::Whitespace(b" ".to_vec()));
-        assert_eq!(got[4], Frame::Element(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec()));
+        assert_eq!(
+            got[4],
+            Frame::Element(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec())
+        );
         assert_eq!(got[5], Frame::StreamClose);
     }
 
@@ -684,7 +699,10 @@ mod tests {
     fn a_restart_inside_the_stream_is_a_new_header() {
         let input = format!("{OPEN}<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>{OPEN}");
         let got = frames(input.as_bytes()).unwrap();
-        let opens = got.iter().filter(|f| matches!(f, Frame::StreamOpen(_))).count();
+        let opens = got
+            .iter()
+            .filter(|f| matches!(f, Frame::StreamOpen(_)))
+            .count();
         assert_eq!(opens, 2);
     }
 
@@ -749,7 +767,9 @@ mod tests {
         let el = Element::parse(xml).unwrap();
         assert!(el.is("message", JABBER_CLIENT));
         assert_eq!(el.child("body", JABBER_CLIENT).unwrap().text(), "x < y");
-        let html = el.child("html", "http://jabber.org/protocol/xhtml-im").unwrap();
+        let html = el
+            .child("html", "http://jabber.org/protocol/xhtml-im")
+            .unwrap();
         let body = html.child("body", "http://www.w3.org/1999/xhtml").unwrap();
         assert_eq!(body.inner_xml(), "<p>x <b>bold</b></p>");
         let again = Element::parse(el.to_xml().as_bytes()).unwrap();

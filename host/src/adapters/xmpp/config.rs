@@ -122,7 +122,12 @@ impl XmppConfig {
         if self.listen.is_none() && self.listen_tls.is_none() {
             out.push("set listen, listen_tls or both".into());
         }
-        if self.upstream.address.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+        if self
+            .upstream
+            .address
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
             out.push(format!(
                 "upstream.address `{}` must be host:port",
                 self.upstream.address
@@ -146,7 +151,10 @@ impl XmppConfig {
         for (key, v) in [
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("idle_timeout_s", self.idle_timeout_s),
-            ("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms),
+            (
+                "upstream.connect_timeout_ms",
+                self.upstream.connect_timeout_ms,
+            ),
         ] {
             if v == 0 {
                 out.push(format!("{key} must be more than 0"));
@@ -179,9 +187,12 @@ mod tests {
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:5222"));
         assert_eq!(c.upstream.tls, UpstreamTls::Starttls);
         assert!(c.problems().is_empty(), "{:?}", c.problems());
-        let c = parse("cert='c.pem'\nkey='k.pem'\n[upstream]\naddress='xmpp.corp.example:5222'\ntls='plain'\n");
+        let c = parse(
+            "cert='c.pem'\nkey='k.pem'\n[upstream]\naddress='xmpp.corp.example:5222'\ntls='plain'\n",
+        );
         assert!(c.problems()[0].contains("loopback"), "{:?}", c.problems());
-        let c = parse("cert='c.pem'\nkey='k.pem'\n[upstream]\naddress='127.0.0.1:5222'\ntls='plain'\n");
+        let c =
+            parse("cert='c.pem'\nkey='k.pem'\n[upstream]\naddress='127.0.0.1:5222'\ntls='plain'\n");
         assert!(c.problems().is_empty());
         let c = parse("cert='c.pem'\nkey='k.pem'\nlisten='nowhere'\n[upstream]\naddress='x'\n");
         assert_eq!(c.problems().len(), 2, "{:?}", c.problems());

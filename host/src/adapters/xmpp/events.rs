@@ -329,7 +329,10 @@ fn read_presence(
                     .is_some_and(|set| nick.is_some_and(|n| set.contains(n)));
                 // Our own join was judged on the way out; an occupant already
                 // seen is only changing status.
-                if is_self || (available && known) || (!available && !known && rooms.is_joined(room)) {
+                if is_self
+                    || (available && known)
+                    || (!available && !known && rooms.is_joined(room))
+                {
                     return None;
                 }
                 let occupant = x
@@ -454,9 +457,9 @@ fn rewrite(stanza: &Element, body: &str) -> Option<String> {
     fn in_place(message: &mut Element, body: &str) {
         match message.child_mut("body", JABBER_CLIENT) {
             Some(b) => b.set_text(body),
-            None => message
-                .children
-                .push(Node::Element(Element::new("body", JABBER_CLIENT).with_text(body))),
+            None => message.children.push(Node::Element(
+                Element::new("body", JABBER_CLIENT).with_text(body),
+            )),
         }
         if let Some(html) = message.child_mut("html", NS_XHTML_IM)
             && let Some(xbody) = html.child_mut("body", NS_XHTML)
@@ -489,7 +492,12 @@ fn rewrite(stanza: &Element, body: &str) -> Option<String> {
 
 /// The error stanza telling the sender of `stanza` it was refused; `None`
 /// for errors and results, which are never bounced (RFC 6120 §8.3.1).
-pub fn bounce(stanza: &Element, reason: &str, direction: Direction, user_jid: &str) -> Option<String> {
+pub fn bounce(
+    stanza: &Element,
+    reason: &str,
+    direction: Direction,
+    user_jid: &str,
+) -> Option<String> {
     let ty = stanza.attr("type");
     let never = match stanza.local_name() {
         "iq" => matches!(ty, Some("result" | "error")),
@@ -505,10 +513,12 @@ pub fn bounce(stanza: &Element, reason: &str, direction: Direction, user_jid: &s
     match direction {
         // To our client, as if from whom it wrote to.
         Direction::Outbound => {
-            let from = stanza
-                .attr("to")
-                .map(str::to_owned)
-                .unwrap_or_else(|| bare(user_jid).split_once('@').map_or(bare(user_jid), |(_, d)| d).to_owned());
+            let from = stanza.attr("to").map(str::to_owned).unwrap_or_else(|| {
+                bare(user_jid)
+                    .split_once('@')
+                    .map_or(bare(user_jid), |(_, d)| d)
+                    .to_owned()
+            });
             error.set_attr("from", &from);
             error.set_attr("to", user_jid);
         }
@@ -521,9 +531,7 @@ pub fn bounce(stanza: &Element, reason: &str, direction: Direction, user_jid: &s
     }
     let mut condition = Element::new("error", JABBER_CLIENT)
         .with_attr("type", "modify")
-        .with_child(
-            Element::new("policy-violation", NS_STANZAS).with_attr("xmlns", NS_STANZAS),
-        );
+        .with_child(Element::new("policy-violation", NS_STANZAS).with_attr("xmlns", NS_STANZAS));
     if !reason.is_empty() {
         condition = condition.with_child(
             Element::new("text", NS_STANZAS)
@@ -582,18 +590,27 @@ mod tests {
         assert_eq!(m.reply_to.as_deref(), Some("m-1"));
         assert_eq!(m.attachments[0].url, "https://x/y.png");
         assert_eq!(m.conversation, Conversation::Direct);
-        assert_eq!(r.dedupe_key.as_deref(), Some("outbound|alice@corp.example|bob@corp.example|m1"));
+        assert_eq!(
+            r.dedupe_key.as_deref(),
+            Some("outbound|alice@corp.example|bob@corp.example|m1")
+        );
     }
 
     #[test]
     fn chat_states_are_not_events_but_retractions_and_encrypted_are() {
         let rooms = Rooms::default();
-        let state = parse("<message to='b@x'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
+        let state = parse(
+            "<message to='b@x'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+        );
         assert!(read(&state, Direction::Outbound, USER, &rooms).is_none());
-        let retract = parse("<message to='b@x'><retract id='m9' xmlns='urn:xmpp:message-retract:1'/></message>");
+        let retract = parse(
+            "<message to='b@x'><retract id='m9' xmlns='urn:xmpp:message-retract:1'/></message>",
+        );
         let r = read(&retract, Direction::Outbound, USER, &rooms).unwrap();
         assert_eq!(message(&r).retraction_of.as_deref(), Some("m9"));
-        let omemo = parse("<message to='b@x'><encrypted xmlns='eu.siacs.conversations.axolotl'><payload>abc</payload></encrypted><body>I sent you an OMEMO encrypted message</body></message>");
+        let omemo = parse(
+            "<message to='b@x'><encrypted xmlns='eu.siacs.conversations.axolotl'><payload>abc</payload></encrypted><body>I sent you an OMEMO encrypted message</body></message>",
+        );
         let r = read(&omemo, Direction::Outbound, USER, &rooms).unwrap();
         assert!(message(&r).encrypted);
         assert_eq!(message(&r).body, "");
@@ -603,7 +620,9 @@ mod tests {
 
     #[test]
     fn groupchat_is_a_group_conversation_spoken_by_the_occupant() {
-        let s = parse("<message from='room@muc.x/bob' to='alice@corp.example/laptop' type='groupchat'><body>hi</body></message>");
+        let s = parse(
+            "<message from='room@muc.x/bob' to='alice@corp.example/laptop' type='groupchat'><body>hi</body></message>",
+        );
         let r = read(&s, Direction::Inbound, USER, &Rooms::default()).unwrap();
         let m = message(&r);
         assert_eq!(m.sender, "room@muc.x/bob");
@@ -623,27 +642,53 @@ mod tests {
         assert_eq!(r.carbon, Some(Carbon::Sent));
         assert_eq!(message(&r).body, "secret plan");
         // The same key as the original had when alice's phone sent it.
-        assert_eq!(r.dedupe_key.as_deref(), Some("outbound|alice@corp.example|bob@x|c1"));
-        let Outcome::Rewritten(xml) = apply(&s, r.direction, r.carbon, &Action::Rewrite("[redacted]".into()), FULL) else {
+        assert_eq!(
+            r.dedupe_key.as_deref(),
+            Some("outbound|alice@corp.example|bob@x|c1")
+        );
+        let Outcome::Rewritten(xml) = apply(
+            &s,
+            r.direction,
+            r.carbon,
+            &Action::Rewrite("[redacted]".into()),
+            FULL,
+        ) else {
             panic!()
         };
-        assert!(xml.contains("<body>[redacted]</body>") && !xml.contains("secret"), "{xml}");
-        assert_eq!(apply(&s, r.direction, r.carbon, &Action::Block("no".into()), FULL), Outcome::Drop);
+        assert!(
+            xml.contains("<body>[redacted]</body>") && !xml.contains("secret"),
+            "{xml}"
+        );
+        assert_eq!(
+            apply(&s, r.direction, r.carbon, &Action::Block("no".into()), FULL),
+            Outcome::Drop
+        );
     }
 
     #[test]
     fn muc_join_and_leave() {
         let mut rooms = Rooms::default();
-        let join = parse("<presence to='room@muc.x/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+        let join = parse(
+            "<presence to='room@muc.x/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+        );
         let r = read(&join, Direction::Outbound, USER, &rooms).unwrap();
-        assert!(matches!(&r.kind, EventKind::RoomJoin(c) if c.room == "room@muc.x" && c.nick.as_deref() == Some("alice")));
+        assert!(
+            matches!(&r.kind, EventKind::RoomJoin(c) if c.room == "room@muc.x" && c.nick.as_deref() == Some("alice"))
+        );
         rooms.note(&r.kind, r.direction);
-        let bob = parse("<presence from='room@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x/p' role='participant'/></x></presence>");
+        let bob = parse(
+            "<presence from='room@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x/p' role='participant'/></x></presence>",
+        );
         let r = read(&bob, Direction::Inbound, USER, &rooms).unwrap();
         assert!(matches!(&r.kind, EventKind::RoomJoin(c) if c.occupant == "bob@x"));
         rooms.note(&r.kind, r.direction);
-        assert!(read(&bob, Direction::Inbound, USER, &rooms).is_none(), "a status update is not a re-join");
-        let leave = parse("<presence to='room@muc.x/alice' type='unavailable'><status>bye</status></presence>");
+        assert!(
+            read(&bob, Direction::Inbound, USER, &rooms).is_none(),
+            "a status update is not a re-join"
+        );
+        let leave = parse(
+            "<presence to='room@muc.x/alice' type='unavailable'><status>bye</status></presence>",
+        );
         let r = read(&leave, Direction::Outbound, USER, &rooms).unwrap();
         assert!(matches!(&r.kind, EventKind::RoomLeave(c) if c.reason.as_deref() == Some("bye")));
     }
@@ -651,24 +696,49 @@ mod tests {
     #[test]
     fn file_offers_from_upload_slots_and_jingle() {
         let rooms = Rooms::default();
-        let upload = parse("<iq type='get' id='u1' to='upload.x'><request xmlns='urn:xmpp:http:upload:0' filename='plan.pdf' size='1234' content-type='application/pdf'/></iq>");
+        let upload = parse(
+            "<iq type='get' id='u1' to='upload.x'><request xmlns='urn:xmpp:http:upload:0' filename='plan.pdf' size='1234' content-type='application/pdf'/></iq>",
+        );
         let r = read(&upload, Direction::Outbound, USER, &rooms).unwrap();
-        let EventKind::FileOffer(f) = &r.kind else { panic!() };
+        let EventKind::FileOffer(f) = &r.kind else {
+            panic!()
+        };
         assert_eq!((f.name.as_str(), f.size), ("plan.pdf", Some(1234)));
-        let jingle = parse("<iq type='set' id='j1' to='bob@x/p'><jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'><content creator='initiator' name='f'><description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file><name>a.zip</name><size>99</size></file></description></content></jingle></iq>");
+        let jingle = parse(
+            "<iq type='set' id='j1' to='bob@x/p'><jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'><content creator='initiator' name='f'><description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file><name>a.zip</name><size>99</size></file></description></content></jingle></iq>",
+        );
         let r = read(&jingle, Direction::Outbound, USER, &rooms).unwrap();
-        let EventKind::FileOffer(f) = &r.kind else { panic!() };
+        let EventKind::FileOffer(f) = &r.kind else {
+            panic!()
+        };
         assert_eq!((f.name.as_str(), f.size), ("a.zip", Some(99)));
-        let Outcome::Bounce(err) = apply(&jingle, r.direction, r.carbon, &Action::Block("no files".into()), FULL) else { panic!() };
+        let Outcome::Bounce(err) = apply(
+            &jingle,
+            r.direction,
+            r.carbon,
+            &Action::Block("no files".into()),
+            FULL,
+        ) else {
+            panic!()
+        };
         let err = parse(&err);
-        assert_eq!((err.attr("type"), err.attr("id"), err.attr("from")), (Some("error"), Some("j1"), Some("bob@x/p")));
+        assert_eq!(
+            (err.attr("type"), err.attr("id"), err.attr("from")),
+            (Some("error"), Some("j1"), Some("bob@x/p"))
+        );
     }
 
     #[test]
     fn blocks_bounce_policy_violation_but_never_errors_or_results() {
         let s = parse("<message to='bob@x' id='m1' type='chat'><body>bad</body></message>");
         let r = read(&s, Direction::Outbound, USER, &Rooms::default()).unwrap();
-        let Outcome::Bounce(xml) = apply(&s, r.direction, r.carbon, &Action::Block("Message blocked: bad".into()), FULL) else {
+        let Outcome::Bounce(xml) = apply(
+            &s,
+            r.direction,
+            r.carbon,
+            &Action::Block("Message blocked: bad".into()),
+            FULL,
+        ) else {
             panic!()
         };
         let e = parse(&xml);
@@ -676,11 +746,20 @@ mod tests {
         assert_eq!(e.attr("from"), Some("bob@x"));
         let cond = e.child("error", JABBER_CLIENT).unwrap();
         assert!(cond.child("policy-violation", NS_STANZAS).is_some());
-        assert_eq!(cond.child("text", NS_STANZAS).unwrap().text(), "Message blocked: bad");
+        assert_eq!(
+            cond.child("text", NS_STANZAS).unwrap().text(),
+            "Message blocked: bad"
+        );
         // Inbound: back to the remote sender.
-        let s = parse("<message from='eve@evil/x' to='alice@corp.example' id='e1' type='chat'><body>bad</body></message>");
+        let s = parse(
+            "<message from='eve@evil/x' to='alice@corp.example' id='e1' type='chat'><body>bad</body></message>",
+        );
         let r = read(&s, Direction::Inbound, USER, &Rooms::default()).unwrap();
-        let Outcome::Bounce(xml) = apply(&s, r.direction, r.carbon, &Action::Block("no".into()), FULL) else { panic!() };
+        let Outcome::Bounce(xml) =
+            apply(&s, r.direction, r.carbon, &Action::Block("no".into()), FULL)
+        else {
+            panic!()
+        };
         assert_eq!(parse(&xml).attr("to"), Some("eve@evil/x"));
         let result = parse("<iq type='result' id='1'/>");
         assert!(bounce(&result, "x", Direction::Outbound, FULL).is_none());
@@ -688,13 +767,24 @@ mod tests {
 
     #[test]
     fn a_rewrite_replaces_body_and_markup() {
-        let s = parse("<message to='b@x' type='chat'><body>card 4111</body><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><b>card 4111</b></body></html></message>");
+        let s = parse(
+            "<message to='b@x' type='chat'><body>card 4111</body><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><b>card 4111</b></body></html></message>",
+        );
         let r = read(&s, Direction::Outbound, USER, &Rooms::default()).unwrap();
-        let Outcome::Rewritten(xml) = apply(&s, r.direction, r.carbon, &Action::Rewrite("card <hidden>".into()), FULL) else {
+        let Outcome::Rewritten(xml) = apply(
+            &s,
+            r.direction,
+            r.carbon,
+            &Action::Rewrite("card <hidden>".into()),
+            FULL,
+        ) else {
             panic!()
         };
         assert!(!xml.contains("4111"), "{xml}");
         let again = parse(&xml);
-        assert_eq!(again.child("body", JABBER_CLIENT).unwrap().text(), "card <hidden>");
+        assert_eq!(
+            again.child("body", JABBER_CLIENT).unwrap().text(),
+            "card <hidden>"
+        );
     }
 }

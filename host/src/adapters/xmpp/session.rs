@@ -277,12 +277,15 @@ async fn run(
     let timeout = |phase| SessionError::Timeout { phase };
 
     // Connect: the client's TLS, its header, then the upstream stream.
-    let (mut client, header, domain) =
-        match tokio::time::timeout_at(deadline, accept_client(shared, tcp, direct_tls, &id)).await
-        {
-            Ok(r) => r?,
-            Err(_) => return Err(timeout("client handshake")),
-        };
+    let (mut client, header, domain) = match tokio::time::timeout_at(
+        deadline,
+        accept_client(shared, tcp, direct_tls, &id),
+    )
+    .await
+    {
+        Ok(r) => r?,
+        Err(_) => return Err(timeout("client handshake")),
+    };
     let upstream = match tokio::time::timeout_at(deadline, connect_upstream(shared, &domain)).await
     {
         Ok(Ok(u)) => u,
@@ -332,6 +335,15 @@ async fn run(
         }
         out.extend_from_slice(stream_error(e.condition(), &e.to_string()).as_bytes());
         let _ = tokio::time::timeout(Duration::from_secs(1), client.send(&out, "close")).await;
+        if matches!(
+            e,
+            SessionError::Codec {
+                side: Peer::Client,
+                ..
+            }
+        ) {
+            linger(&mut client).await;
+        }
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             upstream.send(b"</stream:stream>", "close"),
@@ -352,6 +364,18 @@ async fn run(
     result
 }
 
+/// After telling a client its stream is over, reads and discards what it
+/// is still sending for a moment, so closing does not reset the connection
+/// and destroy the error before the client has read it.
+async fn linger(client: &mut Side<Box<dyn Io>>) {
+    let _ = client.io.shutdown().await;
+    let mut scratch = vec![0u8; 16384];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while matches!(client.io.read(&mut scratch).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 async fn fail_client(
     client: &mut Side<Box<dyn Io>>,
     needs_header: bool,
@@ -364,11 +388,8 @@ async fn fail_client(
         out.push_str(&header_from(domain, id));
     }
     out.push_str(&stream_error(e.condition(), &e.to_string()));
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        client.send(out.as_bytes(), "close"),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(1), client.send(out.as_bytes(), "close")).await;
     let _ = client.io.shutdown().await;
 }
 
@@ -393,7 +414,11 @@ async fn accept_client(
             Ok(h) => h,
             Err(e) => {
                 // Answer with a header of our own so the error is readable.
-                let out = format!("{}{}", header_from("", id), stream_error(e.condition(), &e.to_string()));
+                let out = format!(
+                    "{}{}",
+                    header_from("", id),
+                    stream_error(e.condition(), &e.to_string())
+                );
                 let _ = plain.send(out.as_bytes(), "close").await;
                 return Err(e);
             }
@@ -412,14 +437,20 @@ async fn accept_client(
                     reason: "TLS is required: send <starttls/> first".into(),
                 };
                 let _ = plain
-                    .send(stream_error(e.condition(), &e.to_string()).as_bytes(), "close")
+                    .send(
+                        stream_error(e.condition(), &e.to_string()).as_bytes(),
+                        "close",
+                    )
                     .await;
                 return Err(e);
             }
             Err(e) => return Err(e),
         }
         plain
-            .send(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes(), "STARTTLS")
+            .send(
+                format!("<proceed xmlns='{NS_TLS}'/>").as_bytes(),
+                "STARTTLS",
+            )
             .await?;
         shared.acceptor.accept(plain.io).await.map_err(tls_err)?
     };
@@ -493,7 +524,10 @@ async fn connect_upstream(
                 });
             }
             plain
-                .send(format!("<starttls xmlns='{NS_TLS}'/>").as_bytes(), "STARTTLS")
+                .send(
+                    format!("<starttls xmlns='{NS_TLS}'/>").as_bytes(),
+                    "STARTTLS",
+                )
                 .await?;
             let answer = plain.read_element("STARTTLS").await?;
             if !answer.is("proceed", NS_TLS) {
@@ -550,7 +584,18 @@ impl Relay<'_> {
         let idle = Duration::from_secs(self.shared.config.idle_timeout_s);
         let stats = self.shared.judge.stats();
         let mut idle_deadline = Instant::now() + idle;
+        // Bytes that came with the headers are already buffered.
+        while let Some(frame) = client.next_frame()? {
+            self.from_client(frame)?;
+        }
+        while let Some(frame) = upstream.next_frame()? {
+            self.from_upstream(frame)?;
+        }
         loop {
+            self.write_out(client, upstream, idle).await?;
+            if self.closing.is_some() {
+                return Ok(());
+            }
             tokio::select! {
                 _ = shutdown.changed() => {
                     self.to_client.extend_from_slice(
@@ -560,6 +605,12 @@ impl Relay<'_> {
                     self.closing = Some("gateway shutdown".into());
                 }
                 read = client.fill() => {
+                    // A client that hangs up without TLS close_notify has
+                    // still just hung up.
+                    let read = match read {
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                        other => other,
+                    };
                     let n = read.map_err(|source| SessionError::Io { side: Peer::Client, phase: "relay", source })?;
                     if n == 0 {
                         if client.buf.iter().any(|b| !b.is_ascii_whitespace()) {
@@ -592,24 +643,34 @@ impl Relay<'_> {
                     return Err(SessionError::Timeout { phase: "idle session" });
                 }
             }
-            // A peer that does not read stalls only its own session.
-            let write_timeout = idle;
-            if !self.to_upstream.is_empty() {
-                let out = std::mem::take(&mut self.to_upstream);
-                tokio::time::timeout(write_timeout, upstream.send(&out, "relay"))
-                    .await
-                    .map_err(|_| SessionError::Timeout { phase: "writing upstream" })??;
-            }
-            if !self.to_client.is_empty() {
-                let out = std::mem::take(&mut self.to_client);
-                tokio::time::timeout(write_timeout, client.send(&out, "relay"))
-                    .await
-                    .map_err(|_| SessionError::Timeout { phase: "writing to the client" })??;
-            }
-            if self.closing.is_some() {
-                return Ok(());
-            }
         }
+    }
+
+    /// Writes what the last frames produced. A peer that does not read
+    /// stalls only its own session, and only until the idle timeout.
+    async fn write_out(
+        &mut self,
+        client: &mut Side<Box<dyn Io>>,
+        upstream: &mut Side<Box<dyn Io>>,
+        within: Duration,
+    ) -> Result<(), SessionError> {
+        if !self.to_upstream.is_empty() {
+            let out = std::mem::take(&mut self.to_upstream);
+            tokio::time::timeout(within, upstream.send(&out, "relay"))
+                .await
+                .map_err(|_| SessionError::Timeout {
+                    phase: "writing upstream",
+                })??;
+        }
+        if !self.to_client.is_empty() {
+            let out = std::mem::take(&mut self.to_client);
+            tokio::time::timeout(within, client.send(&out, "relay"))
+                .await
+                .map_err(|_| SessionError::Timeout {
+                    phase: "writing to the client",
+                })??;
+        }
+        Ok(())
     }
 
     fn from_client(&mut self, frame: Frame) -> Result<(), SessionError> {
@@ -815,8 +876,9 @@ impl Relay<'_> {
                 self.closing = Some(format!("session refused: {reason}"));
             }
             Action::Drop => {
-                self.to_client
-                    .extend_from_slice(stream_error("policy-violation", "session refused").as_bytes());
+                self.to_client.extend_from_slice(
+                    stream_error("policy-violation", "session refused").as_bytes(),
+                );
                 self.to_upstream.extend_from_slice(b"</stream:stream>");
                 self.closing = Some("session refused".into());
             }
@@ -836,7 +898,10 @@ impl Relay<'_> {
         let action = match known {
             Some(action) => action,
             None => {
-                let room_change = matches!(reading.kind, EventKind::RoomJoin(_) | EventKind::RoomLeave(_));
+                let room_change = matches!(
+                    reading.kind,
+                    EventKind::RoomJoin(_) | EventKind::RoomLeave(_)
+                );
                 let note = room_change.then(|| (reading.kind.clone(), reading.direction));
                 let decision = self.shared.judge.judge(
                     &self.session,
@@ -856,7 +921,13 @@ impl Relay<'_> {
                 action
             }
         };
-        events::apply(el, reading.direction, reading.carbon, &action, &self.full_jid)
+        events::apply(
+            el,
+            reading.direction,
+            reading.carbon,
+            &action,
+            &self.full_jid,
+        )
     }
 }
 
@@ -911,7 +982,10 @@ mod tests {
         .unwrap();
         assert!(strip_channel_binding(&mut f));
         let xml = f.to_xml();
-        assert!(!xml.contains("PLUS") && !xml.contains("channel-binding"), "{xml}");
+        assert!(
+            !xml.contains("PLUS") && !xml.contains("channel-binding"),
+            "{xml}"
+        );
         assert!(xml.contains("<mechanism>SCRAM-SHA-1</mechanism>"));
         assert!(!strip_channel_binding(&mut f));
     }
@@ -923,6 +997,9 @@ mod tests {
         let el = Element::parse(body.as_bytes()).unwrap();
         assert!(el.is("error", STREAMS));
         assert!(el.child("policy-violation", NS_STREAM_ERRORS).is_some());
-        assert_eq!(el.child("text", NS_STREAM_ERRORS).unwrap().text(), "no <script> & such");
+        assert_eq!(
+            el.child("text", NS_STREAM_ERRORS).unwrap().text(),
+            "no <script> & such"
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! A test observer: archives every message with its final verdict through
+//! A test observer: archives every event with its final verdict through
 //! the `archive` capability (which waits for durability), and refuses
-//! (returns an error) when the body contains `refuse-archive`.
+//! (returns an error) when a message body contains `refuse-archive`.
 
 use imgate_sdk::{Config, Event, FinalVerdict, Plugin, archive};
 
@@ -12,10 +12,7 @@ impl Plugin for Recorder {
     }
 
     fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
-        let Some(body) = event.body() else {
-            return Ok(());
-        };
-        if body.contains("refuse-archive") {
+        if event.body().is_some_and(|b| b.contains("refuse-archive")) {
             return Err("told to refuse".into());
         }
         let _ = verdict;

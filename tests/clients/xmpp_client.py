@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+"""Real XMPP clients (slixmpp) for imgate's end-to-end tests and demo.
+
+    xmpp_client.py SCENARIO '<json args>'
+
+prints one JSON object with what the clients saw. Common args: "server"
+([host, port] of imgate), "ca" (certificate to trust), "direct_tls",
+"users" ({"alice": [jid, password], ...}).
+
+Scenarios:
+  chat  alice sends "send" (bodies) to bob; bob waits for "expect"
+        messages. Returns bob's messages and alice's errors.
+  muc   alice and bob join "room"; alice speaks; alice leaves.
+  bulk  stream management on: alice sends "count" messages to bob, every
+        "block_every"-th one containing "block_word"; both request acks at
+        the end. Returns counts, duplicates and each side's SM state.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import sys
+
+import slixmpp
+
+
+class Problems(logging.Handler):
+    """Collects slixmpp's errors, e.g. SM sequence inconsistencies."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record.getMessage())
+
+
+PROBLEMS = Problems()
+logging.getLogger().addHandler(PROBLEMS)
+logging.getLogger().setLevel(logging.WARNING)
+if os.environ.get("XMPP_CLIENT_DEBUG"):
+    logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, ca, sm=False):
+        super().__init__(jid, password)
+        self.ca_certs = ca
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0045")
+        self.register_plugin("xep_0199")
+        if sm:
+            self.register_plugin("xep_0198")
+            self.plugin["xep_0198"].window = 50
+        self.messages = []
+        self.errors = []
+        self.stream_errors = []
+        self.started = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("message", self.on_message)
+        self.add_event_handler("message_error", self.on_message)
+        self.add_event_handler("groupchat_message", self.on_groupchat)
+        self.add_event_handler("failed_auth", lambda _: self.failed.set())
+        self.add_event_handler("stream_error", self.on_stream_error)
+
+    async def on_start(self, _event):
+        self.send_presence()
+        self.started.set()
+
+    def on_message(self, msg):
+        if msg["type"] == "error":
+            if any(e["id"] == msg["id"] and msg["id"] for e in self.errors):
+                return
+            self.errors.append(
+                {
+                    "id": msg["id"],
+                    "condition": msg["error"]["condition"],
+                    "text": msg["error"]["text"],
+                    "xml": str(msg),
+                }
+            )
+        elif msg["type"] in ("chat", "normal"):
+            self.messages.append(
+                {"id": msg["id"], "from": str(msg["from"]), "body": msg["body"]}
+            )
+
+    def on_groupchat(self, msg):
+        self.messages.append(
+            {"id": msg["id"], "from": str(msg["from"]), "body": msg["body"], "type": "groupchat"}
+        )
+
+    def on_stream_error(self, err):
+        self.stream_errors.append(str(err["condition"]) + ": " + str(err["text"]))
+
+    async def login(self, server, direct_tls):
+        self.connect(address=tuple(server), use_ssl=direct_tls)
+        done, _ = await asyncio.wait(
+            [asyncio.ensure_future(self.started.wait()), asyncio.ensure_future(self.failed.wait())],
+            timeout=30,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not self.started.is_set():
+            raise SystemExit(f"{self.boundjid} could not log in (auth failed: {self.failed.is_set()})")
+
+
+async def until(predicate, timeout):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate() and loop.time() < end:
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+async def clients(args, names, sm=False):
+    out = []
+    for name in names:
+        jid, password = args["users"][name]
+        c = Client(jid, password, args["ca"], sm=sm)
+        direct = name in args.get("direct_tls_users", [])
+        await c.login(args["server_tls"] if direct else args["server"], direct)
+        out.append(c)
+    return out
+
+
+async def chat(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    bob_jid = args["users"]["bob"][0]
+    for body in args["send"]:
+        alice.send_message(mto=bob_jid, mbody=body, mtype="chat")
+    await until(lambda: len(bob.messages) >= args["expect"], args.get("wait", 10))
+    # Give blocked ones time to bounce and stragglers time to arrive.
+    await asyncio.sleep(args.get("settle", 1.0))
+    result = {
+        "received": [m["body"] for m in bob.messages],
+        "errors": alice.errors,
+        "stream_errors": alice.stream_errors + bob.stream_errors,
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    return result
+
+
+async def muc(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    room = args["room"]
+    await alice.plugin["xep_0045"].join_muc_wait(room, "alice", maxstanzas=0, timeout=20)
+    await bob.plugin["xep_0045"].join_muc_wait(room, "bob", maxstanzas=0, timeout=20)
+    alice.send_message(mto=room, mbody="hello room", mtype="groupchat")
+    await until(lambda: any(m["body"] == "hello room" for m in bob.messages), 10)
+    alice.plugin["xep_0045"].leave_muc(room, "alice")
+    await asyncio.sleep(1.0)
+    result = {"bob_received": [m["body"] for m in bob.messages]}
+    for c in (alice, bob):
+        c.disconnect()
+    return result
+
+
+async def bulk(args):
+    alice, bob = await clients(args, ["alice", "bob"], sm=True)
+    for c in (alice, bob):
+        await until(lambda: c.plugin["xep_0198"].enabled_out, 10)
+    bob_jid = args["users"]["bob"][0]
+    count, every, word = args["count"], args["block_every"], args["block_word"]
+    expected = []
+    for i in range(count):
+        blocked = every and (i + 1) % every == 0
+        body = f"msg {i} {word}" if blocked else f"msg {i}"
+        if not blocked:
+            expected.append(body)
+        alice.send_message(mto=bob_jid, mbody=body, mtype="chat")
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # let the loop write
+    await until(lambda: len(bob.messages) >= len(expected), args.get("wait", 60))
+    await asyncio.sleep(1.0)
+    for c in (alice, bob):
+        c.plugin["xep_0198"].request_ack()
+    alice_sm = alice.plugin["xep_0198"]
+    await until(lambda: alice_sm.last_ack == alice_sm.seq, 10)
+    bodies = [m["body"] for m in bob.messages]
+    result = {
+        "sent": count,
+        "expected": len(expected),
+        "received": len(bodies),
+        "unique": len(set(bodies)),
+        "missing": [b for b in expected if b not in set(bodies)][:10],
+        "in_order": bodies == expected,
+        "errors": len(alice.errors),
+        "alice_seq": alice_sm.seq,
+        "alice_last_ack": alice_sm.last_ack,
+        "alice_unacked": len(alice_sm.unacked_queue),
+        "bob_handled": bob.plugin["xep_0198"].handled,
+        "stream_errors": alice.stream_errors + bob.stream_errors,
+        "problems": PROBLEMS.records,
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    return result
+
+
+def main():
+    scenario, args = sys.argv[1], json.loads(sys.argv[2])
+    run = {"chat": chat, "muc": muc, "bulk": bulk}[scenario]
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    result = loop.run_until_complete(asyncio.wait_for(run(args), args.get("timeout", 120)))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,520 @@
+//! The XMPP adapter against the real thing: Prosody on loopback behind
+//! `imgate run`, real slixmpp clients logging in over TLS (STARTTLS and
+//! direct TLS), and raw bytes for hostile input.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use imgate_tests::gateway::Imgate;
+use imgate_tests::prosody::{DOMAIN, MUC, Prosody};
+use imgate_tests::{TestConfig, system_python, workspace, write_config};
+use serde_json::{Value, json};
+
+const ALICE: (&str, &str) = ("alice", "alice-secret");
+const BOB: (&str, &str) = ("bob", "bob-secret");
+
+/// Prosody, imgate in front of it with the test chain, and the gateway's
+/// certificate for clients to trust.
+struct Setup {
+    imgate: Imgate,
+    config: TestConfig,
+    gateway_cert: PathBuf,
+    prosody: Prosody,
+}
+
+const CHAIN: &str = r#"
+[[plugins]]
+name = "keyword-block"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["confidential"]
+reason = "blocked by policy: {word}"
+
+[[plugins]]
+name = "redact"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["4111 1111 1111 1111", "[card redacted]"]
+drop_if_body_contains = "dropme"
+
+[[plugins]]
+name = "recorder"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#;
+
+fn setup_with(upstream: &str, chain: &str, xmpp_extra: &str) -> (TestConfig, PathBuf) {
+    let toml = format!(
+        r#"
+[runtime]
+cache_dir = "cache"
+
+[archive]
+path = "archive.jsonl"
+
+[xmpp]
+listen = "127.0.0.1:0"
+listen_tls = "127.0.0.1:0"
+cert = "gateway.crt"
+key = "gateway.key"
+handshake_timeout_ms = 3000
+{xmpp_extra}
+
+[xmpp.upstream]
+{upstream}
+{chain}
+"#
+    );
+    let config = write_config(&toml);
+    let (cert, key) =
+        imgate::tls::self_signed(&[DOMAIN.into(), "127.0.0.1".into()]).expect("certificate");
+    let gateway_cert = config.dir.path().join("gateway.crt");
+    std::fs::write(&gateway_cert, cert).unwrap();
+    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    (config, gateway_cert)
+}
+
+fn setup(xmpp_extra: &str) -> Setup {
+    let prosody = Prosody::start(&[ALICE, BOB]);
+    let upstream = format!(
+        "address = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = \"{}\"",
+        prosody.port,
+        prosody.cert.display()
+    );
+    let (config, gateway_cert) = setup_with(&upstream, CHAIN, xmpp_extra);
+    let imgate = Imgate::start(&config, &[]);
+    Setup {
+        imgate,
+        config,
+        gateway_cert,
+        prosody,
+    }
+}
+
+impl Setup {
+    fn client_args(&self, extra: Value) -> Value {
+        let xmpp = self.imgate.xmpp.expect("STARTTLS listener");
+        let tls = self.imgate.xmpp_tls.expect("direct TLS listener");
+        let mut args = json!({
+            "server": ["127.0.0.1", xmpp.port()],
+            "server_tls": ["127.0.0.1", tls.port()],
+            "ca": self.gateway_cert,
+            "users": {
+                "alice": [format!("alice@{DOMAIN}"), ALICE.1],
+                "bob": [format!("bob@{DOMAIN}"), BOB.1],
+            },
+        });
+        if let (Value::Object(a), Value::Object(e)) = (&mut args, extra) {
+            a.extend(e);
+        }
+        args
+    }
+
+    /// Runs a slixmpp scenario; on failure shows every log involved.
+    fn clients(&mut self, scenario: &str, extra: Value) -> Value {
+        let args = self.client_args(extra);
+        let out = Command::new(system_python())
+            .arg(workspace().join("tests/clients/xmpp_client.py"))
+            .arg(scenario)
+            .arg(args.to_string())
+            .output()
+            .expect("run /usr/bin/python3 (install python3-slixmpp)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            panic!(
+                "{scenario} failed: {}\n--- client stderr\n{}\n--- imgate\n{}\n--- prosody\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.imgate.drain().join("\n"),
+                self.prosody.log()
+            );
+        }
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    /// The archive's records: (kind, direction, user, verdict action, body).
+    fn archive(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.config.dir.path().join("archive.jsonl"))
+            .unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("archive line"))
+            .collect()
+    }
+}
+
+fn kind_of(record: &Value) -> &'static str {
+    let e = &record["event"];
+    for k in [
+        "message",
+        "presence",
+        "file_offer",
+        "session_start",
+        "session_end",
+        "room_join",
+        "room_leave",
+    ] {
+        if !e[k].is_null() {
+            return k;
+        }
+    }
+    "?"
+}
+
+#[test]
+fn clean_blocked_rewritten_and_dropped_messages_through_real_clients() {
+    let mut s = setup("");
+    let result = s.clients(
+        "chat",
+        json!({
+            "direct_tls_users": ["bob"],
+            "send": [
+                "hello bob",
+                "this is confidential",
+                "card 4111 1111 1111 1111 ok",
+                "dropme please",
+                "bye",
+            ],
+            "expect": 3,
+        }),
+    );
+    assert_eq!(
+        result["received"],
+        json!(["hello bob", "card [card redacted] ok", "bye"]),
+        "{result}"
+    );
+    let errors = result["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{result}");
+    // slixmpp 1.8 predates RFC 6120's <policy-violation/> in its list of
+    // conditions, so look at the stanza itself.
+    assert!(
+        errors[0]["xml"]
+            .as_str()
+            .unwrap()
+            .contains("<policy-violation xmlns=\"urn:ietf:params:xml:ns:xmpp-stanzas\""),
+        "{result}"
+    );
+    assert!(
+        errors[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("blocked by policy: confidential"),
+        "{result}"
+    );
+    assert_eq!(result["stream_errors"], json!([]));
+
+    // The archive saw each outbound message once with its verdict, and the
+    // sessions of both users (one over STARTTLS, one over direct TLS).
+    std::thread::sleep(Duration::from_millis(500));
+    let records = s.archive();
+    let outbound: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| kind_of(r) == "message" && r["event"]["direction"] == "outbound")
+        .map(|r| {
+            (
+                r["event"]["message"]["body"].as_str().unwrap(),
+                r["verdict"]["action"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(outbound.len(), 5, "{outbound:?}");
+    assert!(
+        outbound.contains(&("this is confidential", "block")),
+        "{outbound:?}"
+    );
+    assert!(
+        outbound.contains(&("dropme please", "drop")),
+        "{outbound:?}"
+    );
+    let users: Vec<&str> = records
+        .iter()
+        .filter(|r| kind_of(r) == "session_start")
+        .map(|r| r["event"]["session"]["user"].as_str().unwrap())
+        .collect();
+    assert!(
+        users.contains(&"alice@localhost") && users.contains(&"bob@localhost"),
+        "{users:?}"
+    );
+    let inbound = records
+        .iter()
+        .filter(|r| kind_of(r) == "message" && r["event"]["direction"] == "inbound")
+        .count();
+    assert_eq!(inbound, 3, "bob's session judged what reached it");
+}
+
+#[test]
+fn muc_join_and_leave_become_room_events() {
+    let mut s = setup("");
+    let room = format!("lobby@{MUC}");
+    let result = s.clients("muc", json!({ "room": room }));
+    assert!(
+        result["bob_received"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hello room")),
+        "{result}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let records = s.archive();
+    let rooms: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| matches!(kind_of(r), "room_join" | "room_leave"))
+        .map(|r| {
+            let k = kind_of(r);
+            (
+                k.to_owned(),
+                r["event"]["direction"].as_str().unwrap().to_owned(),
+                r["event"][k]["occupant"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("room_join", "outbound", "alice@localhost"),
+        ("room_join", "outbound", "bob@localhost"),
+        ("room_leave", "outbound", "alice@localhost"),
+    ] {
+        assert!(
+            rooms
+                .iter()
+                .any(|(k, d, o)| (k.as_str(), d.as_str(), o.as_str()) == want),
+            "{want:?} missing from {rooms:?}"
+        );
+    }
+    let groupchat = records.iter().any(|r| {
+        kind_of(r) == "message"
+            && r["event"]["message"]["room"] == json!(room)
+            && r["event"]["message"]["body"] == "hello room"
+    });
+    assert!(
+        groupchat,
+        "the groupchat message was judged as a room message"
+    );
+}
+
+#[test]
+fn a_thousand_messages_with_stream_management_none_lost_none_duplicated() {
+    let mut s = setup("");
+    let result = s.clients(
+        "bulk",
+        json!({
+            "count": 1000,
+            "block_every": 50,
+            "block_word": "confidential",
+            "timeout": 150,
+        }),
+    );
+    assert_eq!(result["expected"], 980, "{result}");
+    assert_eq!(result["received"], 980, "{result}");
+    assert_eq!(result["unique"], 980, "{result}");
+    assert_eq!(result["in_order"], true, "{result}");
+    assert_eq!(
+        result["errors"], 20,
+        "every blocked message bounced: {result}"
+    );
+    // The server acknowledged all of alice's stanzas in her own counting,
+    // though 20 never reached it: the gateway translated `h`.
+    assert_eq!(result["alice_last_ack"], result["alice_seq"], "{result}");
+    assert_eq!(result["alice_unacked"], 0, "{result}");
+    assert_eq!(result["stream_errors"], json!([]), "{result}");
+    assert_eq!(result["problems"], json!([]), "{result}");
+    // And Prosody never saw an impossible ack from either client.
+    let log = s.prosody.log();
+    assert!(!log.contains("acknowledged"), "prosody complained:\n{log}");
+}
+
+// ---- hostile input, as raw bytes ----
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn tls_connect(addr: SocketAddr, ca: &Path) -> Tls {
+    let config = imgate::tls::client_config(Some(ca)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
+     xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+/// Reads until the peer closes (or `within` passes); returns what came and
+/// whether it closed.
+fn read_to_close(stream: &mut impl Read, within: Duration) -> (String, bool) {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            // A reset after the error was written also ends it.
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), false)
+}
+
+/// Sends `payload` after a valid header over direct TLS and expects a
+/// stream error with `condition`, then the close.
+fn expect_stream_error(s: &Setup, payload: &[u8], condition: &str) {
+    let mut tls = tls_connect(s.imgate.xmpp_tls.unwrap(), &s.gateway_cert);
+    tls.write_all(HEADER.as_bytes()).unwrap();
+    // Large payloads are cut off by the gateway mid-write; that is the point.
+    let _ = tls.write_all(payload);
+    let _ = tls.flush();
+    let (text, closed) = read_to_close(&mut tls, Duration::from_secs(10));
+    assert!(
+        text.contains(&format!(
+            "<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        )),
+        "expected {condition}, got: {text}"
+    );
+    assert!(closed, "the gateway closed the stream");
+}
+
+/// A real login still works: the gateway goes on serving everyone else.
+fn still_serving(s: &mut Setup) {
+    let result = s.clients(
+        "chat",
+        json!({ "send": ["still here"], "expect": 1, "settle": 0.2 }),
+    );
+    assert_eq!(result["received"], json!(["still here"]), "{result}");
+}
+
+#[test]
+fn hostile_clients_get_stream_errors_and_others_are_unaffected() {
+    let mut s = setup("");
+    expect_stream_error(&s, b"<message><body>x</bo></message>", "not-well-formed");
+    expect_stream_error(
+        &s,
+        b"<!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol1 '&lol;&lol;&lol;&lol;'>]><message>&lol1;</message>",
+        "restricted-xml",
+    );
+    expect_stream_error(
+        &s,
+        b"<message><body>&lol9;</body></message>",
+        "restricted-xml",
+    );
+    let mut big = b"<message to='bob@localhost'><body>".to_vec();
+    big.resize(10 << 20, b'a');
+    expect_stream_error(&s, &big, "policy-violation");
+    // Plaintext after refusing STARTTLS.
+    let mut plain = TcpStream::connect(s.imgate.xmpp.unwrap()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain.write_all(HEADER.as_bytes()).unwrap();
+    plain
+        .write_all(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHg=</auth>",
+        )
+        .unwrap();
+    let (text, closed) = read_to_close(&mut plain, Duration::from_secs(10));
+    assert!(
+        text.contains("<starttls") && text.contains("policy-violation"),
+        "{text}"
+    );
+    assert!(closed);
+    still_serving(&mut s);
+    let stats = s.imgate.drain().join("\n");
+    assert!(!stats.contains("panicked"), "{stats}");
+}
+
+#[test]
+fn a_thousand_silent_connections_are_timed_out_while_others_are_served() {
+    let mut s = setup("");
+    let addr = s.imgate.xmpp.unwrap();
+    let silent: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    still_serving(&mut s);
+    // handshake_timeout_ms = 3000: every silent one is closed after it.
+    std::thread::sleep(Duration::from_millis(3500));
+    let mut closed = 0;
+    for mut c in silent {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        if matches!(c.read(&mut buf), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1000);
+}
+
+/// A fake upstream that negotiates a plain stream, then sends half a
+/// stanza and hangs up.
+fn half_stanza_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                      xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='x' version='1.0'>\
+                      <message from='eve@localhost' to='alice@localhost'><body>half",
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_upstream_that_closes_mid_stanza_ends_that_session_only() {
+    let upstream = half_stanza_server();
+    let (config, cert) = setup_with(
+        &format!("address = \"{upstream}\"\ntls = \"plain\""),
+        "",
+        "",
+    );
+    let mut imgate = Imgate::start(&config, &[]);
+    for _ in 0..3 {
+        let mut tls = tls_connect(imgate.xmpp_tls.unwrap(), &cert);
+        tls.write_all(HEADER.as_bytes()).unwrap();
+        let (text, closed) = read_to_close(&mut tls, Duration::from_secs(10));
+        assert!(
+            text.contains("remote-connection-failed") && text.contains("middle of a stanza"),
+            "{text}"
+        );
+        assert!(closed);
+    }
+    let log = imgate.drain().join("\n");
+    assert!(
+        log.contains("upstream closed the connection in the middle of a stanza"),
+        "{log}"
+    );
+    // Still alive after three.
+    assert!(TcpStream::connect(imgate.xmpp.unwrap()).is_ok());
+}
+
+#[test]
+fn sigterm_tells_clients_and_exits_cleanly() {
+    let mut s = setup("drain_timeout_ms = 2000");
+    let mut tls = tls_connect(s.imgate.xmpp_tls.unwrap(), &s.gateway_cert);
+    tls.write_all(HEADER.as_bytes()).unwrap();
+    // Wait until the server's features came through: the session is up.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("</stream:features>") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let status = s.imgate.terminate(Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status}");
+    let (text, closed) = read_to_close(&mut tls, Duration::from_secs(5));
+    assert!(text.contains("system-shutdown"), "{text}");
+    assert!(closed);
+}
