@@ -3,7 +3,12 @@ CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
 PLUGINS := -p allow-all -p keyword-block -p test-hostile -p test-scripted -p test-recorder
 
-.PHONY: plugins build demo test lint bench clean-cache
+.PHONY: deps plugins build demo test lint bench clean-cache
+
+## Install the real servers and clients the tests and demo use (Prosody,
+## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
+deps:
+	./scripts/install-deps.sh
 
 ## Build the plugin components for wasm32-wasip2 (target/wasm32-wasip2/plugin/*.wasm).
 plugins:
@@ -21,7 +26,7 @@ demo: plugins build
 	./target/release/imgate replay --config examples/imgate.toml examples/transcript.jsonl
 
 ## Every test: unit tests, the SDK harness tests, the hostile corpus, the CLI.
-test: plugins build
+test: deps plugins build
 	$(CARGO) test --release --workspace
 
 ## Formatting and lints, as CI runs them.

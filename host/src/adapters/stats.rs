@@ -177,7 +177,7 @@ mod tests {
         let a = Arc::new(AdapterStats::new("xmpp"));
         a.count_action("block");
         a.bytes_from_clients.fetch_add(10, Relaxed);
-        let text = render_prometheus(&[a.clone()]);
+        let text = render_prometheus(std::slice::from_ref(&a));
         assert!(
             text.contains("imgate_adapter_verdicts_total{network=\"xmpp\",action=\"block\"} 1"),
             "{text}"

@@ -166,13 +166,6 @@ impl Framer {
                 Err(CodecError::Forbidden("processing instructions"))
             }
             b'!' => {
-                if rest.len() < 9 {
-                    if b"<![CDATA[".starts_with(rest)
-                        || b"<!--".starts_with(&rest[..rest.len().min(4)])
-                    {
-                        return Ok(Step::More);
-                    }
-                }
                 if rest.starts_with(b"<!--") {
                     return Err(CodecError::Forbidden("comments"));
                 }
@@ -184,6 +177,10 @@ impl Framer {
                         Some(end) => Step::Advance(end + 3),
                         None => Step::More,
                     });
+                }
+                // Too few bytes yet to tell which it is.
+                if b"<![CDATA[".starts_with(rest) || b"<!--".starts_with(rest) {
+                    return Ok(Step::More);
                 }
                 Err(CodecError::Forbidden("DTDs and entity declarations"))
             }

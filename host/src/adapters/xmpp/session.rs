@@ -586,10 +586,10 @@ impl Relay<'_> {
         let mut idle_deadline = Instant::now() + idle;
         // Bytes that came with the headers are already buffered.
         while let Some(frame) = client.next_frame()? {
-            self.from_client(frame)?;
+            self.on_client_frame(frame)?;
         }
         while let Some(frame) = upstream.next_frame()? {
-            self.from_upstream(frame)?;
+            self.on_upstream_frame(frame)?;
         }
         loop {
             self.write_out(client, upstream, idle).await?;
@@ -622,7 +622,7 @@ impl Relay<'_> {
                         stats.bytes_from_clients.fetch_add(n as u64, Relaxed);
                         idle_deadline = Instant::now() + idle;
                         while let Some(frame) = client.next_frame()? {
-                            self.from_client(frame)?;
+                            self.on_client_frame(frame)?;
                         }
                     }
                 }
@@ -636,7 +636,7 @@ impl Relay<'_> {
                     }
                     stats.bytes_from_upstream.fetch_add(n as u64, Relaxed);
                     while let Some(frame) = upstream.next_frame()? {
-                        self.from_upstream(frame)?;
+                        self.on_upstream_frame(frame)?;
                     }
                 }
                 _ = tokio::time::sleep_until(idle_deadline) => {
@@ -673,7 +673,7 @@ impl Relay<'_> {
         Ok(())
     }
 
-    fn from_client(&mut self, frame: Frame) -> Result<(), SessionError> {
+    fn on_client_frame(&mut self, frame: Frame) -> Result<(), SessionError> {
         match frame {
             Frame::Whitespace(w) => self.to_upstream.extend_from_slice(&w),
             Frame::StreamOpen(tag) => {
@@ -756,7 +756,7 @@ impl Relay<'_> {
         Ok(())
     }
 
-    fn from_upstream(&mut self, frame: Frame) -> Result<(), SessionError> {
+    fn on_upstream_frame(&mut self, frame: Frame) -> Result<(), SessionError> {
         match frame {
             Frame::Whitespace(w) => self.to_client.extend_from_slice(&w),
             Frame::StreamOpen(tag) => {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo run against, if it is missing:
+# Debian's Prosody and ngircd servers and the slixmpp and irc Python
+# clients (for /usr/bin/python3), plus the wasm32-wasip2 Rust target.
+# Idempotent and quick when everything is there.
+set -euo pipefail
+
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+
+missing=()
+command -v prosody >/dev/null 2>&1 || missing+=(prosody)
+command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
+/usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || missing+=(python3-slixmpp)
+/usr/bin/python3 -c 'import irc' >/dev/null 2>&1 || missing+=(python3-irc)
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "installing: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "need root (or sudo) to install: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+# Tests run their own servers on loopback; a packaged service started by
+# the install would only hold the default ports.
+for service in prosody ngircd; do
+    $sudo service "$service" stop >/dev/null 2>&1 || true
+done
