@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub mod gateway;
 #[path = "support/prosody.rs"]
 pub mod prosody;
+#[path = "support/rawxmpp.rs"]
+pub mod rawxmpp;
 
 use imgate::event::json::{EventDoc, MessageDoc};
 use imgate::{Config, Event, Runtime};
