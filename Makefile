@@ -1,9 +1,9 @@
 # imgate: the two quick-start commands are `make demo` and `make test`.
 CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
-PLUGINS := -p allow-all -p keyword-block -p test-hostile -p test-scripted -p test-recorder
+PLUGINS := -p allow-all -p keyword-block -p disclaimer -p test-hostile -p test-scripted -p test-recorder
 
-.PHONY: deps plugins build demo test lint bench bench-xmpp clean-cache
+.PHONY: deps plugins build demo replay test lint bench bench-xmpp clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
@@ -20,8 +20,13 @@ plugins:
 build:
 	$(CARGO) build --release --workspace --bins
 
-## The main job: replay the sample transcript through the sample chain.
-demo: plugins build
+## The main job: a throwaway Prosody, imgate in front of it with the sample
+## chain, and real XMPP clients talking through it (scripts/demo.sh).
+demo: deps plugins build
+	./scripts/demo.sh
+
+## Replay the sample transcript through the sample chain (no network).
+replay: plugins build
 	./target/release/imgate check --config examples/imgate.toml
 	./target/release/imgate replay --config examples/imgate.toml examples/transcript.jsonl
 

@@ -11,6 +11,8 @@ Scenarios:
   chat  alice sends "send" (bodies) to bob; bob waits for "expect"
         messages. Returns bob's messages and alice's errors.
   muc   alice and bob join "room"; alice speaks; alice leaves.
+  demo  alice sends "send" to bob one at a time; reports, for each, whether
+        bob got it as sent, rewritten, or not at all, and alice's error.
   bulk  stream management on: alice sends "count" messages to bob, every
         "block_every"-th one containing "block_word"; both request acks at
         the end. Returns counts, duplicates and each side's SM state.
@@ -201,13 +203,48 @@ async def bulk(args):
     return result
 
 
+async def demo(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    bob_jid = args["users"]["bob"][0]
+    lines = []
+    for body in args["send"]:
+        got, errs = len(bob.messages), len(alice.errors)
+        alice.send_message(mto=bob_jid, mbody=body, mtype="chat")
+        await until(lambda: len(bob.messages) > got or len(alice.errors) > errs, 3)
+        if len(alice.errors) > errs:
+            outcome, detail = "blocked", alice.errors[-1]["text"]
+        elif len(bob.messages) > got:
+            received = bob.messages[-1]["body"]
+            outcome = "delivered" if received == body else "rewritten"
+            detail = received
+        else:
+            outcome, detail = "dropped", ""
+        lines.append({"sent": body, "outcome": outcome, "detail": detail})
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    return {"conversation": lines}
+
+
 def main():
     scenario, args = sys.argv[1], json.loads(sys.argv[2])
-    run = {"chat": chat, "muc": muc, "bulk": bulk}[scenario]
+    run = {"chat": chat, "muc": muc, "bulk": bulk, "demo": demo}[scenario]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     result = loop.run_until_complete(asyncio.wait_for(run(args), args.get("timeout", 120)))
-    print(json.dumps(result))
+    if args.get("pretty") and scenario == "demo":
+        for line in result["conversation"]:
+            print(f"\n  alice: {line['sent']}")
+            if line["outcome"] == "blocked":
+                print(f"  -> BLOCKED; alice is told: {line['detail']}")
+            elif line["outcome"] == "rewritten":
+                print(f"  -> REWRITTEN; bob reads: {line['detail']}")
+            elif line["outcome"] == "delivered":
+                print("  -> delivered as sent")
+            else:
+                print("  -> dropped")
+    else:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
