@@ -105,6 +105,8 @@ impl Setup {
             "ca": self.gateway_cert,
             "users": {
                 "alice": [format!("alice@{DOMAIN}"), ALICE.1],
+                "alice_phone": [format!("alice@{DOMAIN}/phone"), ALICE.1],
+                "alice_laptop": [format!("alice@{DOMAIN}/laptop"), ALICE.1],
                 "bob": [format!("bob@{DOMAIN}"), BOB.1],
             },
         });
@@ -325,6 +327,44 @@ fn a_thousand_messages_with_stream_management_none_lost_none_duplicated() {
     assert!(!log.contains("acknowledged"), "prosody complained:\n{log}");
 }
 
+#[test]
+fn carbon_copies_are_unwrapped_and_each_message_is_judged_once() {
+    let mut s = setup("");
+    let result = s.clients("carbons", json!({}));
+    assert_eq!(result["bob_received"], json!(["from my phone"]), "{result}");
+    assert_eq!(
+        result["phone_received"],
+        json!(["reply to the phone"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["laptop_carbons"],
+        json!([
+            ["sent", "from my phone"],
+            ["received", "reply to the phone"]
+        ]),
+        "{result}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let records = s.archive();
+    let count = |direction: &str, body: &str| {
+        records
+            .iter()
+            .filter(|r| {
+                kind_of(r) == "message"
+                    && r["event"]["direction"] == direction
+                    && r["event"]["message"]["body"] == body
+            })
+            .count()
+    };
+    // Seen by the phone's session and, as a carbon, by the laptop's: once.
+    assert_eq!(count("outbound", "from my phone"), 1);
+    assert_eq!(count("inbound", "reply to the phone"), 1);
+    // Bob's own sessions judged their side of each.
+    assert_eq!(count("inbound", "from my phone"), 1);
+    assert_eq!(count("outbound", "reply to the phone"), 1);
+}
+
 // ---- hostile input, as raw bytes ----
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -517,4 +557,96 @@ fn sigterm_tells_clients_and_exits_cleanly() {
     let (text, closed) = read_to_close(&mut tls, Duration::from_secs(5));
     assert!(text.contains("system-shutdown"), "{text}");
     assert!(closed);
+}
+
+#[test]
+fn idle_sessions_time_out_and_the_connection_cap_refuses_extra_peers() {
+    let s = setup("idle_timeout_s = 1\nmax_connections = 3");
+    // Idle: a session that got its features and then said nothing.
+    let mut tls = tls_connect(s.imgate.xmpp_tls.unwrap(), &s.gateway_cert);
+    tls.write_all(HEADER.as_bytes()).unwrap();
+    let started = Instant::now();
+    let (text, closed) = read_to_close(&mut tls, Duration::from_secs(10));
+    assert!(
+        text.contains("</stream:features>") && text.contains("connection-timeout"),
+        "{text}"
+    );
+    assert!(closed);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The cap: three held open, the fourth is closed at once.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(s.imgate.xmpp.unwrap()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(s.imgate.xmpp.unwrap()).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)),
+        "refused at the cap"
+    );
+    drop(held);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_reader_that_stops_reading_does_not_make_the_gateway_buffer() {
+    use imgate_tests::rawxmpp::RawClient;
+    use tokio::io::AsyncWriteExt;
+    let s = setup("");
+    let addr = s.imgate.xmpp.unwrap();
+    let pid = s.imgate.pid();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let login = |user: &'static str, pw: &'static str| {
+            let ca = s.gateway_cert.clone();
+            async move {
+                RawClient::login(addr, &ca, DOMAIN, user, pw, "raw")
+                    .await
+                    .unwrap()
+            }
+        };
+        let mut alice = login("alice", ALICE.1).await;
+        // Bob logs in and then never reads again.
+        let bob = login("bob", BOB.1).await;
+        let before = rss_kib(pid);
+        let body = "x".repeat(4000);
+        let mut sent = 0usize;
+        for i in 0..8000 {
+            let m = format!(
+                "<message to='{}' type='chat' id='f{i}'><body>{body}</body></message>",
+                bob.jid
+            );
+            sent += m.len();
+            alice.io.write_all(m.as_bytes()).await.unwrap();
+        }
+        alice.io.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_kib(pid);
+        let grew_mib = after.saturating_sub(before) as f64 / 1024.0;
+        eprintln!(
+            "imgate RSS {before} KiB -> {after} KiB after {} MiB to a stalled reader",
+            sent >> 20
+        );
+        assert!(
+            grew_mib < 16.0,
+            "imgate grew {grew_mib:.1} MiB while {} MiB went to a reader that does not read",
+            sent >> 20
+        );
+        drop(bob);
+    });
 }

@@ -11,6 +11,8 @@ Scenarios:
   chat  alice sends "send" (bodies) to bob; bob waits for "expect"
         messages. Returns bob's messages and alice's errors.
   muc   alice and bob join "room"; alice speaks; alice leaves.
+  carbons  alice on two clients with carbons (XEP-0280): her phone writes
+        to bob, bob replies to the phone; returns the laptop's copies.
   demo  alice sends "send" to bob one at a time; reports, for each, whether
         bob got it as sent, rewritten, or not at all, and alice's error.
   bulk  stream management on: alice sends "count" messages to bob, every
@@ -47,8 +49,19 @@ if os.environ.get("XMPP_CLIENT_DEBUG"):
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, ca, sm=False):
+    def __init__(self, jid, password, ca, sm=False, carbons=False):
         super().__init__(jid, password)
+        self.carbons = carbons
+        self.carbon_copies = []
+        if carbons:
+            self.register_plugin("xep_0280")
+            self.add_event_handler(
+                "carbon_sent", lambda m: self.carbon_copies.append(["sent", m["carbon_sent"]["body"]])
+            )
+            self.add_event_handler(
+                "carbon_received",
+                lambda m: self.carbon_copies.append(["received", m["carbon_received"]["body"]]),
+            )
         self.ca_certs = ca
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0045")
@@ -70,6 +83,8 @@ class Client(slixmpp.ClientXMPP):
 
     async def on_start(self, _event):
         self.send_presence()
+        if self.carbons:
+            await self.plugin["xep_0280"].enable()
         self.started.set()
 
     def on_message(self, msg):
@@ -116,11 +131,11 @@ async def until(predicate, timeout):
     return predicate()
 
 
-async def clients(args, names, sm=False):
+async def clients(args, names, sm=False, carbons=False):
     out = []
     for name in names:
         jid, password = args["users"][name]
-        c = Client(jid, password, args["ca"], sm=sm)
+        c = Client(jid, password, args["ca"], sm=sm, carbons=carbons)
         direct = name in args.get("direct_tls_users", [])
         await c.login(args["server_tls"] if direct else args["server"], direct)
         out.append(c)
@@ -203,6 +218,24 @@ async def bulk(args):
     return result
 
 
+async def carbons(args):
+    phone, laptop, bob = await clients(args, ["alice_phone", "alice_laptop", "bob"], carbons=True)
+    phone.send_message(mto="bob@localhost", mbody="from my phone", mtype="chat")
+    await until(lambda: bob.messages and laptop.carbon_copies, 10)
+    bob.send_message(mto=str(phone.boundjid), mbody="reply to the phone", mtype="chat")
+    await until(lambda: phone.messages and len(laptop.carbon_copies) >= 2, 10)
+    await asyncio.sleep(0.5)
+    result = {
+        "bob_received": [m["body"] for m in bob.messages],
+        "phone_received": [m["body"] for m in phone.messages],
+        "laptop_carbons": laptop.carbon_copies,
+    }
+    for c in (phone, laptop, bob):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    return result
+
+
 async def demo(args):
     alice, bob = await clients(args, ["alice", "bob"])
     bob_jid = args["users"]["bob"][0]
@@ -228,7 +261,7 @@ async def demo(args):
 
 def main():
     scenario, args = sys.argv[1], json.loads(sys.argv[2])
-    run = {"chat": chat, "muc": muc, "bulk": bulk, "demo": demo}[scenario]
+    run = {"chat": chat, "muc": muc, "bulk": bulk, "demo": demo, "carbons": carbons}[scenario]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     result = loop.run_until_complete(asyncio.wait_for(run(args), args.get("timeout", 120)))

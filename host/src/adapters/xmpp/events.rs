@@ -59,8 +59,9 @@ pub struct Reading {
     pub attributes: Vec<(String, String)>,
     /// Set when the event came out of a carbon copy.
     pub carbon: Option<Carbon>,
-    /// Identifies the message across sessions, so a carbon of a message
-    /// the gateway already judged is not judged again.
+    /// Identifies the message across sessions (direction, sender,
+    /// recipient, id), so a carbon of a message the gateway already judged
+    /// is not judged again; see [`message_key`].
     pub dedupe_key: Option<String>,
 }
 
@@ -240,6 +241,7 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
             recipient_of(stanza, user)
         )
     });
+    let dedupe_key = dedupe_key.map(|k| message_key(&k, &body));
     let message = Message {
         id,
         action: body.starts_with("/me "),
@@ -265,6 +267,16 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
         carbon: None,
         dedupe_key,
     })
+}
+
+/// The key of one message: the reading's `dedupe_key` stem plus a hash of
+/// the body, so two different messages that happen to share an id (some
+/// clients number them per session) are both judged.
+pub fn message_key(stem: &str, body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("{stem}|{:016x}", h.finish())
 }
 
 fn read_presence(
@@ -591,8 +603,11 @@ mod tests {
         assert_eq!(m.attachments[0].url, "https://x/y.png");
         assert_eq!(m.conversation, Conversation::Direct);
         assert_eq!(
-            r.dedupe_key.as_deref(),
-            Some("outbound|alice@corp.example|bob@corp.example|m1")
+            r.dedupe_key,
+            Some(message_key(
+                "outbound|alice@corp.example|bob@corp.example|m1",
+                "/me waves"
+            ))
         );
     }
 
@@ -643,8 +658,11 @@ mod tests {
         assert_eq!(message(&r).body, "secret plan");
         // The same key as the original had when alice's phone sent it.
         assert_eq!(
-            r.dedupe_key.as_deref(),
-            Some("outbound|alice@corp.example|bob@x|c1")
+            r.dedupe_key,
+            Some(message_key(
+                "outbound|alice@corp.example|bob@x|c1",
+                "secret plan"
+            ))
         );
         let Outcome::Rewritten(xml) = apply(
             &s,

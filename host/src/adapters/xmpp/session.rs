@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::codec::{CodecError, Element, Frame, Framer, JABBER_CLIENT, Limits, STREAMS, escape};
 use super::config::{UpstreamTls, XmppConfig};
 use super::events::{self, Outcome, Rooms, bare};
-use super::seen::SeenMessages;
+use super::seen::{Claim, SeenMessages};
 use super::sm;
 use crate::adapters::Judge;
 use crate::event::{Action, Direction, EventKind, Session};
@@ -894,10 +894,13 @@ impl Relay<'_> {
     /// already) and says what to write.
     fn decide(&mut self, el: &Element, reading: events::Reading) -> Outcome {
         let seen = &self.shared.seen;
-        let known = reading.dedupe_key.as_deref().and_then(|k| seen.get(k));
-        let action = match known {
-            Some(action) => action,
-            None => {
+        let claim = match reading.dedupe_key.as_deref() {
+            Some(key) => seen.claim(key),
+            None => Claim::Mine,
+        };
+        let action = match claim {
+            Claim::Decided(action) => action,
+            Claim::Mine => {
                 let room_change = matches!(
                     reading.kind,
                     EventKind::RoomJoin(_) | EventKind::RoomLeave(_)
@@ -915,8 +918,15 @@ impl Relay<'_> {
                 {
                     self.rooms.note(&kind, direction);
                 }
-                if let Some(key) = reading.dedupe_key {
+                if let Some(key) = &reading.dedupe_key {
                     seen.remember(key, action.clone());
+                    // The server's carbon of a rewritten message carries the
+                    // new body: it is the same message.
+                    if let (Action::Rewrite(body), Some((stem, _))) =
+                        (&action, key.rsplit_once('|'))
+                    {
+                        seen.remember(&events::message_key(stem, body), action.clone());
+                    }
                 }
                 action
             }
