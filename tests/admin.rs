@@ -68,7 +68,11 @@ impl Gateway {
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("imgate run did not report its admin listener");
             if line.contains("admin API listening") {
-                let addr = line.split("listen=").nth(1).unwrap().trim();
+                let addr = line
+                    .split("listen=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap();
                 break addr.rsplit(':').next().unwrap().parse().unwrap();
             }
         };
@@ -254,4 +258,72 @@ fn run_refuses_an_admin_api_without_a_token() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[admin] has no token"), "{err}");
+}
+
+#[test]
+fn the_admin_api_over_tls() {
+    let config = imgate_tests::write_config(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+tls_cert = "admin.crt"
+tls_key = "admin.key"
+"#,
+    );
+    let (cert, key) = imgate::tls::self_signed(&["localhost".into()]).unwrap();
+    let cert_path = config.dir.path().join("admin.crt");
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(config.dir.path().join("admin.key"), key).unwrap();
+    let mut gw = imgate_tests::gateway::Imgate::start(&config, &[("IMGATE_ADMIN_TOKEN", TOKEN)]);
+    let line = gw
+        .wait_for_line("admin API listening", Duration::from_secs(5))
+        .unwrap();
+    assert!(line.contains("tls=true"), "{line}");
+    let addr: std::net::SocketAddr = line
+        .split("listen=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let get = |token: &str| {
+        let tls_config = imgate::tls::client_config(Some(&cert_path)).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(tls_config, name).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+        write!(
+            stream,
+            "GET /connections HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    };
+    let ok = get(TOKEN);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("\"adapters\""), "{ok}");
+    assert!(get("wrong").starts_with("HTTP/1.1 401"));
+    // Plain HTTP to the TLS listener gets no answer.
+    let mut plain = TcpStream::connect(addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(plain, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = plain.read_to_string(&mut response);
+    assert!(!response.contains("200"), "{response}");
+}
+
+#[test]
+fn tls_cert_without_a_key_is_a_config_error() {
+    let config = imgate_tests::write_config("[admin]\ntls_cert = \"a.crt\"\n");
+    let out = Command::new(imgate_bin())
+        .args(["check", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("set both tls_cert and tls_key"), "{text}");
 }

@@ -10,6 +10,9 @@
 //! | `POST /reload` | re-read the config and swap the chain |
 //! | `GET /connections` | a summary per adapter |
 //!
+//! Served over HTTPS when `tls_cert` and `tls_key` are set (rustls), else
+//! plain HTTP — meant for loopback.
+//!
 //! Requests without the token, or with another, get 401. Every request is
 //! logged with the peer address, which is who made it: the token is one
 //! shared secret, so the address is the identity the log can give.
@@ -35,6 +38,7 @@ pub struct AdminServer {
     listener: TcpListener,
     token: Arc<str>,
     gateway: Arc<Gateway>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Reads the bearer token: `token_file` if set, else `token_env`.
@@ -72,6 +76,12 @@ impl AdminServer {
     /// No token, or the address cannot be bound.
     pub async fn bind(config: &AdminConfig, gateway: Arc<Gateway>) -> anyhow::Result<AdminServer> {
         let token = read_token(config)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(cert, key).context("[admin] TLS")?,
+            )),
+            _ => None,
+        };
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("[admin] cannot listen on {}", config.listen))?;
@@ -79,7 +89,13 @@ impl AdminServer {
             listener,
             token: token.into(),
             gateway,
+            tls,
         })
+    }
+
+    /// Whether the API is served over HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -109,12 +125,33 @@ impl AdminServer {
                 let (token, gateway) = (token.clone(), gateway.clone());
                 async move { Ok::<_, Infallible>(handle(req, peer, &token, gateway).await) }
             });
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await
-                {
+                let http = hyper::server::conn::http1::Builder::new();
+                let result = match tls {
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        );
+                        match handshake.await {
+                            Ok(Ok(tls)) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::info!(%peer, error = %e, "admin TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "admin connection ended with an error");
                 }
             });
@@ -286,6 +323,8 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             token_file: None,
             token_env: "IMGATE_TEST_TOKEN_THAT_IS_NOT_SET".into(),
+            tls_cert: None,
+            tls_key: None,
         };
         let err = read_token(&config).unwrap_err().to_string();
         assert!(err.contains("IMGATE_TEST_TOKEN_THAT_IS_NOT_SET"), "{err}");

@@ -77,6 +77,12 @@ pub struct AdminConfig {
     /// Or the environment variable holding it.
     #[serde(default = "default_token_env")]
     pub token_env: String,
+    /// Serve HTTPS with this certificate chain and key (PEM); both or
+    /// neither. Worth it whenever `listen` is not loopback.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_admin_listen() -> String {
@@ -414,6 +420,8 @@ impl Config {
         config.admin =
             section::<AdminConfig>(text, "admin", raw.admin, &mut problems).map(|mut a| {
                 a.token_file = a.token_file.map(|f| base.join(f));
+                a.tls_cert = a.tls_cert.map(|f| base.join(f));
+                a.tls_key = a.tls_key.map(|f| base.join(f));
                 a
             });
         if let Some(admin) = &config.admin
@@ -422,6 +430,14 @@ impl Config {
             problems.push(Problem {
                 location: "[admin]".into(),
                 message: format!("listen `{}` is not an ip:port address", admin.listen),
+            });
+        }
+        if let Some(admin) = &config.admin
+            && admin.tls_cert.is_some() != admin.tls_key.is_some()
+        {
+            problems.push(Problem {
+                location: "[admin]".into(),
+                message: "set both tls_cert and tls_key, or neither".into(),
             });
         }
         if let Some(reload) = section::<ReloadConfig>(text, "reload", raw.reload, &mut problems) {

@@ -195,7 +195,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 
     if let Some(admin) = gateway.config().admin.clone() {
         let server = crate::admin::AdminServer::bind(&admin, gateway.clone()).await?;
-        tracing::info!(listen = %server.local_addr(), "admin API listening");
+        tracing::info!(listen = %server.local_addr(), tls = server.is_tls(), "admin API listening");
         tasks.spawn(server.serve(shutdown.clone()));
     }
     if let Some(xmpp) = gateway.config().xmpp.clone() {
