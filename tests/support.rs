@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "support/gateway.rs"]
 pub mod gateway;
+#[path = "support/ngircd.rs"]
+pub mod ngircd;
 #[path = "support/prosody.rs"]
 pub mod prosody;
 #[path = "support/rawxmpp.rs"]

@@ -27,6 +27,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// `[xmpp]`: the XMPP adapter, when configured.
     pub xmpp: Option<crate::adapters::xmpp::XmppConfig>,
+    /// `[irc]`: the IRC adapter, when configured.
+    pub irc: Option<crate::adapters::irc::IrcConfig>,
     pub plugins: Vec<PluginSpec>,
     /// Where the file was read from, for messages.
     pub source: Option<PathBuf>,
@@ -226,6 +228,8 @@ struct RawConfig {
     #[serde(default)]
     xmpp: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    irc: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
     #[serde(flatten)]
     rest: toml::Table,
@@ -350,7 +354,7 @@ impl Config {
             problems.push(Problem {
                 location: format!("[{key}]"),
                 message:
-                    "unknown section (known: runtime, kv, archive, signing, admin, reload, xmpp, plugins)"
+                    "unknown section (known: runtime, kv, archive, signing, admin, reload, xmpp, irc, plugins)"
                         .into(),
             });
         }
@@ -450,6 +454,16 @@ impl Config {
         if let (Some(xmpp), Some(line)) = (&config.xmpp, xmpp_line) {
             problems.extend(xmpp.problems().into_iter().map(|message| Problem {
                 location: format!("[xmpp] (line {line})"),
+                message,
+            }));
+        }
+        let irc_line = raw.irc.as_ref().map(|v| line_of(text, v.span().start));
+        config.irc =
+            section::<crate::adapters::irc::IrcConfig>(text, "irc", raw.irc, &mut problems)
+                .map(|x| x.resolve(base));
+        if let (Some(irc), Some(line)) = (&config.irc, irc_line) {
+            problems.extend(irc.problems().into_iter().map(|message| Problem {
+                location: format!("[irc] (line {line})"),
                 message,
             }));
         }

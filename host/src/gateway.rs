@@ -206,6 +206,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         gateway.register_adapter(adapter.stats());
         tasks.spawn(adapter.serve(shutdown.clone()));
     }
+    if let Some(irc) = gateway.config().irc.clone() {
+        let adapter = crate::adapters::irc::IrcAdapter::bind(&irc, gateway.live.clone()).await?;
+        for (address, tls) in adapter.local_addrs() {
+            tracing::info!(listen = %address, tls, upstream = %irc.upstream.address, "IRC listening");
+        }
+        gateway.register_adapter(adapter.stats());
+        tasks.spawn(adapter.serve(shutdown.clone()));
+    }
     #[cfg(unix)]
     tasks.spawn(reload_on_sighup(gateway.clone(), shutdown.clone()));
     let reload = gateway.config().reload.clone();

@@ -18,6 +18,9 @@ pub struct Imgate {
     /// XMPP listeners: STARTTLS and direct TLS.
     pub xmpp: Option<SocketAddr>,
     pub xmpp_tls: Option<SocketAddr>,
+    /// IRC listeners: plain and TLS.
+    pub irc: Option<SocketAddr>,
+    pub irc_tls: Option<SocketAddr>,
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -48,6 +51,8 @@ impl Imgate {
             lines: Vec::new(),
             xmpp: None,
             xmpp_tls: None,
+            irc: None,
+            irc_tls: None,
         };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -61,6 +66,14 @@ impl Imgate {
             imgate.lines.join("\n")
         );
         for line in &imgate.lines {
+            if line.contains("IRC listening") {
+                let addr = field(line, "listen").and_then(|a| a.parse().ok());
+                if field(line, "tls") == Some("true") {
+                    imgate.irc_tls = addr;
+                } else {
+                    imgate.irc = addr;
+                }
+            }
             if line.contains("XMPP listening") {
                 let addr = field(line, "listen").and_then(|a| a.parse().ok());
                 if field(line, "direct_tls") == Some("true") {

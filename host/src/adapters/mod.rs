@@ -1,6 +1,6 @@
 //! Protocol adapters: each turns one network's wire format into neutral
 //! events and applies verdicts in that network's terms. An adapter is one
-//! folder with the same files (see `xmpp/`):
+//! folder with the same files (see `xmpp/` and `irc/`):
 //!
 //! - `codec.rs`: bytes to frames, no I/O; incomplete is not malformed.
 //! - `events.rs`: frames to and from the neutral event, one function per
@@ -11,6 +11,7 @@
 //! What every adapter shares lives here: [`Judge`] hands events to the
 //! chain in force, and [`AdapterStats`] counts what crossed.
 
+pub mod irc;
 pub mod stats;
 pub mod xmpp;
 

@@ -18,6 +18,8 @@ struct Settings {
     drop_if_body_contains: Option<String>,
     /// Count calls in kv under this key and log/measure each.
     count: Option<String>,
+    /// Block every file offer, naming the file.
+    block_file_offers: bool,
 }
 
 pub struct Scripted(Settings);
@@ -33,6 +35,11 @@ impl Plugin for Scripted {
             let n = kv::increment(key, 1).unwrap_or(-1);
             log::info(&format!("call {n}"));
             metrics::counter_add("calls", 1);
+        }
+        if s.block_file_offers
+            && let Some(offer) = event.file_offer()
+        {
+            return Verdict::block(format!("file transfers are not allowed: {}", offer.name));
         }
         let Some(body) = event.body() else {
             return Verdict::allow();

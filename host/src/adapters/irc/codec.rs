@@ -1,0 +1,373 @@
+//! IRC bytes to lines, with no I/O, and lines to their parts.
+//!
+//! A line ends in CRLF or a bare LF. IRCv3 allows up to 8191 bytes of
+//! message tags (`@...` and its space) plus 512 bytes for the rest,
+//! CRLF included. Longer lines are skipped up to their end and reported,
+//! so the peer can be told without the buffer growing. NUL bytes are
+//! refused (RFC 1459 §2.3.1). Bytes need not be UTF-8: IRC never said so.
+
+/// Limits from the IRCv3 message-tags spec.
+pub const MAX_TAGS: usize = 8191;
+pub const MAX_REST: usize = 512;
+
+/// One thing the framer found.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    /// A complete line without its line ending.
+    Line(Vec<u8>),
+    /// A line that broke a limit or carried a NUL; it was skipped.
+    Refused(LineError),
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum LineError {
+    #[error("line too long (at most {MAX_TAGS} bytes of tags and {MAX_REST} bytes of message)")]
+    TooLong,
+    #[error("NUL byte in line")]
+    Nul,
+}
+
+/// What the framer found at the front of the buffer.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// A frame, and the bytes it used.
+    Frame(Frame, usize),
+    /// Bytes of an over-long line to throw away; its end is reported as
+    /// [`LineError::TooLong`] when it comes.
+    Discard(usize),
+    /// No complete line yet.
+    More,
+}
+
+/// Splits a byte stream into lines. Keeps its place between calls.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Bytes of the buffer known to hold no line ending.
+    scanned: usize,
+    /// Inside an over-long line: dropping bytes up to its end.
+    skipping: bool,
+}
+
+impl Framer {
+    pub fn next(&mut self, buf: &[u8]) -> Next {
+        let from = self.scanned.min(buf.len());
+        match buf[from..].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let end = from + i;
+                self.scanned = 0;
+                if std::mem::take(&mut self.skipping) {
+                    return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
+                }
+                let mut line = &buf[..end];
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                if too_long(line) {
+                    return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
+                }
+                if line.contains(&0) {
+                    return Next::Frame(Frame::Refused(LineError::Nul), end + 1);
+                }
+                Next::Frame(Frame::Line(line.to_vec()), end + 1)
+            }
+            None if !buf.is_empty() && (self.skipping || buf.len() > MAX_TAGS + MAX_REST) => {
+                self.skipping = true;
+                self.scanned = 0;
+                Next::Discard(buf.len())
+            }
+            None => {
+                self.scanned = buf.len();
+                Next::More
+            }
+        }
+    }
+}
+
+fn too_long(line: &[u8]) -> bool {
+    let (tags, rest) = split_tags(line);
+    tags.map_or(0, |t| t.len() + 2) > MAX_TAGS || rest.len() + 2 > MAX_REST
+}
+
+fn split_tags(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if line.first() == Some(&b'@') {
+        match line.iter().position(|&b| b == b' ') {
+            Some(i) => (Some(&line[1..i]), trim_spaces(&line[i + 1..])),
+            None => (Some(&line[1..]), &[]),
+        }
+    } else {
+        (None, line)
+    }
+}
+
+fn trim_spaces(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ').unwrap_or(s.len());
+    &s[start..]
+}
+
+/// A line taken apart: `[@tags] [:prefix] COMMAND params... [:trailing]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The tags as written, without `@`.
+    pub tags: Option<String>,
+    pub prefix: Option<String>,
+    /// Upper-cased.
+    pub command: String,
+    /// The trailing parameter is the last one.
+    pub params: Vec<String>,
+}
+
+impl Message {
+    /// Parses a line (lossy for bytes that are not UTF-8); `None` when it
+    /// has no command.
+    pub fn parse(line: &[u8]) -> Option<Message> {
+        let text = String::from_utf8_lossy(line);
+        let mut rest: &str = &text;
+        let mut tags = None;
+        if let Some(r) = rest.strip_prefix('@') {
+            let (t, r) = r.split_once(' ').unwrap_or((r, ""));
+            tags = Some(t.to_owned());
+            rest = r.trim_start_matches(' ');
+        }
+        let mut prefix = None;
+        if let Some(r) = rest.strip_prefix(':') {
+            let (p, r) = r.split_once(' ').unwrap_or((r, ""));
+            prefix = Some(p.to_owned());
+            rest = r.trim_start_matches(' ');
+        }
+        let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if command.is_empty() {
+            return None;
+        }
+        let mut params = Vec::new();
+        loop {
+            rest = rest.trim_start_matches(' ');
+            if rest.is_empty() {
+                break;
+            }
+            if let Some(trailing) = rest.strip_prefix(':') {
+                params.push(trailing.to_owned());
+                break;
+            }
+            let (p, r) = rest.split_once(' ').unwrap_or((rest, ""));
+            params.push(p.to_owned());
+            rest = r;
+        }
+        Some(Message {
+            tags,
+            prefix,
+            command: command.to_ascii_uppercase(),
+            params,
+        })
+    }
+
+    /// The value of tag `key`, unescaped (IRCv3 escaping).
+    pub fn tag(&self, key: &str) -> Option<String> {
+        self.tags.as_deref()?.split(';').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then(|| unescape_tag(v))
+        })
+    }
+
+    /// The nick part of the prefix (`nick!user@host`).
+    pub fn nick(&self) -> Option<&str> {
+        let p = self.prefix.as_deref()?;
+        Some(p.split(['!', '@']).next().unwrap_or(p))
+    }
+
+    /// The line, ending in CRLF.
+    pub fn to_line(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = &self.tags {
+            out.push('@');
+            out.push_str(t);
+            out.push(' ');
+        }
+        if let Some(p) = &self.prefix {
+            out.push(':');
+            out.push_str(p);
+            out.push(' ');
+        }
+        out.push_str(&self.command);
+        let n = self.params.len();
+        for (i, p) in self.params.iter().enumerate() {
+            out.push(' ');
+            if i + 1 == n && (p.is_empty() || p.contains(' ') || p.starts_with(':')) {
+                out.push(':');
+            }
+            out.push_str(p);
+        }
+        out.push_str("\r\n");
+        out
+    }
+}
+
+fn unescape_tag(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('\\') => out.push('\\'),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Splits `text` into pieces that each fit, as the last parameter, in a
+/// line of at most [`MAX_REST`] bytes after `head` (`:prefix CMD target :`
+/// with CRLF counted), never inside a UTF-8 character. Breaks at a space
+/// when there is one in the second half of the piece, and that space is
+/// the line break (clients strip trailing spaces): the pieces joined with
+/// spaces give the text back.
+pub fn split_text(text: &str, head_len: usize) -> Vec<String> {
+    let room = MAX_REST.saturating_sub(head_len + 2).max(4);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > room {
+        let mut cut = room;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        match rest[..cut].rfind(' ').filter(|&s| s > cut / 2) {
+            Some(space) => {
+                out.push(rest[..space].to_owned());
+                rest = &rest[space + 1..];
+            }
+            None => {
+                out.push(rest[..cut].to_owned());
+                rest = &rest[cut..];
+            }
+        }
+    }
+    out.push(rest.to_owned());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &[u8]) -> Vec<Frame> {
+        let mut f = Framer::default();
+        let mut buf = input.to_vec();
+        let mut out = Vec::new();
+        loop {
+            match f.next(&buf) {
+                Next::Frame(frame, n) => {
+                    buf.drain(..n);
+                    out.push(frame);
+                }
+                Next::Discard(n) => {
+                    buf.drain(..n);
+                }
+                Next::More => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_and_bare_lf_both_end_lines() {
+        assert_eq!(
+            frames(b"NICK a\r\nUSER a 0 * :A\nPING x\r\npartial"),
+            vec![
+                Frame::Line(b"NICK a".to_vec()),
+                Frame::Line(b"USER a 0 * :A".to_vec()),
+                Frame::Line(b"PING x".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_and_nul_are_refused_and_skipped() {
+        let mut input = b"PRIVMSG #a :".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100_000));
+        input.extend_from_slice(b"\r\nPRIVMSG #a :ok\r\nPRIVMSG #a :n\0ul\r\n");
+        let mut f = Framer::default();
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut peak = 0;
+        // Fed in chunks, as a socket would; the buffer never holds the
+        // whole 100 KB line.
+        for chunk in input.chunks(4096) {
+            buf.extend_from_slice(chunk);
+            peak = peak.max(buf.len());
+            loop {
+                match f.next(&buf) {
+                    Next::Frame(frame, n) => {
+                        buf.drain(..n);
+                        out.push(frame);
+                    }
+                    Next::Discard(n) => {
+                        buf.drain(..n);
+                    }
+                    Next::More => break,
+                }
+            }
+        }
+        assert_eq!(
+            out,
+            vec![
+                Frame::Refused(LineError::TooLong),
+                Frame::Line(b"PRIVMSG #a :ok".to_vec()),
+                Frame::Refused(LineError::Nul),
+            ]
+        );
+        assert!(peak < 16 * 1024, "{peak}");
+        // Tags may take 8191 bytes on their own.
+        let tags = format!("@{} PRIVMSG #a :hi\r\n", "a".repeat(8000));
+        assert!(matches!(frames(tags.as_bytes())[0], Frame::Line(_)));
+        let rest = format!("PRIVMSG #a :{}\r\n", "a".repeat(600));
+        assert_eq!(
+            frames(rest.as_bytes()),
+            vec![Frame::Refused(LineError::TooLong)]
+        );
+    }
+
+    #[test]
+    fn messages_parse_and_write_back() {
+        let m = Message::parse(b"@+typing=active;msgid=a\\sb :nick!u@h privmsg #chan :hello there")
+            .unwrap();
+        assert_eq!(m.command, "PRIVMSG");
+        assert_eq!(m.nick(), Some("nick"));
+        assert_eq!(m.params, vec!["#chan", "hello there"]);
+        assert_eq!(m.tag("msgid").as_deref(), Some("a b"));
+        assert_eq!(m.tag("+typing").as_deref(), Some("active"));
+        assert_eq!(
+            m.to_line(),
+            "@+typing=active;msgid=a\\sb :nick!u@h PRIVMSG #chan :hello there\r\n"
+        );
+        let m = Message::parse(b"CAP LS 302").unwrap();
+        assert_eq!(m.params, vec!["LS", "302"]);
+        assert!(Message::parse(b"").is_none());
+        assert!(Message::parse(b":prefix-only").is_none());
+    }
+
+    #[test]
+    fn text_splits_on_utf8_boundaries_within_the_limit() {
+        let head = "PRIVMSG #chan :".len();
+        let text = "é".repeat(600);
+        let parts = split_text(&text, head);
+        assert!(parts.len() > 1);
+        assert_eq!(parts.concat(), text);
+        for p in &parts {
+            assert!(p.len() + head + 2 <= MAX_REST, "{}", p.len());
+        }
+        let words = "word ".repeat(200);
+        let parts = split_text(words.trim_end(), head);
+        assert_eq!(parts.join(" "), words.trim_end());
+        assert!(
+            parts
+                .iter()
+                .all(|p| !p.starts_with(' ') && !p.ends_with(' '))
+        );
+    }
+}

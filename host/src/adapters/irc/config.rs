@@ -1,0 +1,180 @@
+//! `[irc]` and `[irc.upstream]`: where IRC clients connect and which real
+//! server imgate stands in front of.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcConfig {
+    /// Plain client listener (IRC's 6667). Optional.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// TLS client listener (6697). Optional; needs `cert` and `key`.
+    #[serde(default)]
+    pub listen_tls: Option<String>,
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The prefix of the gateway's own NOTICEs (a block's reason).
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    pub upstream: UpstreamConfig,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// From accept until the upstream connection is up (TLS included).
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// A session with no bytes from its client for this long is closed
+    /// (clients answer the server's PINGs, so a live one never is).
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+    /// Lines a client may send per second on average, after a burst of
+    /// `flood_burst`; beyond that the session is closed with an ERROR.
+    /// 0 turns the check off.
+    #[serde(default = "default_flood_rate")]
+    pub flood_lines_per_s: u32,
+    #[serde(default = "default_flood_burst")]
+    pub flood_burst: u32,
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTls {
+    Tls,
+    Plain,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub address: String,
+    #[serde(default = "default_tls")]
+    pub tls: UpstreamTls,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; by default the host
+    /// part of `address`.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_server_name() -> String {
+    "imgate".into()
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_handshake_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_s() -> u64 {
+    900
+}
+fn default_flood_rate() -> u32 {
+    20
+}
+fn default_flood_burst() -> u32 {
+    100
+}
+fn default_drain_timeout_ms() -> u64 {
+    5_000
+}
+fn default_tls() -> UpstreamTls {
+    UpstreamTls::Tls
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+impl IrcConfig {
+    pub fn resolve(mut self, base: &Path) -> Self {
+        self.cert = self.cert.map(|c| base.join(c));
+        self.key = self.key.map(|k| base.join(k));
+        self.upstream.ca_file = self.upstream.ca_file.map(|f| base.join(f));
+        self
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, value) in [("listen", &self.listen), ("listen_tls", &self.listen_tls)] {
+            if let Some(v) = value
+                && v.parse::<SocketAddr>().is_err()
+            {
+                out.push(format!("{key} `{v}` is not an ip:port address"));
+            }
+        }
+        if self.listen.is_none() && self.listen_tls.is_none() {
+            out.push("set listen, listen_tls or both".into());
+        }
+        if self.listen_tls.is_some() && (self.cert.is_none() || self.key.is_none()) {
+            out.push("listen_tls needs cert and key".into());
+        }
+        if self
+            .upstream
+            .address
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            out.push(format!(
+                "upstream.address `{}` must be host:port",
+                self.upstream.address
+            ));
+        }
+        if self.server_name.is_empty() || self.server_name.contains([' ', ':']) {
+            out.push("server_name must be one word".into());
+        }
+        if self.max_connections == 0 {
+            out.push("max_connections must be at least 1".into());
+        }
+        for (key, v) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_s", self.idle_timeout_s),
+            (
+                "upstream.connect_timeout_ms",
+                self.upstream.connect_timeout_ms,
+            ),
+        ] {
+            if v == 0 {
+                out.push(format!("{key} must be more than 0"));
+            }
+        }
+        out
+    }
+
+    /// The host part of the upstream address, for TLS.
+    pub fn upstream_host(&self) -> &str {
+        let host = self
+            .upstream
+            .address
+            .rsplit_once(':')
+            .map_or(self.upstream.address.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_problems() {
+        let c: IrcConfig = toml::from_str(
+            "listen = '127.0.0.1:6667'\n[upstream]\naddress = 'irc.corp.example:6697'\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.tls, UpstreamTls::Tls);
+        assert_eq!(c.upstream_host(), "irc.corp.example");
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let c: IrcConfig =
+            toml::from_str("listen_tls = '127.0.0.1:6697'\n[upstream]\naddress = 'x'\n").unwrap();
+        assert_eq!(c.problems().len(), 2, "{:?}", c.problems());
+    }
+}

@@ -1,0 +1,477 @@
+//! IRC lines to neutral events, and verdicts back to IRC lines: one
+//! function per direction, no I/O.
+
+use super::codec::{Message as Line, split_text};
+use crate::event::{Action, Conversation, Direction, EventKind, FileOffer, Message, RoomChange};
+
+/// Who this session is on the network.
+#[derive(Clone, Debug, Default)]
+pub struct Me {
+    /// The registered nick, followed across NICK changes.
+    pub nick: String,
+    /// The SASL account, when there was one.
+    pub account: Option<String>,
+}
+
+impl Me {
+    /// The session's user: the account if SASL was used, else the nick.
+    pub fn user(&self) -> &str {
+        self.account.as_deref().unwrap_or(&self.nick)
+    }
+}
+
+/// Which CTCP wrapping a message had (`\x01ACTION ...\x01`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ctcp {
+    None,
+    Action,
+}
+
+/// What a line means to the chain.
+#[derive(Debug)]
+pub struct Reading {
+    pub direction: Direction,
+    pub kind: EventKind,
+    pub attributes: Vec<(String, String)>,
+    pub ctcp: Ctcp,
+    /// For JOIN and PART: which of the line's channels this is.
+    pub channel: Option<String>,
+}
+
+pub fn is_channel(target: &str) -> bool {
+    target.starts_with(['#', '&', '+', '!'])
+}
+
+/// What `line`, travelling `direction`, means to the chain: nothing, one
+/// event, or (JOIN and PART of several channels) one per channel.
+pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
+    let from_me = direction == Direction::Outbound;
+    let sender = if from_me {
+        me.user().to_owned()
+    } else {
+        line.nick().unwrap_or_default().to_owned()
+    };
+    let reading = |kind, attributes, ctcp, channel| Reading {
+        direction,
+        kind,
+        attributes,
+        ctcp,
+        channel,
+    };
+    match line.command.as_str() {
+        "PRIVMSG" | "NOTICE" if line.params.len() >= 2 => {
+            let target = &line.params[0];
+            let text = &line.params[1];
+            let (conversation, recipient) = if is_channel(target) {
+                (Conversation::Group(target.clone()), target.clone())
+            } else if from_me {
+                (Conversation::Direct, target.clone())
+            } else {
+                (Conversation::Direct, me.user().to_owned())
+            };
+            let attributes = vec![("irc.command".to_owned(), line.command.clone())];
+            let (body, action) = match ctcp(text) {
+                None => (text.clone(), Ctcp::None),
+                Some(("ACTION", arg)) => (arg.to_owned(), Ctcp::Action),
+                Some(("DCC", arg)) => {
+                    let Some(offer) = dcc_send(arg) else {
+                        return Vec::new();
+                    };
+                    let kind = EventKind::FileOffer(FileOffer {
+                        id: line.tag("msgid"),
+                        sender,
+                        recipient,
+                        name: offer.0,
+                        size: offer.1,
+                        media_type: None,
+                    });
+                    return vec![reading(kind, attributes, Ctcp::None, None)];
+                }
+                // VERSION, PING, TIME...: not something said.
+                Some(_) => return Vec::new(),
+            };
+            let message = Message {
+                id: line.tag("msgid"),
+                sender,
+                recipient,
+                conversation,
+                body,
+                markup: None,
+                thread: None,
+                reply_to: line.tag("+draft/reply").or_else(|| line.tag("+reply")),
+                attachments: Vec::new(),
+                encrypted: false,
+                action: action == Ctcp::Action,
+                edit_of: None,
+                retraction_of: None,
+            };
+            vec![reading(
+                EventKind::Message(message),
+                attributes,
+                action,
+                None,
+            )]
+        }
+        "JOIN" | "PART" if !line.params.is_empty() => {
+            // Our own JOIN/PART echoed by the server was judged on the way out.
+            if !from_me && line.nick() == Some(me.nick.as_str()) {
+                return Vec::new();
+            }
+            let join = line.command == "JOIN";
+            let reason = if join {
+                None
+            } else {
+                line.params.get(1).cloned()
+            };
+            let nick = if from_me {
+                me.nick.clone()
+            } else {
+                line.nick().unwrap_or_default().to_owned()
+            };
+            line.params[0]
+                .split(',')
+                .filter(|c| !c.is_empty() && *c != "0")
+                .map(|channel| {
+                    let change = RoomChange {
+                        room: channel.to_owned(),
+                        occupant: sender.clone(),
+                        nick: Some(nick.clone()),
+                        reason: reason.clone(),
+                    };
+                    let kind = if join {
+                        EventKind::RoomJoin(change)
+                    } else {
+                        EventKind::RoomLeave(change)
+                    };
+                    reading(kind, Vec::new(), Ctcp::None, Some(channel.to_owned()))
+                })
+                .collect()
+        }
+        "KICK" if line.params.len() >= 2 => {
+            let change = RoomChange {
+                room: line.params[0].clone(),
+                occupant: line.params[1].clone(),
+                nick: Some(line.params[1].clone()),
+                reason: line.params.get(2).cloned(),
+            };
+            vec![reading(
+                EventKind::RoomLeave(change),
+                vec![("irc.command".into(), "KICK".into())],
+                Ctcp::None,
+                None,
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `\x01CMD arg\x01` → (CMD, arg); the closing `\x01` is optional.
+fn ctcp(text: &str) -> Option<(&str, &str)> {
+    let inner = text.strip_prefix('\x01')?;
+    let inner = inner.strip_suffix('\x01').unwrap_or(inner);
+    Some(inner.split_once(' ').unwrap_or((inner, "")))
+}
+
+/// `SEND filename ip port [size]`, the filename possibly quoted.
+fn dcc_send(arg: &str) -> Option<(String, Option<u64>)> {
+    let rest = arg.strip_prefix("SEND ")?.trim_start();
+    let (name, rest) = if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted.find('"')?;
+        (&quoted[..end], &quoted[end + 1..])
+    } else {
+        rest.split_once(' ').unwrap_or((rest, ""))
+    };
+    let mut fields = rest.split_whitespace();
+    let (_ip, _port) = (fields.next()?, fields.next()?);
+    let size = fields.next().and_then(|s| s.parse().ok());
+    Some((name.to_owned(), size))
+}
+
+/// What the session writes after the verdict.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Forward,
+    /// These lines instead (a rewrite, re-split to fit).
+    Rewritten(Vec<String>),
+    Drop,
+    /// Nothing goes on; this line goes back towards the sender.
+    Bounce(String),
+}
+
+/// Applies `action` to a PRIVMSG/NOTICE (or a JOIN/PART/KICK, which can
+/// only be allowed, dropped or blocked). `gateway` is the prefix the
+/// gateway's own NOTICEs carry.
+pub fn apply(
+    line: &Line,
+    direction: Direction,
+    ctcp: Ctcp,
+    action: &Action,
+    me: &Me,
+    gateway: &str,
+) -> Outcome {
+    match action {
+        Action::Allow => Outcome::Forward,
+        Action::Drop => Outcome::Drop,
+        Action::Rewrite(body) => match rewrite(line, ctcp, body, &me.nick) {
+            Some(lines) => Outcome::Rewritten(lines),
+            None => Outcome::Forward,
+        },
+        Action::Block(reason) => {
+            let reason = if reason.is_empty() {
+                "blocked by policy"
+            } else {
+                reason.as_str()
+            };
+            match direction {
+                // Our client is told by the gateway.
+                Direction::Outbound => Outcome::Bounce(
+                    Line {
+                        tags: None,
+                        prefix: Some(gateway.to_owned()),
+                        command: "NOTICE".into(),
+                        params: vec![me.nick.clone(), reason.to_owned()],
+                    }
+                    .to_line(),
+                ),
+                // The remote sender of a PRIVMSG is told, by a NOTICE (never
+                // an automatic reply to a NOTICE: RFC 1459 §4.4.2).
+                Direction::Inbound => match (line.command.as_str(), line.nick()) {
+                    ("PRIVMSG", Some(nick)) => Outcome::Bounce(
+                        Line {
+                            tags: None,
+                            prefix: None,
+                            command: "NOTICE".into(),
+                            params: vec![nick.to_owned(), reason.to_owned()],
+                        }
+                        .to_line(),
+                    ),
+                    _ => Outcome::Drop,
+                },
+            }
+        }
+    }
+}
+
+/// The message with its text replaced, split into lines that each fit in
+/// 512 bytes, each keeping the tags, prefix, command and target.
+fn rewrite(line: &Line, ctcp: Ctcp, body: &str, nick: &str) -> Option<Vec<String>> {
+    if !matches!(line.command.as_str(), "PRIVMSG" | "NOTICE") || line.params.len() < 2 {
+        return None;
+    }
+    let (open, close) = match ctcp {
+        Ctcp::Action => ("\x01ACTION ", "\x01"),
+        Ctcp::None => ("", ""),
+    };
+    let tags = line
+        .tags
+        .as_ref()
+        .map(|t| format!("@{t} "))
+        .unwrap_or_default();
+    let prefix = line
+        .prefix
+        .as_ref()
+        .map(|p| format!(":{p} "))
+        .unwrap_or_default();
+    let head = format!("{prefix}{} {} :", line.command, line.params[0]);
+    // Tags have their own budget; the 512 covers the rest, CRLF included
+    // (counted by split_text). A line from our client has no prefix yet,
+    // but the server adds `:nick!user@host ` when it relays it, and cuts
+    // what no longer fits: leave room for it (user and host at their
+    // usual limits, 10 and 63).
+    let relay_prefix = if line.prefix.is_none() {
+        nick.len() + 77
+    } else {
+        0
+    };
+    let head_len = head.len() + open.len() + close.len() + relay_prefix;
+    // An empty body still needs a line; IRC cannot send an empty PRIVMSG.
+    let body = if body.is_empty() { " " } else { body };
+    let lines = split_text(body, head_len)
+        .into_iter()
+        .map(|piece| format!("{tags}{head}{open}{piece}{close}\r\n"))
+        .collect();
+    Some(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::irc::codec::MAX_REST;
+
+    fn me() -> Me {
+        Me {
+            nick: "alice".into(),
+            account: None,
+        }
+    }
+
+    fn line(s: &str) -> Line {
+        Line::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn privmsg_to_a_channel_and_to_a_user() {
+        let r = read(
+            &line("PRIVMSG #ops :deploy now"),
+            Direction::Outbound,
+            &me(),
+        );
+        let EventKind::Message(m) = &r[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (m.sender.as_str(), m.body.as_str()),
+            ("alice", "deploy now")
+        );
+        assert_eq!(m.conversation, Conversation::Group("#ops".into()));
+        let r = read(
+            &line(":bob!b@h PRIVMSG alice :hi"),
+            Direction::Inbound,
+            &me(),
+        );
+        let EventKind::Message(m) = &r[0].kind else {
+            panic!()
+        };
+        assert_eq!((m.sender.as_str(), m.recipient.as_str()), ("bob", "alice"));
+        assert_eq!(m.conversation, Conversation::Direct);
+    }
+
+    #[test]
+    fn ctcp_action_and_dcc_send() {
+        let r = read(
+            &line("PRIVMSG #ops :\x01ACTION waves\x01"),
+            Direction::Outbound,
+            &me(),
+        );
+        let EventKind::Message(m) = &r[0].kind else {
+            panic!()
+        };
+        assert!(m.action);
+        assert_eq!(m.body, "waves");
+        let r = read(
+            &line("PRIVMSG bob :\x01DCC SEND \"q3 report.xlsx\" 3232235777 5000 48213\x01"),
+            Direction::Outbound,
+            &me(),
+        );
+        let EventKind::FileOffer(f) = &r[0].kind else {
+            panic!()
+        };
+        assert_eq!((f.name.as_str(), f.size), ("q3 report.xlsx", Some(48213)));
+        assert!(
+            read(
+                &line("PRIVMSG bob :\x01VERSION\x01"),
+                Direction::Outbound,
+                &me()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn joins_parts_and_kicks() {
+        let r = read(&line("JOIN #a,#b key"), Direction::Outbound, &me());
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[1].kind, EventKind::RoomJoin(c) if c.room == "#b"));
+        assert!(read(&line(":alice!a@h JOIN #a"), Direction::Inbound, &me()).is_empty());
+        let r = read(&line(":bob!b@h PART #a :bye"), Direction::Inbound, &me());
+        assert!(
+            matches!(&r[0].kind, EventKind::RoomLeave(c) if c.occupant == "bob" && c.reason.as_deref() == Some("bye"))
+        );
+        let r = read(
+            &line(":op!o@h KICK #a bob :spam"),
+            Direction::Inbound,
+            &me(),
+        );
+        assert!(matches!(&r[0].kind, EventKind::RoomLeave(c) if c.occupant == "bob"));
+    }
+
+    #[test]
+    fn a_long_rewrite_is_split_keeping_tags_command_and_target() {
+        let l = line("@+client=x :alice!a@h PRIVMSG #ops :short");
+        let r = &read(&l, Direction::Inbound, &me())[0];
+        let body = "ü".repeat(700);
+        let Outcome::Rewritten(lines) = apply(
+            &l,
+            r.direction,
+            r.ctcp,
+            &Action::Rewrite(body.clone()),
+            &me(),
+            "imgate",
+        ) else {
+            panic!()
+        };
+        assert!(lines.len() >= 3, "{}", lines.len());
+        let mut joined = String::new();
+        for text in &lines {
+            assert!(
+                text.starts_with("@+client=x :alice!a@h PRIVMSG #ops :"),
+                "{text}"
+            );
+            let rest = text.split_once(' ').unwrap().1;
+            assert!(rest.len() <= MAX_REST, "{}", rest.len());
+            joined += &Line::parse(text.trim_end().as_bytes()).unwrap().params[1];
+        }
+        assert_eq!(joined, body);
+        // An action stays an action on every line.
+        let l = line("PRIVMSG #ops :\x01ACTION x\x01");
+        let r = &read(&l, Direction::Outbound, &me())[0];
+        let Outcome::Rewritten(lines) = apply(
+            &l,
+            r.direction,
+            r.ctcp,
+            &Action::Rewrite("y ".repeat(400)),
+            &me(),
+            "imgate",
+        ) else {
+            panic!()
+        };
+        assert!(
+            lines
+                .iter()
+                .all(|t| t.contains(":\x01ACTION ") && t.ends_with("\x01\r\n"))
+        );
+    }
+
+    #[test]
+    fn blocks_notice_the_sender() {
+        let l = line("PRIVMSG #ops :secret");
+        let r = &read(&l, Direction::Outbound, &me())[0];
+        assert_eq!(
+            apply(
+                &l,
+                r.direction,
+                r.ctcp,
+                &Action::Block("no secrets".into()),
+                &me(),
+                "imgate"
+            ),
+            Outcome::Bounce(":imgate NOTICE alice :no secrets\r\n".into())
+        );
+        let l = line(":eve!e@h PRIVMSG alice :spam");
+        let r = &read(&l, Direction::Inbound, &me())[0];
+        assert_eq!(
+            apply(
+                &l,
+                r.direction,
+                r.ctcp,
+                &Action::Block("not accepted".into()),
+                &me(),
+                "imgate"
+            ),
+            Outcome::Bounce("NOTICE eve :not accepted\r\n".into())
+        );
+        let l = line(":eve!e@h NOTICE alice :spam");
+        let r = &read(&l, Direction::Inbound, &me())[0];
+        assert_eq!(
+            apply(
+                &l,
+                r.direction,
+                r.ctcp,
+                &Action::Block("x".into()),
+                &me(),
+                "imgate"
+            ),
+            Outcome::Drop
+        );
+    }
+}

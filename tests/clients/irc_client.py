@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Real IRC clients (Python's `irc` library) for imgate's tests and demo.
+
+    irc_client.py SCENARIO '<json args>'
+
+prints one JSON object with what the clients saw. Args: "server" ([host,
+port] of imgate), "tls" (connect with TLS, trusting "ca"), "channel".
+
+Scenarios:
+  chat  alice and bob join "channel"; alice sends "send": a list of
+        [kind, target, text] where kind is "msg", "action" or "dcc" and
+        target "channel" or "bob"; bob waits for "expect" messages.
+        Returns what bob got and the NOTICEs alice got from the gateway.
+  demo  the same, printed for people.
+"""
+
+import functools
+import json
+import ssl
+import sys
+import time
+
+import irc.client
+import irc.connection
+
+
+def connect(reactor, args, nick):
+    server = args["server"]
+    factory = irc.connection.Factory()
+    if args.get("tls"):
+        ctx = ssl.create_default_context(cafile=args["ca"])
+        factory = irc.connection.Factory(
+            wrapper=functools.partial(ctx.wrap_socket, server_hostname="localhost")
+        )
+    c = reactor.server().connect(server[0], server[1], nick, connect_factory=factory)
+    c.seen = {"messages": [], "notices": [], "ctcp": [], "joined": False, "welcome": False}
+    return c
+
+
+def watch(reactor):
+    """Records what each connection receives in its `seen`."""
+
+    def on(kind):
+        def handler(conn, event):
+            text = event.arguments[0] if event.arguments else ""
+            nick = str(event.source).split("!")[0]
+            if kind in ("pubmsg", "privmsg"):
+                conn.seen["messages"].append({"to": event.target, "from": nick, "text": text})
+            elif kind == "action":
+                conn.seen["messages"].append({"to": event.target, "from": nick, "text": "/me " + text})
+            elif kind in ("privnotice", "pubnotice"):
+                conn.seen["notices"].append({"from": str(event.source), "text": text})
+            elif kind == "ctcp":
+                conn.seen["ctcp"].append(" ".join(event.arguments))
+            elif kind == "join" and nick == conn.get_nickname():
+                conn.seen["joined"] = True
+            elif kind == "welcome":
+                conn.seen["welcome"] = True
+        return handler
+
+    for kind in ("pubmsg", "privmsg", "action", "privnotice", "pubnotice", "ctcp", "join", "welcome"):
+        reactor.add_global_handler(kind, on(kind))
+
+
+def pump(reactor, until, timeout):
+    end = time.time() + timeout
+    while time.time() < end and not until():
+        reactor.process_once(0.05)
+    return until()
+
+
+def chat(args):
+    # Debian ships irc 8.5, where the reactor is still called IRC.
+    reactor = getattr(irc.client, "Reactor", None) or irc.client.IRC
+    reactor = reactor()
+    watch(reactor)
+    alice = connect(reactor, args, "alice")
+    bob = connect(reactor, args, "bob")
+    if not pump(reactor, lambda: alice.seen["welcome"] and bob.seen["welcome"], 15):
+        raise SystemExit("registration did not complete")
+    channel = args.get("channel", "#lobby")
+    alice.join(channel)
+    bob.join(channel)
+    if not pump(reactor, lambda: alice.seen["joined"] and bob.seen["joined"], 10):
+        raise SystemExit("joining the channel did not complete")
+    for kind, target, text in args["send"]:
+        to = channel if target == "channel" else target
+        if kind == "action":
+            alice.action(to, text)
+        elif kind == "dcc":
+            alice.ctcp("DCC", to, text)
+        else:
+            alice.privmsg(to, text)
+        reactor.process_once(0.01)
+    pump(reactor, lambda: len(bob.seen["messages"]) >= args.get("expect", 0), args.get("wait", 10))
+    pump(reactor, lambda: False, args.get("settle", 1.0))
+    result = {
+        "bob_messages": bob.seen["messages"],
+        "bob_ctcp": bob.seen["ctcp"],
+        "alice_notices": [n for n in alice.seen["notices"] if not n["from"].startswith("irc.")],
+    }
+    for c in (alice, bob):
+        c.quit("bye")
+    pump(reactor, lambda: False, 0.3)
+    return result
+
+
+def main():
+    scenario, args = sys.argv[1], json.loads(sys.argv[2])
+    if scenario == "chat":
+        print(json.dumps(chat(args)))
+    elif scenario == "demo":
+        result = chat(args)
+        for kind, target, text in args["send"]:
+            print(f"\n  alice -> {target}: {text}")
+            got = [m for m in result["bob_messages"] if m["text"].split()[:2] == text.split()[:2]]
+            if got:
+                print(f"  -> bob reads: {got[0]['text']}")
+        for n in result["alice_notices"]:
+            print(f"\n  alice is told by {n['from']}: {n['text']}")
+    else:
+        raise SystemExit(f"unknown scenario {scenario}")
+
+
+if __name__ == "__main__":
+    main()

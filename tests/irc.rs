@@ -1,0 +1,262 @@
+//! The IRC adapter against the real thing: ngircd on loopback behind
+//! `imgate run` (TLS on both sides), real clients from Python's `irc`
+//! library, and raw bytes for hostile input.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use imgate_tests::gateway::Imgate;
+use imgate_tests::ngircd::Ngircd;
+use imgate_tests::{TestConfig, system_python, workspace, write_config};
+use serde_json::{Value, json};
+
+struct Setup {
+    imgate: Imgate,
+    _config: TestConfig,
+    gateway_cert: PathBuf,
+    ngircd: Ngircd,
+}
+
+const CHAIN: &str = r#"
+[[plugins]]
+name = "keyword-block"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["confidential"]
+reason = "blocked by policy: {word}"
+
+[[plugins]]
+name = "redact"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["4111 1111 1111 1111", "[card redacted]"]
+block_file_offers = true
+
+[[plugins]]
+name = "expand"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+replace = ["EXPAND", "@LONG@"]
+"#;
+
+/// 700 bytes of words and two-byte characters: needs splitting.
+fn long_text() -> String {
+    (0..100)
+        .map(|i| format!("wörd{i:02}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn setup(irc_extra: &str) -> Setup {
+    let ngircd = Ngircd::start();
+    let chain = CHAIN.replace("@LONG@", &long_text());
+    let config = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "cache"
+
+[irc]
+listen = "127.0.0.1:0"
+listen_tls = "127.0.0.1:0"
+cert = "gateway.crt"
+key = "gateway.key"
+{irc_extra}
+
+[irc.upstream]
+address = "127.0.0.1:{}"
+tls = "tls"
+ca_file = "{}"
+server_name = "localhost"
+{chain}
+"#,
+        ngircd.tls_port,
+        ngircd.cert.display()
+    ));
+    let (cert, key) = imgate::tls::self_signed(&["localhost".into()]).unwrap();
+    let gateway_cert = config.dir.path().join("gateway.crt");
+    std::fs::write(&gateway_cert, cert).unwrap();
+    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let imgate = Imgate::start(&config, &[]);
+    Setup {
+        imgate,
+        _config: config,
+        gateway_cert,
+        ngircd,
+    }
+}
+
+impl Setup {
+    fn clients(&mut self, extra: Value) -> Value {
+        let tls = self.imgate.irc_tls.expect("TLS listener");
+        let mut args = json!({
+            "server": ["127.0.0.1", tls.port()],
+            "tls": true,
+            "ca": self.gateway_cert,
+            "channel": "#lobby",
+        });
+        if let (Value::Object(a), Value::Object(e)) = (&mut args, extra) {
+            a.extend(e);
+        }
+        let out = Command::new(system_python())
+            .arg(workspace().join("tests/clients/irc_client.py"))
+            .arg("chat")
+            .arg(args.to_string())
+            .output()
+            .expect("run /usr/bin/python3 (install python3-irc)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            panic!(
+                "client failed: {}\n--- stderr\n{}\n--- imgate\n{}\n--- ngircd\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.imgate.drain().join("\n"),
+                self.ngircd.log()
+            );
+        }
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+}
+
+fn texts(result: &Value) -> Vec<String> {
+    result["bob_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn clean_blocked_and_rewritten_messages_through_real_clients() {
+    let mut s = setup("");
+    let result = s.clients(json!({
+        "send": [
+            ["msg", "channel", "hello everyone"],
+            ["msg", "channel", "the plan is confidential"],
+            ["msg", "bob", "card 4111 1111 1111 1111 thanks"],
+            ["action", "channel", "waves"],
+        ],
+        "expect": 3,
+    }));
+    assert_eq!(
+        texts(&result),
+        vec!["hello everyone", "card [card redacted] thanks", "/me waves"],
+        "{result}"
+    );
+    let notices = result["alice_notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{result}");
+    assert_eq!(notices[0]["from"], "imgate");
+    assert_eq!(notices[0]["text"], "blocked by policy: confidential");
+}
+
+#[test]
+fn a_long_rewrite_is_split_into_lines_that_fit() {
+    let mut s = setup("");
+    let result = s.clients(json!({
+        "send": [["msg", "channel", "EXPAND"]],
+        "expect": 2,
+        "settle": 1.5,
+    }));
+    let got = texts(&result);
+    assert!(got.len() >= 2, "{result}");
+    // Split at spaces (each space that broke a line is the line break).
+    assert_eq!(got.join(" "), long_text(), "{result}");
+    for line in &got {
+        // `:alice!~alice@localhost PRIVMSG #lobby :` + text + CRLF <= 512.
+        assert!(line.len() < 512 - 40, "{}", line.len());
+    }
+}
+
+#[test]
+fn a_dcc_send_offer_is_blocked_by_policy() {
+    let mut s = setup("");
+    let result = s.clients(json!({
+        "send": [
+            ["dcc", "bob", "SEND q3-report.xlsx 2130706433 5000 48213"],
+            ["msg", "bob", "did it arrive?"],
+        ],
+        "expect": 1,
+    }));
+    assert_eq!(texts(&result), vec!["did it arrive?"], "{result}");
+    assert_eq!(result["bob_ctcp"], json!([]), "{result}");
+    assert_eq!(
+        result["alice_notices"][0]["text"], "file transfers are not allowed: q3-report.xlsx",
+        "{result}"
+    );
+}
+
+/// Raw bytes to the plain listener; returns what came back and whether the
+/// gateway closed.
+fn raw(s: &Setup, bytes: &[u8]) -> (String, bool) {
+    let mut c = TcpStream::connect(s.imgate.irc.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (String::from_utf8_lossy(&out).into_owned(), false);
+            }
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+}
+
+#[test]
+fn hostile_input_gets_a_clear_error_and_others_are_unaffected() {
+    let mut s = setup("flood_lines_per_s = 20\nflood_burst = 50");
+    // A 100 KB line: ERR_INPUTTOOLONG, and the session goes on.
+    let mut long = b"PRIVMSG #lobby :".to_vec();
+    long.resize(100_000, b'x');
+    long.extend_from_slice(b"\r\nPING :still-here\r\n");
+    let (text, _) = raw(&s, &long);
+    assert!(text.contains(" 417 * :Input line was too long"), "{text}");
+    // The next line reached the server (which answers it: not registered).
+    assert!(
+        text.contains(":irc.localhost 451"),
+        "the next line was served: {text}"
+    );
+    // NUL bytes: an ERROR and the close.
+    let (text, closed) = raw(
+        &s,
+        b"NICK mallory\r\nUSER m 0 * :m\r\nPRIVMSG #lobby :a\0b\r\n",
+    );
+    assert!(
+        text.contains("ERROR :Closing link: client sent a NUL byte in line"),
+        "{text}"
+    );
+    assert!(closed);
+    // Binary garbage: no line ending within the limit, then NULs.
+    let garbage: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (text, closed) = raw(&s, &garbage);
+    assert!(
+        text.contains("ERROR :Closing link") || text.contains(" 417 "),
+        "{text}"
+    );
+    assert!(closed || text.contains(" 417 "));
+    // A flood: far beyond the burst.
+    let flood: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("PING :{i}\r\n").into_bytes())
+        .collect();
+    let (text, closed) = raw(&s, &flood);
+    assert!(text.contains("ERROR :Closing link: excess flood"), "{text}");
+    assert!(closed);
+    // Everyone else is still served.
+    let result = s.clients(json!({"send": [["msg", "channel", "still fine"]], "expect": 1}));
+    assert_eq!(texts(&result), vec!["still fine"], "{result}");
+}
