@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
 PLUGINS := -p allow-all -p keyword-block -p disclaimer -p test-hostile -p test-scripted -p test-recorder
 
-.PHONY: deps plugins build demo replay test lint bench bench-xmpp clean-cache
+.PHONY: deps plugins build demo replay test lint bench bench-xmpp bench-irc clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
@@ -47,6 +47,10 @@ bench: plugins
 ## XMPP through imgate against straight to Prosody: msg/s, p50/p99 latency.
 bench-xmpp: deps plugins build
 	$(CARGO) bench -p imgate-tests --bench xmpp_proxy
+
+## IRC through imgate against straight to ngircd: msg/s, p50/p99 latency.
+bench-irc: deps plugins build
+	$(CARGO) bench -p imgate-tests --bench irc_proxy
 
 clean-cache:
 	rm -rf target/imgate-cache

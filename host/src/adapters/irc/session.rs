@@ -496,7 +496,7 @@ impl Relay<'_> {
 
     fn start(&mut self) {
         self.session.user = self.me.user().to_owned();
-        let decision = self.shared.judge.judge(
+        let action = self.shared.judge.judge(
             &self.session,
             Direction::Outbound,
             EventKind::SessionStart,
@@ -504,7 +504,7 @@ impl Relay<'_> {
         );
         self.started = true;
         tracing::info!(user = %self.session.user, "session started");
-        if let Action::Block(reason) = &decision.verdict.action {
+        if let Action::Block(reason) = &action {
             self.to_client.extend_from_slice(
                 format!("ERROR :Closing link: session refused: {reason}\r\n").as_bytes(),
             );
@@ -537,13 +537,13 @@ impl Relay<'_> {
             let mut allowed = Vec::new();
             for reading in readings {
                 let channel = reading.channel.clone().unwrap_or_default();
-                let decision = self.shared.judge.judge(
+                let action = self.shared.judge.judge(
                     &self.session,
                     direction,
                     reading.kind,
                     reading.attributes,
                 );
-                match decision.verdict.action {
+                match action {
                     Action::Block(reason) if direction == Direction::Outbound => {
                         back.extend_from_slice(
                             format!(
@@ -580,18 +580,11 @@ impl Relay<'_> {
             return;
         };
         let ctcp = reading.ctcp;
-        let decision =
+        let action =
             self.shared
                 .judge
                 .judge(&self.session, direction, reading.kind, reading.attributes);
-        match events::apply(
-            line,
-            direction,
-            ctcp,
-            &decision.verdict.action,
-            &self.me,
-            gateway,
-        ) {
+        match events::apply(line, direction, ctcp, &action, &self.me, gateway) {
             Outcome::Forward => {
                 forward.extend_from_slice(&raw);
                 forward.extend_from_slice(b"\r\n");

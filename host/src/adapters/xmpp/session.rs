@@ -858,7 +858,7 @@ impl Relay<'_> {
         let attributes = resource
             .map(|r| vec![("xmpp.resource".to_owned(), r)])
             .unwrap_or_default();
-        let decision = self.shared.judge.judge(
+        let action = self.shared.judge.judge(
             &self.session,
             Direction::Outbound,
             EventKind::SessionStart,
@@ -866,7 +866,7 @@ impl Relay<'_> {
         );
         self.started = true;
         tracing::info!(user = %self.session.user, "session started");
-        match decision.verdict.action {
+        match action {
             Action::Block(reason) => {
                 self.to_client.extend_from_slice(
                     stream_error("policy-violation", &format!("session refused: {reason}"))
@@ -906,13 +906,12 @@ impl Relay<'_> {
                     EventKind::RoomJoin(_) | EventKind::RoomLeave(_)
                 );
                 let note = room_change.then(|| (reading.kind.clone(), reading.direction));
-                let decision = self.shared.judge.judge(
+                let action = self.shared.judge.judge(
                     &self.session,
                     reading.direction,
                     reading.kind,
                     reading.attributes,
                 );
-                let action = decision.verdict.action;
                 if let Some((kind, direction)) = note
                     && matches!(action, Action::Allow | Action::Rewrite(_))
                 {

@@ -1,0 +1,163 @@
+//! One `imgate run` serving XMPP and IRC at once, with one chain: the same
+//! `keyword-block` component, unchanged, blocks on both networks, each in
+//! its own protocol's terms, and the archive names the same component hash
+//! for both verdicts.
+
+use std::process::Command;
+use std::time::Duration;
+
+use imgate_tests::gateway::Imgate;
+use imgate_tests::ngircd::Ngircd;
+use imgate_tests::prosody::{DOMAIN, Prosody};
+use imgate_tests::{system_python, workspace, write_config};
+use serde_json::{Value, json};
+
+fn run_client(script: &str, scenario: &str, args: &Value) -> Value {
+    let out = Command::new(system_python())
+        .arg(workspace().join("tests/clients").join(script))
+        .arg(scenario)
+        .arg(args.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+#[test]
+fn the_same_component_blocks_on_xmpp_and_on_irc() {
+    let prosody = Prosody::start(&[("alice", "a-pw"), ("bob", "b-pw")]);
+    let ngircd = Ngircd::start();
+    let config = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "cache"
+
+[archive]
+path = "archive.jsonl"
+
+[xmpp]
+listen = "127.0.0.1:0"
+cert = "gateway.crt"
+key = "gateway.key"
+[xmpp.upstream]
+address = "127.0.0.1:{}"
+ca_file = "{}"
+
+[irc]
+listen_tls = "127.0.0.1:0"
+cert = "gateway.crt"
+key = "gateway.key"
+[irc.upstream]
+address = "127.0.0.1:{}"
+tls = "plain"
+
+[[plugins]]
+name = "keyword-block"
+path = "{{wasm:keyword_block}}"
+[plugins.config]
+words = ["confidential"]
+reason = "blocked by policy: {{word}}"
+
+[[plugins]]
+name = "recorder"
+path = "{{wasm:test_recorder}}"
+grants = ["archive"]
+"#,
+        prosody.port,
+        prosody.cert.display(),
+        ngircd.port,
+    ));
+    let (cert, key) = imgate::tls::self_signed(&[DOMAIN.into()]).unwrap();
+    let gateway_cert = config.dir.path().join("gateway.crt");
+    std::fs::write(&gateway_cert, cert).unwrap();
+    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let imgate = Imgate::start(&config, &[]);
+
+    let xmpp = run_client(
+        "xmpp_client.py",
+        "chat",
+        &json!({
+            "server": ["127.0.0.1", imgate.xmpp.unwrap().port()],
+            "ca": gateway_cert,
+            "users": {"alice": ["alice@localhost", "a-pw"], "bob": ["bob@localhost", "b-pw"]},
+            "send": ["this is confidential", "this is fine"],
+            "expect": 1,
+        }),
+    );
+    assert_eq!(xmpp["received"], json!(["this is fine"]), "{xmpp}");
+    assert!(
+        xmpp["errors"][0]["xml"]
+            .as_str()
+            .unwrap()
+            .contains("policy-violation")
+    );
+
+    let irc = run_client(
+        "irc_client.py",
+        "chat",
+        &json!({
+            "server": ["127.0.0.1", imgate.irc_tls.unwrap().port()],
+            "tls": true,
+            "ca": gateway_cert,
+            "channel": "#lobby",
+            "send": [["msg", "channel", "this is confidential"], ["msg", "channel", "this is fine"]],
+            "expect": 1,
+        }),
+    );
+    let got: Vec<&str> = irc["bob_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec!["this is fine"], "{irc}");
+    assert_eq!(
+        irc["alice_notices"][0]["text"],
+        "blocked by policy: confidential"
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    let archive = std::fs::read_to_string(config.dir.path().join("archive.jsonl")).unwrap();
+    let blocked: Vec<Value> = archive
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["verdict"]["action"] == "block")
+        .collect();
+    let networks: Vec<&str> = blocked
+        .iter()
+        .map(|r| r["event"]["network"].as_str().unwrap())
+        .collect();
+    assert_eq!(networks, vec!["xmpp", "irc"], "{archive}");
+    let hash = |r: &Value| r["verdict"]["decided_by"]["sha256"].clone();
+    assert_eq!(hash(&blocked[0]), hash(&blocked[1]));
+    assert_eq!(
+        blocked[0]["verdict"]["decided_by"]["plugin"],
+        "keyword-block"
+    );
+    // Each network's sessions started under the user's own name there.
+    let starts: Vec<(String, String)> = archive
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| !r["event"]["session_start"].is_null())
+        .map(|r| {
+            (
+                r["event"]["network"].as_str().unwrap().to_owned(),
+                r["event"]["session"]["user"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("xmpp", "alice@localhost"),
+        ("irc", "alice"),
+        ("irc", "bob"),
+    ] {
+        assert!(
+            starts.iter().any(|(n, u)| (n.as_str(), u.as_str()) == want),
+            "{want:?} in {starts:?}"
+        );
+    }
+}
