@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make demo: a throwaway Prosody on loopback, imgate in front of it with the
-# sample chain (examples/xmpp-demo.toml), and two real XMPP clients
-# (slixmpp) having a short scripted conversation through it. Prints what
-# was delivered, rewritten and blocked, then the gateway's own counters.
+# make demo: a throwaway Prosody and a throwaway ngircd on loopback, one
+# imgate in front of both with the sample chain (examples/demo.toml), and
+# real clients (slixmpp for XMPP, Python's irc for IRC) having a short
+# scripted conversation through it. Prints what was delivered, rewritten
+# and blocked on each network, then the gateway's own counters.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 imgate="$root/target/release/imgate"
@@ -25,6 +26,7 @@ wait_port() {
 }
 
 prosody_port=$(free_port); xmpp_port=$(free_port); admin_port=$(free_port)
+ngircd_port=$(free_port); irc_port=$(free_port)
 token="demo-$(date +%s)"
 
 echo "== certificates (imgate cert)"
@@ -56,13 +58,35 @@ prosody --config "$work/prosody.cfg.lua" -F >"$work/prosody.out" 2>&1 &
 pids+=($!)
 wait_port "$prosody_port" "$work/prosody.out"
 
-echo "== imgate run on 127.0.0.1:$xmpp_port, in front of Prosody"
+echo "== ngircd on 127.0.0.1:$ngircd_port"
+cat > "$work/ngircd.conf" <<CONF
+[Global]
+Name = irc.localhost
+Info = imgate demo
+Listen = 127.0.0.1
+Ports = $ngircd_port
+MotdPhrase = imgate demo
+PidFile = $work/ngircd.pid
+[Limits]
+MaxPenaltyTime = 0
+[Options]
+DNS = no
+Ident = no
+PAM = no
+CONF
+ngircd -n -f "$work/ngircd.conf" >"$work/ngircd.out" 2>&1 &
+pids+=($!)
+wait_port "$ngircd_port" "$work/ngircd.out"
+
+echo "== imgate run: XMPP on 127.0.0.1:$xmpp_port, IRC (TLS) on 127.0.0.1:$irc_port"
 sed -e "s#@ROOT@#$root#g" -e "s#@WORK@#$work#g" -e "s#@PROSODY_PORT@#$prosody_port#g" \
     -e "s#@XMPP_PORT@#$xmpp_port#g" -e "s#@ADMIN_PORT@#$admin_port#g" \
-    "$root/examples/xmpp-demo.toml" > "$work/imgate.toml"
+    -e "s#@NGIRCD_PORT@#$ngircd_port#g" -e "s#@IRC_PORT@#$irc_port#g" \
+    "$root/examples/demo.toml" > "$work/imgate.toml"
 IMGATE_ADMIN_TOKEN="$token" IMGATE_LOG="${IMGATE_LOG:-info}" "$imgate" run --config "$work/imgate.toml" 2>"$work/imgate.log" &
 pids+=($!)
 wait_port "$xmpp_port" "$work/imgate.log"
+wait_port "$irc_port" "$work/imgate.log"
 
 echo "== alice@localhost writes to bob@localhost through imgate (slixmpp, STARTTLS)"
 args=$(cat <<JSON
@@ -77,13 +101,25 @@ JSON
 /usr/bin/python3 "$root/tests/clients/xmpp_client.py" demo "$args"
 
 echo
+echo "== alice and bob on IRC, #lobby, through imgate (Python irc, TLS) — the same chain"
+irc_args=$(cat <<JSON
+{"server": ["127.0.0.1", $irc_port], "tls": true, "ca": "$work/gateway.crt", "channel": "#lobby",
+ "send": [["msg", "channel", "Morning all, standup in 5"],
+          ["msg", "channel", "Reminder: the merger is confidential"],
+          ["action", "channel", "grabs a coffee"]],
+ "expect": 2}
+JSON
+)
+/usr/bin/python3 "$root/tests/clients/irc_client.py" demo "$irc_args"
+
+echo
 echo "== the gateway's counters (GET /connections on the admin API)"
 /usr/bin/python3 - "$admin_port" "$token" <<'PY'
 import json, sys, urllib.request
 req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/connections",
                              headers={"Authorization": f"Bearer {sys.argv[2]}"})
-x = json.load(urllib.request.urlopen(req))["adapters"]["xmpp"]
-print(f"  connections: {x['connections']['total']}, events judged: {x['events']}, verdicts: {x['verdicts']}")
+for network, x in sorted(json.load(urllib.request.urlopen(req))["adapters"].items()):
+    print(f"  {network}: connections {x['connections']['total']}, events judged {x['events']}, verdicts {x['verdicts']}")
 PY
 echo
 echo "== imgate's log of the sessions"

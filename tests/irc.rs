@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 struct Setup {
     imgate: Imgate,
-    _config: TestConfig,
+    config: TestConfig,
     gateway_cert: PathBuf,
     ngircd: Ngircd,
 }
@@ -42,6 +42,11 @@ path = "{wasm:test_scripted}"
 grants = ["log", "kv", "metrics"]
 [plugins.config]
 replace = ["EXPAND", "@LONG@"]
+
+[[plugins]]
+name = "recorder"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
 "#;
 
 /// 700 bytes of words and two-byte characters: needs splitting.
@@ -59,6 +64,9 @@ fn setup(irc_extra: &str) -> Setup {
         r#"
 [runtime]
 cache_dir = "cache"
+
+[archive]
+path = "archive.jsonl"
 
 [irc]
 listen = "127.0.0.1:0"
@@ -84,7 +92,7 @@ server_name = "localhost"
     let imgate = Imgate::start(&config, &[]);
     Setup {
         imgate,
-        _config: config,
+        config,
         gateway_cert,
         ngircd,
     }
@@ -259,4 +267,27 @@ fn hostile_input_gets_a_clear_error_and_others_are_unaffected() {
     // Everyone else is still served.
     let result = s.clients(json!({"send": [["msg", "channel", "still fine"]], "expect": 1}));
     assert_eq!(texts(&result), vec!["still fine"], "{result}");
+}
+
+#[test]
+fn the_session_follows_nick_changes() {
+    let mut s = setup("");
+    let result = s.clients(json!({
+        "rename": "alicia",
+        "send": [["msg", "bob", "after the rename"]],
+        "expect": 1,
+    }));
+    assert_eq!(texts(&result), vec!["after the rename"], "{result}");
+    std::thread::sleep(Duration::from_millis(300));
+    let archive = std::fs::read_to_string(s.config.dir.path().join("archive.jsonl")).unwrap();
+    let record = archive
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| {
+            r["event"]["message"]["body"] == "after the rename"
+                && r["event"]["direction"] == "outbound"
+        })
+        .expect("archived");
+    assert_eq!(record["event"]["session"]["user"], "alicia");
+    assert_eq!(record["event"]["message"]["sender"], "alicia");
 }

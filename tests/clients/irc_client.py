@@ -83,6 +83,9 @@ def chat(args):
     bob.join(channel)
     if not pump(reactor, lambda: alice.seen["joined"] and bob.seen["joined"], 10):
         raise SystemExit("joining the channel did not complete")
+    if args.get("rename"):
+        alice.nick(args["rename"])
+        pump(reactor, lambda: alice.get_nickname() == args["rename"], 5)
     for kind, target, text in args["send"]:
         to = channel if target == "channel" else target
         if kind == "action":
@@ -111,13 +114,18 @@ def main():
         print(json.dumps(chat(args)))
     elif scenario == "demo":
         result = chat(args)
+        received = [m["text"] for m in result["bob_messages"]]
+        notices = [n["text"] for n in result["alice_notices"]]
         for kind, target, text in args["send"]:
-            print(f"\n  alice -> {target}: {text}")
-            got = [m for m in result["bob_messages"] if m["text"].split()[:2] == text.split()[:2]]
-            if got:
-                print(f"  -> bob reads: {got[0]['text']}")
-        for n in result["alice_notices"]:
-            print(f"\n  alice is told by {n['from']}: {n['text']}")
+            shown = ("/me " + text) if kind == "action" else text
+            print(f"\n  <alice> {shown}")
+            got = [r for r in received if r.startswith(shown)]
+            if got and got[0] == shown:
+                print("  -> delivered as sent")
+            elif got:
+                print(f"  -> REWRITTEN; bob reads: {got[0]}")
+            else:
+                print(f"  -> BLOCKED; imgate tells alice: {notices.pop(0) if notices else '(nothing)'}")
     else:
         raise SystemExit(f"unknown scenario {scenario}")
 
