@@ -291,3 +291,40 @@ fn the_session_follows_nick_changes() {
     assert_eq!(record["event"]["session"]["user"], "alicia");
     assert_eq!(record["event"]["message"]["sender"], "alicia");
 }
+
+#[test]
+fn cap_negotiation_passes_through_and_registration_completes() {
+    let s = setup("");
+    let mut c = TcpStream::connect(s.imgate.irc.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"CAP LS 302\r\nNICK capper\r\nUSER capper 0 * :Cap Per\r\n")
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until = |c: &mut TcpStream, needle: &str, seen: &mut String| {
+        while !seen.contains(needle) {
+            let n = c.read(&mut buf).unwrap_or(0);
+            assert!(n > 0, "closed or timed out waiting for {needle:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    read_until(&mut c, "CAP * LS", &mut seen);
+    let offered = seen
+        .lines()
+        .find(|l| l.contains("CAP * LS"))
+        .unwrap()
+        .to_owned();
+    let cap = offered
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    c.write_all(format!("CAP REQ :{cap}\r\n").as_bytes())
+        .unwrap();
+    read_until(&mut c, " ACK ", &mut seen);
+    c.write_all(b"CAP END\r\n").unwrap();
+    read_until(&mut c, " 001 capper ", &mut seen);
+}
