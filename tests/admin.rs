@@ -62,9 +62,17 @@ impl Gateway {
                 let _ = tx.send(line);
             }
         });
+        // Owned by the struct before anything can fail, so a failed wait
+        // still kills the child (Drop).
+        let mut gateway = Gateway {
+            child,
+            port: 0,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let line = log
+        gateway.port = loop {
+            let line = gateway
+                .log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("imgate run did not report its admin listener");
             if line.contains("admin API listening") {
@@ -76,7 +84,7 @@ impl Gateway {
                 break addr.rsplit(':').next().unwrap().parse().unwrap();
             }
         };
-        Gateway { child, port, log }
+        gateway
     }
 
     fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
