@@ -1,0 +1,126 @@
+//! The reference plugins as built components, in one chain, through the
+//! real runtime: their configs as the READMEs show them, their grants, and
+//! their verdicts on the events they exist for.
+
+use imgate::event::json::{EventDoc, FileOfferDoc, MessageDoc};
+use imgate::{Action, Event};
+use imgate_tests::start;
+
+fn event(doc: EventDoc) -> Event {
+    doc.into_event("test", 0).expect("a valid event")
+}
+
+fn message(from: &str, to: &str, body: &str) -> Event {
+    let mut doc = EventDoc {
+        network: "xmpp".into(),
+        message: Some(MessageDoc {
+            sender: from.into(),
+            recipient: to.into(),
+            body: body.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    doc.session.user = from.into();
+    doc.session.id = format!("s-{from}");
+    event(doc)
+}
+
+#[test]
+fn ethical_wall_rate_limit_and_disclaimer_in_one_chain() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "ethical-wall"
+path = "{wasm:ethical_wall}"
+[plugins.config.groups.research]
+members = ["@research.corp.example"]
+[plugins.config.groups.trading]
+members = ["@trading.corp.example"]
+[plugins.config.groups.external]
+except = ["@corp.example"]
+[[plugins.config.rules]]
+name = "research-trading"
+from = "research"
+to = "trading"
+reason = "Research may not communicate with Trading"
+[[plugins.config.rules]]
+name = "no-files-out"
+from = "*"
+to = "external"
+kinds = ["file-offer"]
+directions = ["outbound"]
+both_ways = false
+
+[[plugins]]
+name = "rate-limit"
+path = "{wasm:rate_limit}"
+grants = ["kv", "clock"]
+[plugins.config]
+messages_per_minute = 1
+burst = 2
+
+[[plugins]]
+name = "disclaimer"
+path = "{wasm:disclaimer}"
+grants = ["kv"]
+[plugins.config]
+text = "[external: recorded]"
+scope = "external"
+internal_domains = ["corp.example"]
+separator = " "
+"#,
+    );
+    let d = rt.chain.evaluate(message(
+        "ann@research.corp.example",
+        "tom@trading.corp.example",
+        "hi",
+    ));
+    assert_eq!(
+        d.verdict.action,
+        Action::Block("Research may not communicate with Trading".into())
+    );
+    assert_eq!(d.verdict.decided_by.unwrap().plugin, "ethical-wall");
+
+    let mut offer = EventDoc {
+        network: "xmpp".into(),
+        file_offer: Some(FileOfferDoc {
+            sender: "dan@corp.example".into(),
+            recipient: "eve@example.net".into(),
+            name: "plan.pdf".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    offer.session.user = "dan@corp.example".into();
+    assert!(matches!(
+        rt.chain.evaluate(event(offer)).verdict.action,
+        Action::Block(_)
+    ));
+
+    // External: the first message gets the disclaimer, the second not;
+    // the third is over dan's rate (burst 2).
+    let first = rt
+        .chain
+        .evaluate(message("dan@corp.example", "eve@example.net", "hello"));
+    assert_eq!(
+        first.verdict.action,
+        Action::Rewrite("hello [external: recorded]".into())
+    );
+    let second = rt
+        .chain
+        .evaluate(message("dan@corp.example", "eve@example.net", "again"));
+    assert_eq!(second.verdict.action, Action::Allow);
+    let third = rt
+        .chain
+        .evaluate(message("dan@corp.example", "eve@example.net", "more"));
+    assert_eq!(
+        third.verdict.action,
+        Action::Block("rate limit: at most 1 messages a minute".into())
+    );
+    // Internal conversations get no disclaimer.
+    let internal = rt
+        .chain
+        .evaluate(message("kim@corp.example", "lee@corp.example", "hi"));
+    assert_eq!(internal.verdict.action, Action::Allow);
+}
