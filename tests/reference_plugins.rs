@@ -1,4 +1,5 @@
-//! The reference plugins as built components, in one chain, through the
+//! The reference plugins as built components, in one chain (the logger
+//! observing), through the
 //! real runtime: their configs as the READMEs show them, their grants, and
 //! their verdicts on the events they exist for.
 
@@ -69,6 +70,13 @@ text = "[external: recorded]"
 scope = "external"
 internal_domains = ["corp.example"]
 separator = " "
+
+[[plugins]]
+name = "logger"
+path = "{wasm:logger}"
+grants = ["log"]
+[plugins.config]
+body = "hash"
 "#,
     );
     let d = rt.chain.evaluate(message(
@@ -81,6 +89,8 @@ separator = " "
         Action::Block("Research may not communicate with Trading".into())
     );
     assert_eq!(d.verdict.decided_by.unwrap().plugin, "ethical-wall");
+    // The logger observed it without failing.
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
 
     let mut offer = EventDoc {
         network: "xmpp".into(),
