@@ -134,3 +134,37 @@ body = "hash"
         .evaluate(message("kim@corp.example", "lee@corp.example", "hi"));
     assert_eq!(internal.verdict.action, Action::Allow);
 }
+
+#[test]
+fn dlp_redacts_then_blocks_as_configured() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "dlp"
+path = "{wasm:dlp}"
+[plugins.config.detectors]
+email = "tag"
+[[plugins.config.custom]]
+name = "project-code"
+regex = "PRJ-[0-9]{4}"
+action = "block"
+"#,
+    );
+    let d = rt.chain.evaluate(message(
+        "a@corp.example",
+        "b@example.net",
+        "card 4111-1111-1111-1111, mail b@example.net",
+    ));
+    assert_eq!(
+        d.verdict.action,
+        Action::Rewrite("card ****-****-****-1111, mail b@example.net".into())
+    );
+    assert_eq!(
+        d.verdict.tags,
+        vec!["dlp:card".to_string(), "dlp:email".to_string()]
+    );
+    let d = rt
+        .chain
+        .evaluate(message("a@corp.example", "b@example.net", "re PRJ-0042"));
+    assert!(matches!(d.verdict.action, Action::Block(ref r) if r.contains("project-code")));
+}
