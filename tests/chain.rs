@@ -122,7 +122,7 @@ replace = ["4111 1111 1111 1111", "**** **** **** 1111"]
 
 const ARCHIVED: &str = r#"
 [archive]
-path = "archive.jsonl"
+path = "archive.db"
 group_commit_ms = 1
 
 [[plugins]]
@@ -139,11 +139,7 @@ grants = ["archive"]
 "#;
 
 fn archive_lines(cfg: &imgate_tests::TestConfig) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(cfg.dir.path().join("archive.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    imgate_tests::archive_records(&cfg.dir.path().join("archive.db"))
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn setup(irc_extra: &str) -> Setup {
 cache_dir = "cache"
 
 [archive]
-path = "archive.jsonl"
+path = "archive.db"
 
 [irc]
 listen = "127.0.0.1:0"
@@ -279,10 +279,8 @@ fn the_session_follows_nick_changes() {
     }));
     assert_eq!(texts(&result), vec!["after the rename"], "{result}");
     std::thread::sleep(Duration::from_millis(300));
-    let archive = std::fs::read_to_string(s.config.dir.path().join("archive.jsonl")).unwrap();
-    let record = archive
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let record = imgate_tests::archive_records(&s.config.dir.path().join("archive.db"))
+        .into_iter()
         .find(|r| {
             r["event"]["message"]["body"] == "after the rename"
                 && r["event"]["direction"] == "outbound"

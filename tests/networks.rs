@@ -37,7 +37,7 @@ fn the_same_component_blocks_on_xmpp_and_on_irc() {
 cache_dir = "cache"
 
 [archive]
-path = "archive.jsonl"
+path = "archive.db"
 
 [xmpp]
 listen = "127.0.0.1:0"
@@ -121,17 +121,17 @@ grants = ["archive"]
     );
 
     std::thread::sleep(Duration::from_millis(500));
-    let archive = std::fs::read_to_string(config.dir.path().join("archive.jsonl")).unwrap();
+    let archive = imgate_tests::archive_records(&config.dir.path().join("archive.db"));
     let blocked: Vec<Value> = archive
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .iter()
         .filter(|r| r["verdict"]["action"] == "block")
+        .cloned()
         .collect();
     let networks: Vec<&str> = blocked
         .iter()
         .map(|r| r["event"]["network"].as_str().unwrap())
         .collect();
-    assert_eq!(networks, vec!["xmpp", "irc"], "{archive}");
+    assert_eq!(networks, vec!["xmpp", "irc"], "{archive:?}");
     let hash = |r: &Value| r["verdict"]["decided_by"]["sha256"].clone();
     assert_eq!(hash(&blocked[0]), hash(&blocked[1]));
     assert_eq!(
@@ -140,8 +140,7 @@ grants = ["archive"]
     );
     // Each network's sessions started under the user's own name there.
     let starts: Vec<(String, String)> = archive
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .iter()
         .filter(|r| !r["event"]["session_start"].is_null())
         .map(|r| {
             (

@@ -112,3 +112,12 @@ pub fn free_port() -> u16 {
 pub fn system_python() -> PathBuf {
     PathBuf::from("/usr/bin/python3")
 }
+
+/// Every record of the archive at `path` (the SQLite store), as JSON,
+/// oldest first; empty when there is none yet.
+pub fn archive_records(path: &Path) -> Vec<serde_json::Value> {
+    match imgate::archive::Store::open_read_only(path) {
+        Ok(store) => store.search(&Default::default()).expect("archive search"),
+        Err(_) => Vec::new(),
+    }
+}

@@ -54,7 +54,7 @@ fn setup_with(upstream: &str, chain: &str, xmpp_extra: &str) -> (TestConfig, Pat
 cache_dir = "cache"
 
 [archive]
-path = "archive.jsonl"
+path = "archive.db"
 
 [xmpp]
 listen = "127.0.0.1:0"
@@ -140,11 +140,7 @@ impl Setup {
 
     /// The archive's records: (kind, direction, user, verdict action, body).
     fn archive(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.config.dir.path().join("archive.jsonl"))
-            .unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("archive line"))
-            .collect()
+        imgate_tests::archive_records(&self.config.dir.path().join("archive.db"))
     }
 }
 

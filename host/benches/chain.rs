@@ -179,7 +179,7 @@ fn benches(c: &mut Criterion) {
         &[("recorder", "test_recorder", "grants = [\"archive\"]")],
         &format!(
             "[archive]\npath = \"{}\"\ngroup_commit_ms = 0",
-            dir.path().join("archive.jsonl").display()
+            dir.path().join("archive.db").display()
         ),
     );
     let mut g = c.benchmark_group("archive");

@@ -575,7 +575,7 @@ mod tests {
 cache_dir = "cache"
 
 [archive]
-path = "archive.jsonl"
+path = "archive.db"
 
 [[plugins]]
 name = "kw"
@@ -595,7 +595,7 @@ case_insensitive = true
         assert_eq!(c.runtime.cache_dir, PathBuf::from("/etc/imgate/cache"));
         assert_eq!(
             c.archive.unwrap().path,
-            PathBuf::from("/etc/imgate/archive.jsonl")
+            PathBuf::from("/etc/imgate/archive.db")
         );
         let p = &c.plugins[0];
         assert_eq!(p.path, PathBuf::from("/etc/imgate/kw.wasm"));

@@ -14,6 +14,7 @@
 //! - [`event`]: the neutral event model (generated from `wit/`) and its JSON form.
 //! - [`plugins`]: the runtime: engine, loaded plugins, instances, the chain.
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
+//! - [`archive`]: the compliance archive's store (SQLite, hash-chained, searchable).
 //! - [`runtime`]: builds engine, capabilities and chain from a config.
 //! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
 //! - [`adapters`]: one folder per network (`xmpp/`): codec, events, session, config.
@@ -41,6 +42,7 @@
 
 pub mod adapters;
 pub mod admin;
+pub mod archive;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -1,17 +1,15 @@
 //! `archive`: append a record of an event and its final verdict. `append`
 //! returns only once the record is durable.
 //!
-//! This store is an append-only JSON Lines file: one writer thread owns it,
-//! gathers the appends that arrive within the group-commit window, writes
-//! them and calls `fdatasync` once for the batch, then acknowledges each.
-//! The tamper-evident SQLite archive replaces it behind the same interface.
+//! The store is [`crate::archive::Store`] (SQLite, hash-chained): one
+//! writer thread owns it, gathers the appends that arrive within the
+//! group-commit window, commits them in one durable transaction, then
+//! acknowledges each. An acknowledged record survives `kill -9`.
 //!
 //! The wait for durability must not stall a tokio worker: the host call
 //! waits through [`super::wait_off_worker`], and the time spent waiting is
 //! not charged to the plugin's CPU deadline.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -41,7 +39,7 @@ fn default_window() -> u64 {
     2
 }
 
-/// One line of the archive file.
+/// One archived record; its JSON is the canonical form the chain hashes.
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
 pub struct ArchiveRecord {
     pub seq: u64,
@@ -70,26 +68,19 @@ pub struct ArchiveWriter {
 }
 
 impl ArchiveWriter {
-    /// Opens (or creates) the archive file and starts the writer thread.
+    /// Opens (or creates) the archive and starts the writer thread.
     ///
     /// # Errors
-    /// The file cannot be opened for appending, or its existing lines cannot
-    /// be read to continue the sequence.
+    /// The database cannot be opened or created.
     pub fn open(config: &ArchiveConfig, stats: Arc<HostStats>) -> std::io::Result<Self> {
-        let next_seq = match File::open(&config.path) {
-            Ok(f) => BufReader::new(f).lines().count() as u64 + 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(e) => return Err(e),
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.path)?;
+        let store = crate::archive::Store::open(&config.path).map_err(|e| {
+            std::io::Error::other(format!("archive {}: {e}", config.path.display()))
+        })?;
         let (tx, rx) = mpsc::channel();
         let window = Duration::from_millis(config.group_commit_ms);
         let thread = std::thread::Builder::new()
             .name("imgate-archive".into())
-            .spawn(move || write_loop(file, rx, window, next_seq))?;
+            .spawn(move || write_loop(store, rx, window))?;
         Ok(ArchiveWriter {
             path: config.path.clone(),
             stats,
@@ -142,8 +133,7 @@ impl Drop for ArchiveWriter {
 
 const MAX_BATCH: usize = 1024;
 
-fn write_loop(mut file: File, rx: Receiver<Job>, window: Duration, mut next_seq: u64) {
-    let mut buf = Vec::with_capacity(64 << 10);
+fn write_loop(mut store: crate::archive::Store, rx: Receiver<Job>, window: Duration) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + window;
@@ -154,30 +144,19 @@ fn write_loop(mut file: File, rx: Receiver<Job>, window: Duration, mut next_seq:
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        buf.clear();
-        let mut seqs = Vec::with_capacity(batch.len());
-        for job in &mut batch {
-            job.record.seq = next_seq;
-            match serde_json::to_writer(&mut buf, &job.record) {
-                Ok(()) => {
-                    buf.push(b'\n');
-                    seqs.push(Ok(next_seq));
-                    next_seq += 1;
-                }
-                Err(e) => seqs.push(Err(format!("record could not be encoded: {e}"))),
-            }
+        let (jobs, mut records): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|j| (j.reply, j.record)).unzip();
+        let result = store.append(&mut records);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "archive write failed; records in this batch were not acknowledged");
         }
-        let durable = file.write_all(&buf).and_then(|()| file.sync_data());
-        for (job, seq) in batch.into_iter().zip(seqs) {
-            let result = match (&durable, seq) {
-                (Ok(()), r) => r,
-                (Err(e), _) => Err(format!("archive write failed: {e}")),
+        for (i, reply) in jobs.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(seqs) => Ok(seqs[i]),
+                Err(e) => Err(format!("archive write failed: {e}")),
             };
             // The appender may have given up (its plugin timed out); fine.
-            let _ = job.reply.send(result);
-        }
-        if let Err(e) = durable {
-            tracing::error!(error = %e, "archive write failed; records in this batch were not acknowledged");
+            let _ = reply.send(answer);
         }
     }
 }
@@ -298,9 +277,11 @@ mod tests {
         let writer = ArchiveWriter::open(&config, stats).unwrap();
         assert_eq!(writer.append(record("after")).unwrap(), 101);
         drop(writer);
-        let text = std::fs::read_to_string(&config.path).unwrap();
-        let last: ArchiveRecord = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        assert_eq!(last.seq, 101);
-        assert_eq!(last.event.message.unwrap().body, "after");
+        let store = crate::archive::Store::open(&config.path).unwrap();
+        assert_eq!(store.verify().unwrap().records, 101);
+        let all = store.search(&Default::default()).unwrap();
+        let last = all.last().unwrap();
+        assert_eq!(last["seq"], 101);
+        assert_eq!(last["event"]["message"]["body"], "after");
     }
 }

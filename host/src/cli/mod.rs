@@ -1,6 +1,7 @@
 //! The `imgate` command line. The binary only parses arguments and calls
 //! [`run`]; each command is one module.
 
+mod archive;
 mod cert;
 mod check;
 mod inspect;
@@ -51,6 +52,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// The compliance archive: verify its hash chain, search it.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// Make a self-signed TLS certificate and key (PEM) for development:
     /// what clients see when they connect to imgate, and what a test
     /// server can use.
@@ -71,6 +77,53 @@ pub enum Command {
         /// Path of the key pair without extension.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Walk the hash chain; name the first broken record and exit 1 if any.
+    Verify {
+        /// The config whose [archive] to check.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Check this database file instead.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Find records; every option narrows the result.
+    Search {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The session user, sender or recipient.
+        #[arg(long)]
+        participant: Option<String>,
+        #[arg(long)]
+        room: Option<String>,
+        /// Full-text query (words, "a phrase", prefix*).
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// allow, block, drop or rewrite.
+        #[arg(long)]
+        verdict: Option<String>,
+        /// message, file_offer, presence, session_start, session_end, room_join, room_leave.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Milliseconds since the epoch (inclusive).
+        #[arg(long)]
+        since: Option<u64>,
+        /// Milliseconds since the epoch (exclusive).
+        #[arg(long)]
+        until: Option<u64>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON record per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -134,5 +187,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Keygen { out } => sign::keygen(&out),
         Command::Cert { names, cert, key } => cert::run(&names, &cert, &key),
+        Command::Archive { command } => match command {
+            ArchiveCommand::Verify { config, db } => archive::verify(&config, db),
+            ArchiveCommand::Search {
+                config,
+                db,
+                participant,
+                room,
+                text,
+                tag,
+                verdict,
+                kind,
+                since,
+                until,
+                limit,
+                json,
+            } => archive::search(
+                &config,
+                db,
+                crate::archive::Filter {
+                    participant,
+                    room,
+                    since_ms: since,
+                    until_ms: until,
+                    text,
+                    tag,
+                    action: verdict,
+                    kind,
+                    limit,
+                },
+                json,
+            ),
+        },
     }
 }
