@@ -1,7 +1,7 @@
 # imgate: the two quick-start commands are `make demo` and `make test`.
 CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
-PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p test-hostile -p test-scripted -p test-recorder
+PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p archiver -p test-hostile -p test-scripted -p test-recorder
 
 .PHONY: deps plugins build demo replay test lint bench bench-xmpp bench-irc clean-cache
 

@@ -168,3 +168,78 @@ action = "block"
         .evaluate(message("a@corp.example", "b@example.net", "re PRJ-0042"));
     assert!(matches!(d.verdict.action, Action::Block(ref r) if r.contains("project-code")));
 }
+
+/// Issue 5's sample: the compliance chain over a transcript with `imgate
+/// replay`, checking each verdict and what the archive recorded.
+#[test]
+fn the_compliance_chain_over_the_sample_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = imgate_tests::workspace();
+    let config = std::fs::read_to_string(root.join("examples/compliance.toml"))
+        .unwrap()
+        .replace("../target/compliance-archive.db", "archive.db")
+        .replace("../target/imgate-cache", "cache")
+        .replace("../target/", &format!("{}/target/", root.display()));
+    std::fs::write(dir.path().join("compliance.toml"), config).unwrap();
+    let out = std::process::Command::new(imgate_tests::imgate_bin())
+        .args(["replay", "--config"])
+        .arg(dir.path().join("compliance.toml"))
+        .arg(root.join("examples/compliance-transcript.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = verdicts
+        .iter()
+        .map(|v| (v["event"].as_str().unwrap(), v["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("c-1", "block"),
+            ("c-2", "rewrite"),
+            ("c-3", "rewrite"),
+            ("c-4", "block"),
+            ("c-5", "block"),
+            ("c-6", "allow"),
+        ]
+    );
+    assert_eq!(verdicts[0]["decided_by"]["plugin"], "ethical-wall");
+    assert_eq!(
+        verdicts[1]["body"],
+        "hello Eve, invoice attached soon [Corp records this conversation.]"
+    );
+    // The second message to eve: no second disclaimer, card masked.
+    assert_eq!(
+        verdicts[2]["body"],
+        "card **** **** **** 1111 for the deposit"
+    );
+    assert_eq!(verdicts[3]["decided_by"]["plugin"], "dlp");
+
+    let records = imgate_tests::archive_records(&dir.path().join("archive.db"));
+    assert_eq!(
+        records.len(),
+        6,
+        "every message and file offer, blocked ones included"
+    );
+    let c4 = records.iter().find(|r| r["event"]["id"] == "c-4").unwrap();
+    assert_eq!(c4["verdict"]["action"], "block");
+    assert_eq!(c4["verdict"]["decided_by"]["plugin"], "dlp");
+    assert!(
+        c4["verdict"]["decided_by"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
+    assert_eq!(c4["verdict"]["tags"], serde_json::json!(["dlp:ssn"]));
+    // The original text is kept: the record is of what was attempted.
+    assert_eq!(c4["event"]["message"]["body"], "new hire ssn 123-45-6789");
+}
