@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
 PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p archiver -p test-hostile -p test-scripted -p test-recorder
 
-.PHONY: deps plugins build demo replay test lint bench bench-xmpp bench-irc clean-cache
+.PHONY: deps plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
@@ -51,6 +51,10 @@ bench-xmpp: deps plugins build
 ## IRC through imgate against straight to ngircd: msg/s, p50/p99 latency.
 bench-irc: deps plugins build
 	$(CARGO) bench -p imgate-tests --bench irc_proxy
+
+## The archive: durable appends/s (one per commit, group commit), search on 1M records.
+bench-archive:
+	$(CARGO) bench -p imgate --bench archive
 
 clean-cache:
 	rm -rf target/imgate-cache

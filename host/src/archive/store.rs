@@ -171,6 +171,7 @@ CREATE TABLE IF NOT EXISTS records (
     hash BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_time ON records(appended_ms);
+CREATE INDEX IF NOT EXISTS records_user ON records(user);
 CREATE INDEX IF NOT EXISTS records_sender ON records(sender);
 CREATE INDEX IF NOT EXISTS records_recipient ON records(recipient);
 CREATE INDEX IF NOT EXISTS records_room ON records(room);
