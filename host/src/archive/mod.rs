@@ -4,7 +4,10 @@
 //!
 //! - [`store`]: SQLite (WAL, `synchronous = FULL`, FTS5), hash-chained
 //!   records, `verify`, `search`.
+//! - [`export`]: records out as JSONL or EML, with a manifest of hashes.
 
 pub mod store;
 
-pub use store::{Broken, Filter, Store, Verified};
+pub mod export;
+
+pub use store::{Broken, Filter, Store, Stored, Verified};

@@ -365,7 +365,20 @@ impl Store {
     /// # Errors
     /// The database cannot be read.
     pub fn search(&self, filter: &Filter) -> rusqlite::Result<Vec<serde_json::Value>> {
-        let mut sql = String::from("SELECT doc FROM records WHERE 1=1");
+        Ok(self
+            .select(filter)?
+            .into_iter()
+            .map(|r| serde_json::from_slice(&r.doc).unwrap_or(serde_json::Value::Null))
+            .collect())
+    }
+
+    /// Records matching `filter` with their exact stored bytes and chain
+    /// links, for export.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn select(&self, filter: &Filter) -> rusqlite::Result<Vec<Stored>> {
+        let mut sql = String::from("SELECT seq, doc, prev, hash FROM records WHERE 1=1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(p) = &filter.participant {
             sql += " AND (user = ? OR sender = ? OR recipient = ?)";
@@ -407,13 +420,25 @@ impl Store {
         }
         let mut stmt = self.conn.prepare(&sql)?;
         let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let rows = stmt.query_map(params.as_slice(), |row| bytes(row, 0))?;
-        let mut out = Vec::new();
-        for doc in rows {
-            out.push(serde_json::from_slice(&doc?).unwrap_or(serde_json::Value::Null));
-        }
-        Ok(out)
+        let rows = stmt.query_map(params.as_slice(), |row| {
+            Ok(Stored {
+                seq: row.get::<_, i64>(0)? as u64,
+                doc: bytes(row, 1)?,
+                prev: bytes(row, 2)?,
+                hash: bytes(row, 3)?,
+            })
+        })?;
+        rows.collect()
     }
+}
+
+/// A record as stored: its canonical bytes and its links in the chain.
+#[derive(Debug)]
+pub struct Stored {
+    pub seq: u64,
+    pub doc: Vec<u8>,
+    pub prev: Vec<u8>,
+    pub hash: Vec<u8>,
 }
 
 /// What `search` selects; every field narrows.

@@ -1,4 +1,4 @@
-//! `imgate archive`: verify the chain, search the records.
+//! `imgate archive`: verify the chain, search and export the records.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,7 +46,7 @@ pub fn verify(config: &Path, db: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn search(
+pub fn search_cmd(
     config: &Path,
     db: Option<PathBuf>,
     filter: Filter,
@@ -99,5 +99,37 @@ pub fn search(
         );
     }
     println!("{} records", records.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(
+    config: &Path,
+    db: Option<PathBuf>,
+    format: crate::archive::export::Format,
+    out: &Path,
+    filter: Filter,
+) -> anyhow::Result<ExitCode> {
+    let store = match open(config, db) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let records = match store.select(&filter) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read the archive: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let files = crate::archive::export::write(out, format, &records)
+        .map_err(|e| anyhow::anyhow!("cannot write the export into {}: {e}", out.display()))?;
+    println!(
+        "exported {} records into {} ({} files, manifest.json lists every hash)",
+        records.len(),
+        out.display(),
+        files.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

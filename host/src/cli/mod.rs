@@ -125,6 +125,31 @@ pub enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write records out — all, or those a participant/room/text/time
+    /// filter selects — as JSONL or EML, with manifest.json listing every
+    /// record's hash.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// jsonl (the canonical records) or eml (one file per message).
+        #[arg(long, default_value = "jsonl")]
+        format: crate::archive::export::Format,
+        /// The directory to write into (created).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        participant: Option<String>,
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        since: Option<u64>,
+        #[arg(long)]
+        until: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,7 +227,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 until,
                 limit,
                 json,
-            } => archive::search(
+            } => archive::search_cmd(
                 &config,
                 db,
                 crate::archive::Filter {
@@ -217,6 +242,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                 },
                 json,
+            ),
+            ArchiveCommand::Export {
+                config,
+                db,
+                format,
+                out,
+                participant,
+                room,
+                text,
+                since,
+                until,
+            } => archive::export(
+                &config,
+                db,
+                format,
+                &out,
+                crate::archive::Filter {
+                    participant,
+                    room,
+                    text,
+                    since_ms: since,
+                    until_ms: until,
+                    ..Default::default()
+                },
             ),
         },
     }
