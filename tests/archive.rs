@@ -241,3 +241,83 @@ fn export_as_jsonl_and_eml_with_a_manifest_that_matches_the_chain() {
     assert!(eml.contains("X-Imgate-Record-Hash: "));
     assert!(eml.ends_with("\r\n\r\nline one\r\nline two\r\n"), "{eml}");
 }
+
+#[test]
+fn a_purge_under_a_legal_hold_keeps_the_held_records_and_the_chain_verifies() {
+    let config = write_config(&CONFIG.replace(
+        "group_commit_ms = 2",
+        "group_commit_ms = 2\nretention_days = 7",
+    ));
+    // Five messages from alice, then three from carol.
+    let path = config.dir.path().join("t.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for (i, who) in [
+        "alice", "alice", "alice", "alice", "alice", "carol", "carol", "carol",
+    ]
+    .iter()
+    .enumerate()
+    {
+        writeln!(
+            f,
+            r#"{{"id":"ev-{i}","network":"xmpp","direction":"outbound","session":{{"user":"{who}@corp.example"}},"message":{{"sender":"{who}@corp.example","recipient":"bob@example.net","body":"note {i}"}}}}"#
+        )
+        .unwrap();
+    }
+    drop(f);
+    let ok = Command::new(imgate_bin())
+        .args(["replay", "--config"])
+        .arg(&config.path)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let (code, text) = imgate(
+        &[
+            "archive",
+            "hold",
+            "add",
+            "--user",
+            "carol@corp.example",
+            "--reason",
+            "case 42",
+            "--by",
+            "legal",
+        ],
+        &config,
+    );
+    assert_eq!(code, 0, "{text}");
+    let (_, list) = imgate(&["archive", "hold", "list"], &config);
+    assert!(
+        list.contains("carol@corp.example") && list.contains("1 holds"),
+        "{list}"
+    );
+    // Ten days from now, with 7 days' retention.
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64)
+        + 10 * 86_400_000;
+    let (code, text) = imgate(
+        &[
+            "archive",
+            "purge",
+            "--by",
+            "retention-job",
+            "--now",
+            &later.to_string(),
+        ],
+        &config,
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("purged 5 records (3 kept under legal hold)"),
+        "{text}"
+    );
+    let (code, text) = imgate(&["archive", "verify"], &config);
+    assert_eq!(code, 0, "the chain still verifies after the purge: {text}");
+    let left: Vec<String> = archive_records(&config.dir.path().join("archive.db"))
+        .iter()
+        .map(|r| r["event"]["session"]["user"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, vec!["carol@corp.example"; 3]);
+}

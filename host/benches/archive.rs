@@ -71,6 +71,8 @@ fn main() {
     let config = ArchiveConfig {
         path: dir.path().join("group.db"),
         group_commit_ms: 2,
+        retention_days: None,
+        retention: Default::default(),
     };
     let writer = Arc::new(ArchiveWriter::open(&config, Arc::new(HostStats::default())).unwrap());
     let per_thread = 300;

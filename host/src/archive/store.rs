@@ -110,6 +110,37 @@ fn columns(r: &ArchiveRecord) -> Columns {
     }
 }
 
+fn holds_of(conn: &Connection) -> rusqlite::Result<Vec<Hold>> {
+    let mut stmt = conn
+        .prepare("SELECT id, kind, value, reason, created_ms, created_by FROM holds ORDER BY id")?;
+    let rows = stmt.query_map([], |row| {
+        Ok(Hold {
+            id: row.get(0)?,
+            kind: row.get(1)?,
+            value: row.get(2)?,
+            reason: row.get(3)?,
+            created_ms: row.get::<_, i64>(4)? as u64,
+            created_by: row.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Where the chain ends: the last record's number and hash.
+fn last_of(conn: &Connection) -> rusqlite::Result<(u64, Hash)> {
+    let last = conn
+        .query_row(
+            "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        Some((seq, hash)) => (seq as u64, hash.try_into().unwrap_or([0; 32])),
+        None => (0, [0; 32]),
+    })
+}
+
 /// A column's bytes whether SQLite holds it as text or as a blob (an
 /// edit made with SQL may change which).
 fn bytes(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<u8>> {
@@ -118,6 +149,99 @@ fn bytes(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<u8>> {
         ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
         _ => Vec::new(),
     })
+}
+
+/// An entry the archive makes about itself, in the same chain as the
+/// records: a retention purge, or a legal hold added or removed (the
+/// audit-trail alternative of SEC 17a-4(f): who did what, when).
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// `purge`, `hold-add`, `hold-remove`.
+    pub entry: String,
+    pub at_ms: u64,
+    pub by: String,
+    pub details: serde_json::Value,
+}
+
+fn audit_columns(a: &AuditEntry) -> Columns {
+    Columns {
+        appended_ms: a.at_ms,
+        network: String::new(),
+        direction: String::new(),
+        kind: format!("audit:{}", a.entry),
+        user: a.by.clone(),
+        sender: None,
+        recipient: None,
+        room: None,
+        action: None,
+        tags: "||".into(),
+        body: None,
+    }
+}
+
+/// Inserts one row at `seq` after `prev`; returns its hash.
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    prev: &Hash,
+    doc: &str,
+    c: &Columns,
+) -> Result<Hash, String> {
+    let hash = chain(prev, doc.as_bytes());
+    tx.prepare_cached(
+        "INSERT INTO records (seq, appended_ms, network, direction, kind, user, sender, \
+         recipient, room, action, tags, body, doc, prev, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            seq as i64,
+            c.appended_ms as i64,
+            c.network,
+            c.direction,
+            c.kind,
+            c.user,
+            c.sender,
+            c.recipient,
+            c.room,
+            c.action,
+            c.tags,
+            c.body,
+            doc,
+            prev.to_vec(),
+            hash.to_vec()
+        ])
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(body) = &c.body {
+        tx.prepare_cached("INSERT INTO records_fts (rowid, body) VALUES (?1, ?2)")
+            .and_then(|mut fts| fts.execute(params![seq as i64, body]))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(hash)
+}
+
+/// A legal hold: records of this user, or in this room, are never purged.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Hold {
+    pub id: i64,
+    /// `user` or `room`.
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+    pub created_ms: u64,
+    pub created_by: String,
+}
+
+/// What a purge did.
+#[derive(Debug, PartialEq)]
+pub struct PurgeReport {
+    pub purged: usize,
+    /// Past retention but kept by a legal hold.
+    pub held: usize,
+    /// The chain entry recording the purge (none when nothing was due).
+    pub entry: Option<u64>,
 }
 
 fn chain(prev: &Hash, bytes: &[u8]) -> Hash {
@@ -166,7 +290,7 @@ CREATE TABLE IF NOT EXISTS records (
     action TEXT,
     tags TEXT NOT NULL,
     body TEXT,
-    doc TEXT NOT NULL,
+    doc TEXT,
     prev BLOB NOT NULL,
     hash BLOB NOT NULL
 );
@@ -176,6 +300,14 @@ CREATE INDEX IF NOT EXISTS records_sender ON records(sender);
 CREATE INDEX IF NOT EXISTS records_recipient ON records(recipient);
 CREATE INDEX IF NOT EXISTS records_room ON records(room);
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(body, content='records', content_rowid='seq');
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+);
 ";
 
 impl Store {
@@ -191,17 +323,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let last = conn
-            .query_row(
-                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
-                [],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()?;
-        let last = match last {
-            Some((seq, hash)) => (seq as u64, hash.try_into().unwrap_or([0; 32])),
-            None => (0, [0; 32]),
-        };
+        let last = last_of(&conn)?;
         Ok(Store { conn, last })
     }
 
@@ -235,56 +357,218 @@ impl Store {
     /// # Errors
     /// Encoding or the database failed; nothing of the batch is kept.
     pub fn append(&mut self, records: &mut [ArchiveRecord]) -> Result<Vec<u64>, String> {
-        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let (mut seq, mut prev) = self.last;
+        // IMMEDIATE: take the write lock first, then read where the chain
+        // ends — another process (`imgate archive purge`) may have added
+        // entries since this connection last wrote.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let (mut seq, mut prev) = last_of(&tx).map_err(|e| e.to_string())?;
         let mut seqs = Vec::with_capacity(records.len());
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO records (seq, appended_ms, network, direction, kind, user, sender, \
-                     recipient, room, action, tags, body, doc, prev, hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
-                .map_err(|e| e.to_string())?;
-            let mut fts = tx
-                .prepare_cached("INSERT INTO records_fts (rowid, body) VALUES (?1, ?2)")
-                .map_err(|e| e.to_string())?;
-            for r in records.iter_mut() {
-                seq += 1;
-                r.seq = seq;
-                let doc = serde_json::to_string(&*r).map_err(|e| e.to_string())?;
-                let hash = chain(&prev, doc.as_bytes());
-                let c = columns(r);
-                insert
-                    .execute(params![
-                        seq as i64,
-                        c.appended_ms as i64,
-                        c.network,
-                        c.direction,
-                        c.kind,
-                        c.user,
-                        c.sender,
-                        c.recipient,
-                        c.room,
-                        c.action,
-                        c.tags,
-                        c.body,
-                        doc,
-                        prev.to_vec(),
-                        hash.to_vec()
-                    ])
-                    .map_err(|e| e.to_string())?;
-                if let Some(body) = &c.body {
-                    fts.execute(params![seq as i64, body])
-                        .map_err(|e| e.to_string())?;
-                }
-                prev = hash;
-                seqs.push(seq);
-            }
+        for r in records.iter_mut() {
+            seq += 1;
+            r.seq = seq;
+            let doc = serde_json::to_string(&*r).map_err(|e| e.to_string())?;
+            prev = insert_row(&tx, seq, &prev, &doc, &columns(r))?;
+            seqs.push(seq);
         }
         tx.commit().map_err(|e| e.to_string())?;
         self.last = (seq, prev);
         Ok(seqs)
+    }
+
+    fn audit(
+        tx: &rusqlite::Transaction<'_>,
+        entry: &str,
+        by: &str,
+        at_ms: u64,
+        details: serde_json::Value,
+    ) -> Result<(u64, Hash), String> {
+        let (last, prev) = last_of(tx).map_err(|e| e.to_string())?;
+        let a = AuditEntry {
+            seq: last + 1,
+            entry: entry.into(),
+            at_ms,
+            by: by.into(),
+            details,
+        };
+        let doc = serde_json::to_string(&a).map_err(|e| e.to_string())?;
+        let hash = insert_row(tx, a.seq, &prev, &doc, &audit_columns(&a))?;
+        Ok((a.seq, hash))
+    }
+
+    /// Removes the contents (text, participants) of records older than
+    /// their retention, except those under a legal hold. Each purged record
+    /// keeps its number and hash, and one chain entry lists them all, so
+    /// the chain still verifies and shows what was removed, when, by whom.
+    ///
+    /// # Errors
+    /// The database failed; nothing was purged.
+    pub fn purge(
+        &mut self,
+        now_ms: u64,
+        retention_days: Option<u64>,
+        per_network: &std::collections::BTreeMap<String, u64>,
+        by: &str,
+    ) -> Result<PurgeReport, String> {
+        let err = |e: rusqlite::Error| e.to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let holds = holds_of(&tx).map_err(err)?;
+        let mut due = Vec::new();
+        let mut held = 0;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT seq, appended_ms, network, user, sender, recipient, room, body, hash \
+                     FROM records WHERE doc IS NOT NULL AND kind NOT LIKE 'audit:%'",
+                )
+                .map_err(err)?;
+            let mut rows = stmt.query([]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let network: String = row.get(2).map_err(err)?;
+                let Some(days) = per_network.get(&network).copied().or(retention_days) else {
+                    continue;
+                };
+                let appended = row.get::<_, i64>(1).map_err(err)? as u64;
+                if appended.saturating_add(days.saturating_mul(86_400_000)) > now_ms {
+                    continue;
+                }
+                let people: Vec<Option<String>> = (3..=5)
+                    .map(|i| row.get::<_, Option<String>>(i))
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(err)?;
+                let room: Option<String> = row.get(6).map_err(err)?;
+                let bare = |s: &str| s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+                let under_hold = holds.iter().any(|h| match h.kind.as_str() {
+                    "user" => people.iter().flatten().any(|p| bare(p) == bare(&h.value)),
+                    _ => room.as_deref().is_some_and(|r| bare(r) == bare(&h.value)),
+                });
+                if under_hold {
+                    held += 1;
+                    continue;
+                }
+                let seq = row.get::<_, i64>(0).map_err(err)?;
+                let body: Option<String> = row.get(7).map_err(err)?;
+                let hash: Vec<u8> = row.get(8).map_err(err)?;
+                due.push((seq, body, hash));
+            }
+        }
+        if due.is_empty() {
+            return Ok(PurgeReport {
+                purged: 0,
+                held,
+                entry: None,
+            });
+        }
+        for (seq, body, _) in &due {
+            if let Some(body) = body {
+                tx.execute(
+                    "INSERT INTO records_fts (records_fts, rowid, body) VALUES ('delete', ?1, ?2)",
+                    params![seq, body],
+                )
+                .map_err(err)?;
+            }
+            tx.execute(
+                "UPDATE records SET doc = NULL, body = NULL, user = '', sender = NULL, \
+                 recipient = NULL, room = NULL, tags = '||' WHERE seq = ?1",
+                params![seq],
+            )
+            .map_err(err)?;
+        }
+        let listed: Vec<serde_json::Value> = due
+            .iter()
+            .map(|(seq, _, hash)| serde_json::json!([seq, hex(hash)]))
+            .collect();
+        let details = serde_json::json!({
+            "retention_days": retention_days,
+            "per_network": per_network,
+            "held": held,
+            "purged": listed,
+        });
+        let (entry, _) = Store::audit(&tx, "purge", by, now_ms, details)?;
+        tx.commit().map_err(err)?;
+        Ok(PurgeReport {
+            purged: due.len(),
+            held,
+            entry: Some(entry),
+        })
+    }
+
+    /// Places a legal hold on a user's or a room's records.
+    ///
+    /// # Errors
+    /// `kind` is not `user` or `room`, or the database failed.
+    pub fn hold_add(
+        &mut self,
+        kind: &str,
+        value: &str,
+        reason: &str,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<i64, String> {
+        if kind != "user" && kind != "room" {
+            return Err(format!("a hold is on a user or a room, not `{kind}`"));
+        }
+        let err = |e: rusqlite::Error| e.to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO holds (kind, value, reason, created_ms, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind, value, reason, now_ms as i64, by],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        Store::audit(
+            &tx,
+            "hold-add",
+            by,
+            now_ms,
+            serde_json::json!({"id": id, "kind": kind, "value": value, "reason": reason}),
+        )?;
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    /// Lifts a legal hold.
+    ///
+    /// # Errors
+    /// No such hold, or the database failed.
+    pub fn hold_remove(&mut self, id: i64, by: &str, now_ms: u64) -> Result<Hold, String> {
+        let err = |e: rusqlite::Error| e.to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let hold = holds_of(&tx)
+            .map_err(err)?
+            .into_iter()
+            .find(|h| h.id == id)
+            .ok_or_else(|| format!("no hold {id}"))?;
+        tx.execute("DELETE FROM holds WHERE id = ?1", params![id])
+            .map_err(err)?;
+        Store::audit(
+            &tx,
+            "hold-remove",
+            by,
+            now_ms,
+            serde_json::json!({"id": id, "kind": hold.kind, "value": hold.value}),
+        )?;
+        tx.commit().map_err(err)?;
+        Ok(hold)
+    }
+
+    /// The legal holds in force.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn holds(&self) -> rusqlite::Result<Vec<Hold>> {
+        holds_of(&self.conn)
     }
 
     /// Walks the whole chain.
@@ -307,6 +591,8 @@ impl Store {
         let mut prev: Hash = [0; 32];
         let mut expected_seq = 1u64;
         let mut count = 0;
+        // Records without contents, waiting for the purge entry naming them.
+        let mut pending: std::collections::BTreeMap<u64, String> = Default::default();
         while let Some(row) = rows.next().map_err(db)? {
             let seq = row.get::<_, i64>(0).map_err(db)? as u64;
             let broken = |why: String| Broken { seq, why };
@@ -317,6 +603,10 @@ impl Store {
                 });
             }
             let doc = bytes(row, 12).map_err(db)?;
+            let purged = matches!(
+                row.get_ref(12).map_err(db)?,
+                rusqlite::types::ValueRef::Null
+            );
             let stored_prev: Vec<u8> = row.get(13).map_err(db)?;
             let stored_hash: Vec<u8> = row.get(14).map_err(db)?;
             if stored_prev != prev {
@@ -324,35 +614,69 @@ impl Store {
                     "its link to the record before does not match".into(),
                 ));
             }
-            if stored_hash != chain(&prev, &doc) {
-                return Err(broken("its contents do not match its hash".into()));
-            }
-            let record: ArchiveRecord = serde_json::from_slice(&doc)
-                .map_err(|e| broken(format!("its contents are not a record: {e}")))?;
-            if record.seq != seq {
-                return Err(broken(format!("it says it is record {}", record.seq)));
-            }
-            let stored = Columns {
-                appended_ms: row.get::<_, i64>(1).map_err(db)? as u64,
-                network: row.get(2).map_err(db)?,
-                direction: row.get(3).map_err(db)?,
-                kind: row.get(4).map_err(db)?,
-                user: row.get(5).map_err(db)?,
-                sender: row.get(6).map_err(db)?,
-                recipient: row.get(7).map_err(db)?,
-                room: row.get(8).map_err(db)?,
-                action: row.get(9).map_err(db)?,
-                tags: row.get(10).map_err(db)?,
-                body: row.get(11).map_err(db)?,
-            };
-            if stored != columns(&record) {
-                return Err(broken(
-                    "its searchable columns differ from its contents".into(),
-                ));
+            if purged {
+                // Its contents went in a purge; an entry later on must say so.
+                pending.insert(seq, hex(&stored_hash));
+            } else {
+                if stored_hash != chain(&prev, &doc) {
+                    return Err(broken("its contents do not match its hash".into()));
+                }
+                let value: serde_json::Value = serde_json::from_slice(&doc)
+                    .map_err(|e| broken(format!("its contents are not a record: {e}")))?;
+                let (doc_seq, expected) = if value.get("entry").is_some() {
+                    let a: AuditEntry = serde_json::from_value(value)
+                        .map_err(|e| broken(format!("its contents are not an entry: {e}")))?;
+                    if a.entry == "purge" {
+                        for item in a.details["purged"].as_array().into_iter().flatten() {
+                            let (Some(s), Some(h)) = (item[0].as_u64(), item[1].as_str()) else {
+                                return Err(broken(
+                                    "a purge entry lists a malformed record".into(),
+                                ));
+                            };
+                            if pending.remove(&s).is_none_or(|stored| stored != h) {
+                                return Err(broken(format!(
+                                    "it lists record {s} as purged, which is not (or with another hash)"
+                                )));
+                            }
+                        }
+                    }
+                    (a.seq, audit_columns(&a))
+                } else {
+                    let record: ArchiveRecord = serde_json::from_value(value)
+                        .map_err(|e| broken(format!("its contents are not a record: {e}")))?;
+                    (record.seq, columns(&record))
+                };
+                if doc_seq != seq {
+                    return Err(broken(format!("it says it is record {doc_seq}")));
+                }
+                let stored = Columns {
+                    appended_ms: row.get::<_, i64>(1).map_err(db)? as u64,
+                    network: row.get(2).map_err(db)?,
+                    direction: row.get(3).map_err(db)?,
+                    kind: row.get(4).map_err(db)?,
+                    user: row.get(5).map_err(db)?,
+                    sender: row.get(6).map_err(db)?,
+                    recipient: row.get(7).map_err(db)?,
+                    room: row.get(8).map_err(db)?,
+                    action: row.get(9).map_err(db)?,
+                    tags: row.get(10).map_err(db)?,
+                    body: row.get(11).map_err(db)?,
+                };
+                if stored != expected {
+                    return Err(broken(
+                        "its searchable columns differ from its contents".into(),
+                    ));
+                }
             }
             prev = stored_hash.try_into().unwrap_or([0; 32]);
             expected_seq += 1;
             count += 1;
+        }
+        if let Some((&seq, _)) = pending.iter().next() {
+            return Err(Broken {
+                seq,
+                why: "its contents are gone and no purge entry records it".into(),
+            });
         }
         Ok(Verified {
             records: count,
@@ -378,7 +702,8 @@ impl Store {
     /// # Errors
     /// The database cannot be read.
     pub fn select(&self, filter: &Filter) -> rusqlite::Result<Vec<Stored>> {
-        let mut sql = String::from("SELECT seq, doc, prev, hash FROM records WHERE 1=1");
+        let mut sql =
+            String::from("SELECT seq, doc, prev, hash FROM records WHERE doc IS NOT NULL");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(p) = &filter.participant {
             sql += " AND (user = ? OR sender = ? OR recipient = ?)";
@@ -406,9 +731,13 @@ impl Store {
             sql += " AND tags LIKE ?";
             args.push(Box::new(format!("%|{t}|%")));
         }
-        if let Some(k) = &filter.kind {
-            sql += " AND kind = ?";
-            args.push(Box::new(k.clone()));
+        match &filter.kind {
+            Some(k) => {
+                sql += " AND kind = ?";
+                args.push(Box::new(k.clone()));
+            }
+            // The archive's own entries (purges, holds) only when asked for.
+            None => sql += " AND kind NOT LIKE 'audit:%'",
         }
         if let Some(q) = &filter.text {
             sql += " AND seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)";
@@ -535,6 +864,61 @@ mod tests {
             .execute("DELETE FROM records WHERE seq = 2", [])
             .unwrap();
         assert_eq!(store.verify().unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn purges_keep_the_chain_whole_and_respect_legal_holds() {
+        let (_dir, mut store) = store_with(4);
+        let mut carol = record("carol's message");
+        carol.event.message.as_mut().unwrap().sender = "carol@corp.example".into();
+        store.append(&mut [carol]).unwrap();
+        let hold = store
+            .hold_add("user", "carol@corp.example", "case 42", "legal", 1)
+            .unwrap();
+        let later = 1_764_000_000_000 + 8 * 86_400_000;
+        let report = store
+            .purge(later, Some(7), &Default::default(), "retention job")
+            .unwrap();
+        assert_eq!((report.purged, report.held), (4, 1));
+        let v = store.verify().unwrap();
+        assert_eq!(v.records, 7, "5 records, a hold and a purge entry");
+        let left = store.search(&Filter::default()).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["event"]["message"]["body"], "carol's message");
+        let purges = store
+            .search(&Filter {
+                kind: Some("audit:purge".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(purges[0]["details"]["purged"].as_array().unwrap().len(), 4);
+        // Text search no longer finds purged text.
+        let hits = store
+            .search(&Filter {
+                text: Some("number".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(hits.is_empty());
+        // Lifting the hold lets the next purge take carol's record too.
+        store.hold_remove(hold, "legal", 2).unwrap();
+        assert_eq!(
+            store
+                .purge(later, Some(7), &Default::default(), "job")
+                .unwrap()
+                .purged,
+            1
+        );
+        assert!(store.verify().is_ok());
+        // Contents removed behind the chain's back are caught.
+        store
+            .conn
+            .execute(
+                "UPDATE records SET doc = NULL WHERE kind = 'audit:hold-add'",
+                [],
+            )
+            .unwrap();
+        assert!(store.verify().is_err());
     }
 
     #[test]

@@ -33,6 +33,13 @@ pub struct ArchiveConfig {
     /// How long the writer waits to gather appends into one fsync.
     #[serde(default = "default_window")]
     pub group_commit_ms: u64,
+    /// Keep records this many days (default: forever); `imgate archive
+    /// purge` removes older ones' contents, except under a legal hold.
+    #[serde(default)]
+    pub retention_days: Option<u64>,
+    /// Per network, overriding `retention_days`: `{ xmpp = 2190 }`.
+    #[serde(default)]
+    pub retention: std::collections::BTreeMap<String, u64>,
 }
 
 fn default_window() -> u64 {
@@ -251,6 +258,8 @@ mod tests {
         let config = ArchiveConfig {
             path: dir.path().join("a.jsonl"),
             group_commit_ms: 2,
+            retention_days: None,
+            retention: Default::default(),
         };
         let stats = Arc::new(HostStats::default());
         let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());

@@ -133,3 +133,124 @@ pub fn export(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn open_rw(config: &Path) -> Result<(Store, crate::capabilities::archive::ArchiveConfig), String> {
+    let loaded = Config::load(config).map_err(|e| e.to_string())?;
+    let archive = loaded
+        .archive
+        .ok_or("the config has no [archive] section")?;
+    let store = Store::open(&archive.path)
+        .map_err(|e| format!("cannot open the archive {}: {e}", archive.path.display()))?;
+    Ok((store, archive))
+}
+
+fn fail(e: String) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {e}");
+    Ok(ExitCode::from(2))
+}
+
+pub fn purge(
+    config: &Path,
+    db: Option<PathBuf>,
+    by: Option<String>,
+    now: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let (mut store, archive) = match open_rw(config) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    if let Some(db) = db {
+        store = match Store::open(&db) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot open the archive {}: {e}", db.display())),
+        };
+    }
+    if archive.retention_days.is_none() && archive.retention.is_empty() {
+        println!("no retention is configured ([archive] retention_days): nothing to purge");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = now.unwrap_or_else(crate::capabilities::clock::now_ms);
+    match store.purge(now, archive.retention_days, &archive.retention, &who(by)) {
+        Ok(r) => {
+            match r.entry {
+                Some(seq) => println!(
+                    "purged {} records ({} kept under legal hold); recorded as entry {seq}",
+                    r.purged, r.held
+                ),
+                None => println!("nothing past retention ({} kept under legal hold)", r.held),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(format!("purge failed, nothing was removed: {e}")),
+    }
+}
+
+pub fn hold_add(
+    config: &Path,
+    user: Option<String>,
+    room: Option<String>,
+    reason: &str,
+    by: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let (mut store, _) = match open_rw(config) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let (kind, value) = match (user, room) {
+        (Some(u), _) => ("user", u),
+        (None, Some(r)) => ("room", r),
+        (None, None) => return fail("give --user or --room".into()),
+    };
+    match store.hold_add(
+        kind,
+        &value,
+        reason,
+        &who(by),
+        crate::capabilities::clock::now_ms(),
+    ) {
+        Ok(id) => {
+            println!("hold {id} placed on {kind} {value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn hold_remove(config: &Path, id: i64, by: Option<String>) -> anyhow::Result<ExitCode> {
+    let (mut store, _) = match open_rw(config) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    match store.hold_remove(id, &who(by), crate::capabilities::clock::now_ms()) {
+        Ok(h) => {
+            println!("hold {id} on {} {} lifted", h.kind, h.value);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn hold_list(config: &Path) -> anyhow::Result<ExitCode> {
+    let store = match open(config, None) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match store.holds() {
+        Ok(holds) => {
+            for h in &holds {
+                println!(
+                    "{:>4}  {:<5} {:<32} by {:<12} at {}  {}",
+                    h.id, h.kind, h.value, h.created_by, h.created_ms, h.reason
+                );
+            }
+            println!("{} holds", holds.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}

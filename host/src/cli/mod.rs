@@ -125,6 +125,26 @@ pub enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the contents of records past their retention ([archive]
+    /// retention_days and retention.<network>), except under legal hold;
+    /// the purge is itself an entry in the chain.
+    Purge {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Who runs it, for the chain entry (default: the login name).
+        #[arg(long)]
+        by: Option<String>,
+        /// Purge as of this time (ms since the epoch) instead of now.
+        #[arg(long)]
+        now: Option<u64>,
+    },
+    /// Legal holds: records of a user or a room that no purge removes.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
     /// Write records out — all, or those a participant/room/text/time
     /// filter selects — as JSONL or EML, with manifest.json listing every
     /// record's hash.
@@ -149,6 +169,36 @@ pub enum ArchiveCommand {
         since: Option<u64>,
         #[arg(long)]
         until: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold on a user (`--user alice@corp.example`) or a room.
+    Add {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "room", required_unless_present = "room")]
+        user: Option<String>,
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Lift hold ID.
+    Remove {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: i64,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The holds in force.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -243,6 +293,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 json,
             ),
+            ArchiveCommand::Purge {
+                config,
+                db,
+                by,
+                now,
+            } => archive::purge(&config, db, by, now),
+            ArchiveCommand::Hold { command } => match command {
+                HoldCommand::Add {
+                    config,
+                    user,
+                    room,
+                    reason,
+                    by,
+                } => archive::hold_add(&config, user, room, &reason, by),
+                HoldCommand::Remove { config, id, by } => archive::hold_remove(&config, id, by),
+                HoldCommand::List { config } => archive::hold_list(&config),
+            },
             ArchiveCommand::Export {
                 config,
                 db,
