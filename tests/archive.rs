@@ -321,3 +321,37 @@ fn a_purge_under_a_legal_hold_keeps_the_held_records_and_the_chain_verifies() {
         .collect();
     assert_eq!(left, vec!["carol@corp.example"; 3]);
 }
+
+#[test]
+fn imgate_run_purges_on_its_schedule() {
+    let config = write_config(CONFIG);
+    let events = transcript(config.dir.path(), 4, None);
+    let ok = Command::new(imgate_bin())
+        .args(["replay", "--config"])
+        .arg(&config.path)
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    // Retention of zero days: everything is due at the first purge.
+    std::fs::write(
+        &config.path,
+        std::fs::read_to_string(&config.path).unwrap().replace(
+            "group_commit_ms = 2",
+            "group_commit_ms = 2\nretention_days = 0\npurge_interval_s = 1",
+        ),
+    )
+    .unwrap();
+    let mut gw = imgate_tests::gateway::Imgate::start(&config, &[]);
+    let line = gw.wait_for_line(
+        "scheduled archive purge",
+        std::time::Duration::from_secs(10),
+    );
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains("purged=4")),
+        "{line:?}"
+    );
+    let (code, text) = imgate(&["archive", "verify"], &config);
+    assert_eq!(code, 0, "{text}");
+    assert!(archive_records(&config.dir.path().join("archive.db")).is_empty());
+}

@@ -73,6 +73,7 @@ fn main() {
         group_commit_ms: 2,
         retention_days: None,
         retention: Default::default(),
+        purge_interval_s: None,
     };
     let writer = Arc::new(ArchiveWriter::open(&config, Arc::new(HostStats::default())).unwrap());
     let per_thread = 300;

@@ -162,6 +162,41 @@ async fn reload_on_sighup(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<b
     }
 }
 
+/// Purges the archive on the configured schedule (retention and legal
+/// holds as `imgate archive purge` applies them).
+async fn purge_on_schedule(
+    archive: crate::capabilities::archive::ArchiveConfig,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let a = archive.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut store = crate::archive::Store::open(&a.path).map_err(|e| e.to_string())?;
+            store.purge(
+                crate::capabilities::clock::now_ms(),
+                a.retention_days,
+                &a.retention,
+                "imgate (schedule)",
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(r)) => {
+                tracing::info!(purged = r.purged, held = r.held, entry = ?r.entry, "scheduled archive purge")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scheduled archive purge failed; nothing was removed")
+            }
+            Err(e) => tracing::error!(error = %e, "scheduled archive purge did not run"),
+        }
+    }
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -213,6 +248,16 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         }
         gateway.register_adapter(adapter.stats());
         tasks.spawn(adapter.serve(shutdown.clone()));
+    }
+    if let Some(archive) = gateway.config().archive.clone()
+        && let Some(every) = archive.purge_interval_s
+        && (archive.retention_days.is_some() || !archive.retention.is_empty())
+    {
+        tasks.spawn(purge_on_schedule(
+            archive,
+            Duration::from_secs(every.max(1)),
+            shutdown.clone(),
+        ));
     }
     #[cfg(unix)]
     tasks.spawn(reload_on_sighup(gateway.clone(), shutdown.clone()));

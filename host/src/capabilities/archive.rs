@@ -40,6 +40,10 @@ pub struct ArchiveConfig {
     /// Per network, overriding `retention_days`: `{ xmpp = 2190 }`.
     #[serde(default)]
     pub retention: std::collections::BTreeMap<String, u64>,
+    /// `imgate run` also purges on this schedule (seconds between purges);
+    /// unset: only `imgate archive purge` does.
+    #[serde(default)]
+    pub purge_interval_s: Option<u64>,
 }
 
 fn default_window() -> u64 {
@@ -260,6 +264,7 @@ mod tests {
             group_commit_ms: 2,
             retention_days: None,
             retention: Default::default(),
+            purge_interval_s: None,
         };
         let stats = Arc::new(HostStats::default());
         let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());
