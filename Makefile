@@ -3,18 +3,64 @@ CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
 PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p archiver -p test-hostile -p test-scripted -p test-recorder
 
-.PHONY: deps plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive clean-cache
+# Plugins written in Python and JavaScript, built with the pinned tools of
+# sdk/python/requirements.txt and sdk/js/package-lock.json.
+PLUGIN_DIR := target/wasm32-wasip2/plugin
+PY_TOOLS := target/sdk-tools/python
+COMPONENTIZE_PY := $(PY_TOOLS)/bin/componentize-py
+COMPONENTIZE_JS := sdk/js/node_modules/.bin/componentize-js
+# StarlingMonkey without the wasi:http server (imgate plugins are not HTTP
+# handlers); stdio, clocks and random stay and are linked deny-all.
+JS_FLAGS := -d http fetch-event
+WIT := $(wildcard wit/*.wit)
+POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm \
+	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm
+
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
 deps:
 	./scripts/install-deps.sh
 
-## Build the plugin components for wasm32-wasip2 (target/wasm32-wasip2/plugin/*.wasm).
-plugins:
+## Build the plugin components for wasm32-wasip2 (target/wasm32-wasip2/plugin/*.wasm):
+## the Rust ones with cargo, the Python and JavaScript ones with their tools.
+plugins: $(POLYGLOT)
 	rustup target add wasm32-wasip2
 	$(CARGO) build --target wasm32-wasip2 --profile plugin $(PLUGINS)
 	$(CARGO) build --target wasm32-wasip2 --profile plugin -p imgate-sdk --example link_guard
+
+## componentize-py (in a venv under target/) and componentize-js + jco (npm ci in sdk/js).
+sdk-tools: $(COMPONENTIZE_PY) $(COMPONENTIZE_JS)
+
+$(COMPONENTIZE_PY): sdk/python/requirements.txt
+	python3 -m venv $(PY_TOOLS)
+	$(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(COMPONENTIZE_JS): sdk/js/package.json sdk/js/package-lock.json
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(PLUGIN_DIR)/keyword_block_py.wasm: plugins/keyword-block-py/app.py $(WIT) | $(COMPONENTIZE_PY)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_PY) -q -d wit -w policy componentize -p plugins/keyword-block-py app -o $@
+
+$(PLUGIN_DIR)/rate_limit_py.wasm: plugins/rate-limit-py/app.py plugins/rate-limit-py/wit/world.wit $(WIT) | $(COMPONENTIZE_PY)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_PY) -q -d plugins/rate-limit-py/wit -w rate-limit componentize -p plugins/rate-limit-py app -o $@
+
+$(PLUGIN_DIR)/test_hostile_py.wasm: tests/polyglot-plugins/hostile-py/app.py $(WIT) | $(COMPONENTIZE_PY)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_PY) -q -d wit -w policy componentize -p tests/polyglot-plugins/hostile-py app -o $@
+
+$(PLUGIN_DIR)/keyword_block_js.wasm: plugins/keyword-block-js/keyword-block.js plugins/keyword-block-js/word-chars.js $(WIT) | $(COMPONENTIZE_JS)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_JS) $< --wit wit -n policy $(JS_FLAGS) -o $@
+
+$(PLUGIN_DIR)/test_hostile_js.wasm: tests/polyglot-plugins/hostile-js/hostile.js $(WIT) | $(COMPONENTIZE_JS)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_JS) $< --wit wit -n policy $(JS_FLAGS) -o $@
 
 ## Build the imgate binary (target/release/imgate).
 build:

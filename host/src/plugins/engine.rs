@@ -202,10 +202,15 @@ fn store_cached(path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     // Write then rename, so a crash never leaves a half-written artifact
-    // under the final name.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // under the final name; the temp name is unique per writer, since
+    // plugins load in parallel (and processes may share a cache).
+    static WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, &bytes)?;
-    std::fs::write(checksum_path(path), sha256_hex(&bytes))?;
+    let tmp_sum = tmp.with_extension("sum");
+    std::fs::write(&tmp_sum, sha256_hex(&bytes))?;
+    std::fs::rename(&tmp_sum, checksum_path(path))?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }

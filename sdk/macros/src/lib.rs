@@ -63,14 +63,9 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
         _ => "policy-observer",
     };
     let sdk = "::imgate_sdk";
-    let mut with = String::new();
-    for iface in [
-        "types", "log", "clock", "config", "kv", "archive", "metrics",
-    ] {
-        with.push_str(&format!(
-            "\"imgate:policy/{iface}@0.1.0\": imgate_sdk::bindings::imgate::policy::{iface},\n"
-        ));
-    }
+    // The role worlds import nothing; the imports a plugin calls come from
+    // the SDK's `capabilities` bindings, and the Rust linker keeps only those.
+    let with = "\"imgate:policy/types@0.1.0\": imgate_sdk::bindings::imgate::policy::types,";
     let mut roles_impl = String::new();
     if policy {
         roles_impl.push_str(&format!(
