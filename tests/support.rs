@@ -54,8 +54,15 @@ pub fn imgate_bin() -> PathBuf {
     bin
 }
 
+/// A compiled-artifact cache shared by every test run, for components that
+/// take seconds to compile (Python, JavaScript). Safe to share: artifacts
+/// are keyed by the component's sha256 and the engine's build.
+pub fn shared_cache() -> PathBuf {
+    workspace().join("target/imgate-test-cache")
+}
+
 /// A config file in a fresh temp dir; `{wasm:NAME}` in `toml` is replaced
-/// by the component's absolute path. The cache goes in the temp dir.
+/// by the component's absolute path and `{cache}` by [`shared_cache`].
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
@@ -70,6 +77,7 @@ pub fn write_config(toml: &str) -> TestConfig {
         let path = wasm(name).display().to_string();
         text.replace_range(start..=end, &path);
     }
+    let text = text.replace("{cache}", &shared_cache().display().to_string());
     let path = dir.path().join("imgate.toml");
     std::fs::write(&path, text).expect("write config");
     TestConfig { dir, path }

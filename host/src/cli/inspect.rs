@@ -83,6 +83,12 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     for e in &inspection.exports {
         println!("  {e}");
     }
+    if !inspection.ignored_exports.is_empty() {
+        println!("ignored exports (not in the contract; never called):");
+        for e in &inspection.ignored_exports {
+            println!("  {e}");
+        }
+    }
     println!("capabilities requested (grant these in the config):");
     let caps: Vec<_> = inspection
         .imports

@@ -5,7 +5,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "policy-observer",
+    world: "host-view",
     imports: { default: trappable },
     additional_derives: [PartialEq, Eq],
     with: { "imgate:policy/types.event-view": super::view::EventView },

@@ -36,7 +36,11 @@ pub struct Import {
 pub struct Inspection {
     /// Contract versions named by the component's imgate imports/exports.
     pub contract_versions: BTreeSet<String>,
+    /// The contract exports the component offers.
     pub exports: Vec<String>,
+    /// Exports outside the contract (a language runtime's build-time
+    /// `init`, say). The host never calls them.
+    pub ignored_exports: Vec<String>,
     pub imports: Vec<Import>,
     /// Exports `handler`: takes part in the chain.
     pub policy: bool,
@@ -89,7 +93,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
             kind,
         });
     }
-    let mut exports = Vec::new();
+    let (mut exports, mut ignored_exports) = (Vec::new(), Vec::new());
     let (mut policy, mut observer, mut lifecycle) = (false, false, false);
     for (name, _) in ty.exports(engine) {
         if let Some((iface, version)) = contract_name(name) {
@@ -100,12 +104,15 @@ pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
                 "lifecycle" => lifecycle = true,
                 _ => {}
             }
+            exports.push(name.to_owned());
+        } else {
+            ignored_exports.push(name.to_owned());
         }
-        exports.push(name.to_owned());
     }
     Inspection {
         contract_versions: versions,
         exports,
+        ignored_exports,
         imports,
         policy,
         observer,

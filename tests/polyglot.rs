@@ -1,0 +1,440 @@
+//! Plugins written in Python (componentize-py) and JavaScript
+//! (componentize-js) against the same WIT contract as the Rust ones:
+//! the same verdicts as Rust's keyword-block event by event, host
+//! capabilities called from Python, and the limits (deadline, memory cap,
+//! traps) holding for both language runtimes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use imgate::{Action, CallFailure, Runtime};
+use imgate_tests::{imgate_bin, message, start, workspace, write_config};
+
+/// The three builds of keyword-block, by component name.
+const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
+
+/// One replayed event's outcome, the parts that must agree across languages.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    event: String,
+    action: String,
+    reason: Option<String>,
+    tags: Vec<String>,
+}
+
+/// `imgate replay` of `transcript` through one plugin `component` with the
+/// plugin settings `settings` (TOML lines under `[plugins.config]`).
+fn replay(component: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
+    let cfg = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "{{cache}}"
+
+[[plugins]]
+name = "keyword-block"
+path = "{{wasm:{component}}}"
+
+[plugins.config]
+{settings}
+"#
+    ));
+    let out = Command::new(imgate_bin())
+        .args(["replay", "--config"])
+        .arg(&cfg.path)
+        .arg(transcript)
+        .output()
+        .expect("run imgate replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{component}: {stderr}");
+    // A plugin failure would be answered by the failure policy and could
+    // look like a verdict; there must be none.
+    assert!(
+        !stderr.contains("plugin call failed"),
+        "{component}: {stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON verdict");
+            Outcome {
+                event: v["event"].as_str().unwrap_or_default().to_owned(),
+                action: v["action"].as_str().unwrap_or_default().to_owned(),
+                reason: v["reason"].as_str().map(str::to_owned),
+                tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Asserts the three keyword-blocks agree on every event of `transcript`,
+/// and returns the (shared) outcomes.
+fn assert_parity(settings: &str, transcript: &Path) -> Vec<Outcome> {
+    let [rust, python, js] = KEYWORD_BLOCKS.map(|c| replay(c, settings, transcript));
+    assert!(!rust.is_empty(), "the transcript has events");
+    for (i, r) in rust.iter().enumerate() {
+        assert_eq!(
+            Some(r),
+            python.get(i),
+            "Python differs from Rust ({settings})"
+        );
+        assert_eq!(
+            Some(r),
+            js.get(i),
+            "JavaScript differs from Rust ({settings})"
+        );
+    }
+    assert_eq!((python.len(), js.len()), (rust.len(), rust.len()));
+    rust
+}
+
+/// Messages that probe word boundaries, case folding and Unicode.
+const TRICKY_BODIES: &[&str] = &[
+    "this is SECRET",
+    "about project x, tomorrow",
+    "secretary duties",
+    "topsecret",
+    "nothing to see",
+    "a secret",
+    "the secretary",
+    "Die STRASSE? nein: die Straße!",
+    "Straßenbahn",
+    "SeCrEt stuff",
+    "über SECRET",
+    "projekt x",
+    "ünsecret",
+    "secret_underscore",
+    "secret2",
+    "x secret١",
+    "日本secret",
+    "🙂secret🙂",
+    "ACME deal",
+    "acme deal",
+    "Ωsecret",
+    "a secret and a project x",
+    "Secret plans",
+    "",
+];
+
+fn tricky_transcript(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    for (i, body) in TRICKY_BODIES.iter().enumerate() {
+        let event = serde_json::json!({
+            "id": format!("t-{i}"),
+            "network": "xmpp",
+            "direction": if i % 2 == 0 { "outbound" } else { "inbound" },
+            "session": {"id": "s1", "user": "alice@corp.example"},
+            "timestamp": 1_764_075_600_000u64 + i as u64,
+            "message": {"sender": "alice@corp.example", "recipient": "bob@partner.example", "body": body},
+        });
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
+    let path = dir.join("tricky.jsonl");
+    std::fs::write(&path, text).expect("write transcript");
+    path
+}
+
+#[test]
+fn rust_python_and_javascript_keyword_block_agree_on_the_sample_transcript() {
+    let outcomes = assert_parity(
+        r#"words = ["confidential", "project falcon", "insider"]
+match = "whole-word"
+case_insensitive = true
+reason = "message blocked by compliance policy: \"{word}\" may not be sent""#,
+        &workspace().join("examples/transcript.jsonl"),
+    );
+    let blocked: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.action == "block")
+        .map(|o| o.event.as_str())
+        .collect();
+    assert_eq!(blocked, ["ev-3", "ev-4", "ev-7"]);
+    let ev3 = outcomes.iter().find(|o| o.event == "ev-3").expect("ev-3");
+    assert_eq!(
+        ev3.reason.as_deref(),
+        Some("message blocked by compliance policy: \"project falcon\" may not be sent")
+    );
+    assert_eq!(ev3.tags, ["keyword:blocked"]);
+}
+
+#[test]
+fn the_three_agree_on_word_boundaries_case_and_unicode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transcript = tricky_transcript(dir.path());
+    for settings in [
+        r#"words = ["secret", "Project X", "straße", "secretary"]
+reason = "no {word} here""#,
+        r#"words = ["secret"]
+match = "substring""#,
+        r#"words = ["ACME", "Secret"]
+case_insensitive = false"#,
+    ] {
+        let outcomes = assert_parity(settings, &transcript);
+        let blocks = outcomes.iter().filter(|o| o.action == "block").count();
+        assert!(
+            blocks >= 2 && blocks <= outcomes.len() - 2,
+            "a mix of verdicts ({blocks} blocks) for {settings}"
+        );
+    }
+}
+
+#[test]
+fn python_and_javascript_refuse_a_bad_config_with_the_reason() {
+    for component in ["keyword_block_py", "keyword_block_js"] {
+        for (settings, expected) in [
+            ("words = []", "at least one"),
+            ("words = [\"a\"]\nmtch = \"x\"", "mtch"),
+            ("words = [\"a\"]\nmatch = \"fuzzy\"", "fuzzy"),
+        ] {
+            let cfg = write_config(&format!(
+                "[runtime]\ncache_dir = \"{{cache}}\"\n\n[[plugins]]\nname = \"kb\"\npath = \"{{wasm:{component}}}\"\n\n[plugins.config]\n{settings}\n"
+            ));
+            let out = Command::new(imgate_bin())
+                .args(["check", "--config"])
+                .arg(&cfg.path)
+                .output()
+                .expect("run imgate check");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{component} {settings}");
+            assert!(
+                stderr.contains("refused to initialise") && stderr.contains(expected),
+                "{component} {settings}: {stderr}"
+            );
+        }
+    }
+}
+
+fn rate_limit_transcript(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    let users = [
+        ("alice@corp.example", 5),
+        ("carol@corp.example", 1),
+        ("bot@corp.example", 4),
+    ];
+    let mut n = 0;
+    for (user, count) in users {
+        for _ in 0..count {
+            n += 1;
+            let event = serde_json::json!({
+                "id": format!("r-{n}"), "network": "xmpp", "direction": "outbound",
+                "session": {"id": "s1", "user": user},
+                "timestamp": 1_764_075_600_000u64 + n,
+                "message": {"sender": user, "recipient": "bob@partner.example", "body": "hi"},
+            });
+            text.push_str(&event.to_string());
+            text.push('\n');
+        }
+    }
+    let path = dir.join("rate.jsonl");
+    std::fs::write(&path, text).expect("write transcript");
+    path
+}
+
+const RATE_LIMIT_PY: &str = r#"
+[runtime]
+cache_dir = "{cache}"
+
+[[plugins]]
+name = "rate-limit-py"
+path = "{wasm:rate_limit_py}"
+grants = ["config", "kv", "clock", "log"]
+
+[plugins.config]
+messages_per_minute = 1
+burst = 3
+exempt = ["Bot@corp.example"]
+"#;
+
+/// rate-limit-py reads its settings through `config`, keeps buckets in
+/// `kv` (compare-and-swap), refills by `clock` and reports through `log`.
+#[test]
+fn python_calls_the_config_kv_clock_and_log_capabilities() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transcript = rate_limit_transcript(dir.path());
+    let cfg = write_config(RATE_LIMIT_PY);
+    let out = Command::new(imgate_bin())
+        .args(["replay", "--config"])
+        .arg(&cfg.path)
+        .arg(&transcript)
+        .env("IMGATE_LOG", "info")
+        .output()
+        .expect("run imgate replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let verdicts: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON verdict");
+            (
+                v["action"].as_str().unwrap_or_default().to_owned(),
+                v["tags"].to_string(),
+            )
+        })
+        .collect();
+    let actions: Vec<&str> = verdicts.iter().map(|(a, _)| a.as_str()).collect();
+    // alice: a burst of 3, then limited; carol her own bucket; bot exempt.
+    assert_eq!(
+        actions,
+        [
+            "allow", "allow", "allow", "block", "block", "allow", "allow", "allow", "allow",
+            "allow"
+        ]
+    );
+    assert!(
+        verdicts[3].1.contains("rate-limit:exceeded"),
+        "{:?}",
+        verdicts[3]
+    );
+    assert!(stderr.contains("limiting to 1/min, burst 3"), "{stderr}");
+    assert!(
+        stderr.contains("alice@corp.example is over the limit"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plugin=\"rate-limit-py\""), "{stderr}");
+
+    // Its world imports exactly the four capabilities, each a grant.
+    let ungranted = write_config(&RATE_LIMIT_PY.replace(
+        r#"grants = ["config", "kv", "clock", "log"]"#,
+        r#"grants = ["config", "clock", "log"]"#,
+    ));
+    let out = Command::new(imgate_bin())
+        .args(["check", "--config"])
+        .arg(&ungranted.path)
+        .output()
+        .expect("run imgate check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is not granted `kv`"), "{stderr}");
+}
+
+#[test]
+fn inspect_reads_python_and_javascript_components() {
+    for (component, capabilities, leftovers) in [
+        ("keyword_block_py", vec![], true),
+        ("keyword_block_js", vec![], false),
+        ("rate_limit_py", vec!["config", "kv", "clock", "log"], true),
+    ] {
+        let out = Command::new(imgate_bin())
+            .args(["plugin", "inspect", "--json"])
+            .arg(imgate_tests::wasm(component))
+            .output()
+            .expect("run imgate plugin inspect");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect --json");
+        assert_eq!(v["policy"], true, "{component}");
+        let granted: Vec<&str> = v["imports"]
+            .as_array()
+            .expect("imports")
+            .iter()
+            .filter(|i| i["kind"] == "capability")
+            .filter_map(|i| i["capability"].as_str())
+            .collect();
+        assert_eq!(granted, capabilities, "{component}");
+        // WASI is linked deny-all, never a grant; nothing is unknown.
+        assert!(
+            v["imports"]
+                .as_array()
+                .expect("imports")
+                .iter()
+                .all(|i| i["kind"] != "unknown"),
+            "{component}: {v}"
+        );
+        // componentize-py leaves an export outside the contract; it is
+        // listed as ignored (and the tests above show it is never called).
+        let ignored = v["ignored_exports"].as_array().expect("ignored_exports");
+        assert_eq!(!ignored.is_empty(), leftovers, "{component}: {v}");
+        assert_eq!(
+            v["exports"].as_array().map(Vec::len),
+            Some(2),
+            "{component}: {v}"
+        );
+    }
+}
+
+fn hostile(component: &str, extra: &str) -> (imgate_tests::TestConfig, Runtime) {
+    start(&format!(
+        r#"
+[runtime]
+cache_dir = "{{cache}}"
+
+[[plugins]]
+name = "hostile"
+path = "{{wasm:{component}}}"
+{extra}
+"#
+    ))
+}
+
+/// Runs `body`, then a clean message that a fresh instance must serve.
+fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, Duration) {
+    let started = Instant::now();
+    let decision = runtime.chain.evaluate(message(body));
+    let took = started.elapsed();
+    let next = runtime.chain.evaluate(message("hello"));
+    assert_eq!(
+        next.verdict.action,
+        Action::Allow,
+        "after {body}: {:?}",
+        next.failures
+    );
+    assert!(
+        next.verdict.tags.contains(&"hostile:served".to_string()),
+        "after {body}: {:?}",
+        next.verdict
+    );
+    (decision, took)
+}
+
+fn failure(d: &imgate::Decision) -> &CallFailure {
+    &d.failures.first().expect("a recorded failure").failure
+}
+
+#[test]
+fn endless_loops_in_python_and_javascript_are_stopped_by_the_deadline() {
+    for component in ["test_hostile_py", "test_hostile_js"] {
+        let (_cfg, rt) = hostile(component, "deadline_ms = 50");
+        let (d, took) = attack(&rt, "loop");
+        assert!(
+            matches!(failure(&d), CallFailure::Timeout(_)),
+            "{component}: {:?}",
+            d.failures
+        );
+        assert!(
+            matches!(d.verdict.action, Action::Block(_)),
+            "{component}: fail-closed"
+        );
+        assert!(took < Duration::from_secs(1), "{component}: took {took:?}");
+    }
+}
+
+#[test]
+fn memory_bombs_in_python_and_javascript_hit_the_cap() {
+    for component in ["test_hostile_py", "test_hostile_js"] {
+        let (_cfg, rt) = hostile(component, "memory_mib = 96\ndeadline_ms = 5000");
+        let (d, took) = attack(&rt, "bomb");
+        assert!(
+            matches!(failure(&d), CallFailure::MemoryLimit(96)),
+            "{component}: {:?}",
+            d.failures
+        );
+        assert!(took < Duration::from_secs(5), "{component}: took {took:?}");
+    }
+}
+
+#[test]
+fn exceptions_in_python_and_javascript_are_traps() {
+    for (component, body) in [("test_hostile_py", "raise"), ("test_hostile_js", "throw")] {
+        let (_cfg, rt) = hostile(component, "");
+        let (d, _) = attack(&rt, body);
+        assert!(
+            matches!(failure(&d), CallFailure::Trap(_)),
+            "{component}: {:?}",
+            d.failures
+        );
+    }
+}
