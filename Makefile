@@ -16,7 +16,7 @@ WIT := $(wildcard wit/*.wit)
 POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm \
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm
 
-.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive clean-cache
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive bench-languages clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
@@ -97,6 +97,10 @@ bench-xmpp: deps plugins build
 ## IRC through imgate against straight to ngircd: msg/s, p50/p99 latency.
 bench-irc: deps plugins build
 	$(CARGO) bench -p imgate-tests --bench irc_proxy
+
+## keyword-block in Rust, Python and JavaScript: size, compile, cached load, instantiation, per event, memory.
+bench-languages: plugins
+	$(CARGO) bench -p imgate --bench languages
 
 ## The archive: durable appends/s (one per commit, group commit), search on 1M records.
 bench-archive:

@@ -12,6 +12,8 @@ pub struct MemoryCap {
     pub max_bytes: usize,
     pub max_table_elements: usize,
     pub refused: bool,
+    /// Linear memory the instance holds now, over all its memories.
+    pub linear_bytes: usize,
 }
 
 impl MemoryCap {
@@ -20,6 +22,7 @@ impl MemoryCap {
             max_bytes,
             max_table_elements: 100_000,
             refused: false,
+            linear_bytes: 0,
         }
     }
 }
@@ -27,7 +30,7 @@ impl MemoryCap {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -35,6 +38,7 @@ impl ResourceLimiter for MemoryCap {
             self.refused = true;
             return Ok(false);
         }
+        self.linear_bytes += desired.saturating_sub(current);
         Ok(true)
     }
 
