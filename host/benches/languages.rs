@@ -189,9 +189,7 @@ fn main() {
         .map(|(language, file)| measure(language, file, cache.path()))
         .collect();
     let rust = rows[0].per_event.as_secs_f64();
-    println!(
-        "\nkeyword-block by language (2-core machine; medians; 200-byte message, 4 words)\n"
-    );
+    println!("\nkeyword-block by language (2-core machine; medians; 200-byte message, 4 words)\n");
     println!(
         "| language | component | first load (compile) | cached load | fresh instance + init | per event | × Rust | linear memory per instance |"
     );
