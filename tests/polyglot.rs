@@ -356,6 +356,36 @@ fn inspect_reads_python_and_javascript_components() {
     }
 }
 
+/// `max_instances` counts plugin instances whatever their language:
+/// a Python instance links 14 core modules, and the engine's pool makes
+/// room for them.
+#[test]
+fn max_instances_holds_for_python_instances() {
+    let (_cfg, rt) = start(
+        r#"
+[runtime]
+cache_dir = "{cache}"
+max_instances = 2
+
+[[plugins]]
+name = "kb"
+path = "{wasm:keyword_block_py}"
+pool = 1
+
+[plugins.config]
+words = ["secret"]
+"#,
+    );
+    // One instance waits in the plugin's pool; a second may exist beside it.
+    let plugin = &rt.chain.plugins()[0];
+    let second = plugin.instantiate();
+    assert!(second.is_ok(), "{:?}", second.err());
+    // A third is over the cap, and says so.
+    let third = plugin.instantiate();
+    let err = third.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("concurrent limit"), "{err}");
+}
+
 fn hostile(component: &str, extra: &str) -> (imgate_tests::TestConfig, Runtime) {
     start(&format!(
         r#"

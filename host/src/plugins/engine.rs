@@ -61,9 +61,12 @@ impl PluginEngine {
         let mut pool = PoolingAllocationConfig::default();
         let n = runtime.max_instances;
         // Per component instance: a Rust plugin has 3 core instances (main,
-        // shim, fixups), 1 memory and 2 tables; language runtimes have more.
+        // shim, fixups), 1 memory and 2 tables. Language runtimes link more
+        // modules into one memory: componentize-js 4 core instances,
+        // componentize-py 14. Room for 16 each keeps `max_instances` true
+        // for every language (slots are address space until used).
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
+            .total_core_instances(n.saturating_mul(16))
             .total_memories(n)
             .total_tables(n.saturating_mul(4))
             .max_memory_size((runtime.max_plugin_memory_mib as usize) << 20);
