@@ -15,6 +15,37 @@ use tokio::task::JoinSet;
 
 use crate::adapters::AdapterStats;
 
+/// Serves every listener of one adapter until `shutdown`, under one
+/// connection cap of `max_connections`, then drains. Each listener carries
+/// a tag (its TLS mode, say) that `handle` gets with each connection.
+pub async fn serve_all<T, H, F>(
+    listeners: Vec<(TcpListener, T)>,
+    max_connections: usize,
+    drain: Duration,
+    stats: Arc<AdapterStats>,
+    shutdown: watch::Receiver<bool>,
+    handle: H,
+) where
+    T: Copy + Send + 'static,
+    H: Fn(TcpStream, SocketAddr, T, watch::Receiver<bool>) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let mut tasks = JoinSet::new();
+    for (listener, tag) in listeners {
+        let handle = handle.clone();
+        tasks.spawn(serve(
+            listener,
+            permits.clone(),
+            drain,
+            stats.clone(),
+            shutdown.clone(),
+            move |tcp, peer, shutdown| handle(tcp, peer, tag, shutdown),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 /// Accepts on `listener` until `shutdown`, running `handle` for each
 /// connection while `permits` last (listeners of one adapter share them). On shutdown, waits up to
 /// `drain` for the open connections (which see the same signal) to close.

@@ -9,9 +9,12 @@
 //! - `config.rs`: the adapter's section of the operator's file.
 //!
 //! What every adapter shares lives here: [`Judge`] hands events to the
-//! chain in force, and [`AdapterStats`] counts what crossed.
+//! chain in force, [`AdapterStats`] counts what crossed, and `connection`
+//! holds the socket plumbing both sessions use.
 
+pub mod connection;
 pub mod irc;
+pub mod section;
 pub mod stats;
 pub mod xmpp;
 

@@ -1,10 +1,11 @@
 //! `[irc]` and `[irc.upstream]`: where IRC clients connect and which real
 //! server imgate stands in front of.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::adapters::section::{CommonSection, host_of};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,61 +103,36 @@ impl IrcConfig {
         self
     }
 
+    /// Every problem with the section.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (key, value) in [("listen", &self.listen), ("listen_tls", &self.listen_tls)] {
-            if let Some(v) = value
-                && v.parse::<SocketAddr>().is_err()
-            {
-                out.push(format!("{key} `{v}` is not an ip:port address"));
-            }
+        let mut out = CommonSection {
+            listen: &self.listen,
+            listen_tls: &self.listen_tls,
+            upstream_address: &self.upstream.address,
+            upstream_plain: self.upstream.tls == UpstreamTls::Plain,
+            max_connections: self.max_connections,
+            timeouts: [
+                ("handshake_timeout_ms", self.handshake_timeout_ms),
+                ("idle_timeout_s", self.idle_timeout_s),
+                (
+                    "upstream.connect_timeout_ms",
+                    self.upstream.connect_timeout_ms,
+                ),
+            ],
         }
-        if self.listen.is_none() && self.listen_tls.is_none() {
-            out.push("set listen, listen_tls or both".into());
-        }
+        .problems();
         if self.listen_tls.is_some() && (self.cert.is_none() || self.key.is_none()) {
             out.push("listen_tls needs cert and key".into());
         }
-        if self
-            .upstream
-            .address
-            .rsplit_once(':')
-            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-        {
-            out.push(format!(
-                "upstream.address `{}` must be host:port",
-                self.upstream.address
-            ));
-        }
         if self.server_name.is_empty() || self.server_name.contains([' ', ':']) {
             out.push("server_name must be one word".into());
-        }
-        if self.max_connections == 0 {
-            out.push("max_connections must be at least 1".into());
-        }
-        for (key, v) in [
-            ("handshake_timeout_ms", self.handshake_timeout_ms),
-            ("idle_timeout_s", self.idle_timeout_s),
-            (
-                "upstream.connect_timeout_ms",
-                self.upstream.connect_timeout_ms,
-            ),
-        ] {
-            if v == 0 {
-                out.push(format!("{key} must be more than 0"));
-            }
         }
         out
     }
 
     /// The host part of the upstream address, for TLS.
     pub fn upstream_host(&self) -> &str {
-        let host = self
-            .upstream
-            .address
-            .rsplit_once(':')
-            .map_or(self.upstream.address.as_str(), |(h, _)| h);
-        host.trim_start_matches('[').trim_end_matches(']')
+        host_of(&self.upstream.address)
     }
 }
 

@@ -47,12 +47,6 @@ impl IrcAdapter {
         let connector = TlsConnector::from(crate::tls::client_config(
             config.upstream.ca_file.as_deref(),
         )?);
-        if config.upstream.tls == config::UpstreamTls::Plain {
-            tracing::warn!(
-                upstream = %config.upstream.address,
-                "IRC upstream is plain TCP: messages cross the network unencrypted"
-            );
-        }
         let stats = Arc::new(AdapterStats::new("irc"));
         let mut listeners = Vec::new();
         for (address, tls) in [(&config.listen, false), (&config.listen_tls, true)] {
@@ -89,20 +83,15 @@ impl IrcAdapter {
 
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let config = &self.shared.config;
-        let drain = Duration::from_millis(config.drain_timeout_ms);
-        let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (listener, tls) in self.listeners {
-            let shared = self.shared.clone();
-            tasks.spawn(crate::proxy::serve(
-                listener,
-                permits.clone(),
-                drain,
-                self.stats.clone(),
-                shutdown.clone(),
-                move |tcp, peer, shutdown| session::serve(shared.clone(), tcp, peer, tls, shutdown),
-            ));
-        }
-        while tasks.join_next().await.is_some() {}
+        let shared = self.shared.clone();
+        crate::proxy::serve_all(
+            self.listeners,
+            config.max_connections,
+            Duration::from_millis(config.drain_timeout_ms),
+            self.stats,
+            shutdown,
+            move |tcp, peer, tls, shutdown| session::serve(shared.clone(), tcp, peer, tls, shutdown),
+        )
+        .await
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -32,6 +32,7 @@ use super::codec::{Frame, Framer, LineError, Message as Line, Next};
 use super::config::{IrcConfig, UpstreamTls};
 use super::events::{self, Me, Outcome};
 use crate::adapters::Judge;
+use crate::adapters::connection::{Io, Peer, linger};
 use crate::event::{Action, Direction, EventKind, Session};
 
 /// Built once per adapter; every session shares it.
@@ -40,21 +41,6 @@ pub struct IrcShared {
     pub acceptor: Option<TlsAcceptor>,
     pub connector: TlsConnector,
     pub judge: Judge,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Peer {
-    Client,
-    Upstream,
-}
-
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Peer::Client => "client",
-            Peer::Upstream => "upstream",
-        })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +64,6 @@ pub enum SessionError {
     #[error("{0}")]
     Config(String),
 }
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 struct Side {
     io: Box<dyn Io>,
@@ -293,7 +276,7 @@ async fn run(
                 tokio::time::timeout(Duration::from_secs(1), upstream.send(quit.as_bytes())).await;
         }
         if matches!(e, SessionError::Refused(_) | SessionError::Flood(_)) {
-            linger(&mut client).await;
+            linger(&mut client.io).await;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), client.io.shutdown()).await;
@@ -308,17 +291,6 @@ async fn run(
     }
     tracing::info!(user = %relay.session.user, %reason, "session closed");
     result
-}
-
-/// Reads and discards what a refused client is still sending for a moment,
-/// so closing does not reset the connection before it read the ERROR.
-async fn linger(client: &mut Side) {
-    let _ = client.io.shutdown().await;
-    let mut scratch = vec![0u8; 16384];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while matches!(client.io.read(&mut scratch).await, Ok(n) if n > 0) {}
-    })
-    .await;
 }
 
 struct Relay<'a> {

@@ -1,10 +1,11 @@
 //! `[xmpp]` and `[xmpp.upstream]`: where clients connect, with which
 //! certificate, and which real server imgate stands in front of.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::adapters::section::CommonSection;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,66 +112,30 @@ impl XmppConfig {
 
     /// Every problem with the section.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (key, value) in [("listen", &self.listen), ("listen_tls", &self.listen_tls)] {
-            if let Some(v) = value
-                && v.parse::<SocketAddr>().is_err()
-            {
-                out.push(format!("{key} `{v}` is not an ip:port address"));
-            }
+        let mut out = CommonSection {
+            listen: &self.listen,
+            listen_tls: &self.listen_tls,
+            upstream_address: &self.upstream.address,
+            upstream_plain: self.upstream.tls == UpstreamTls::Plain,
+            max_connections: self.max_connections,
+            timeouts: [
+                ("handshake_timeout_ms", self.handshake_timeout_ms),
+                ("idle_timeout_s", self.idle_timeout_s),
+                (
+                    "upstream.connect_timeout_ms",
+                    self.upstream.connect_timeout_ms,
+                ),
+            ],
         }
-        if self.listen.is_none() && self.listen_tls.is_none() {
-            out.push("set listen, listen_tls or both".into());
-        }
-        if self
-            .upstream
-            .address
-            .rsplit_once(':')
-            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-        {
-            out.push(format!(
-                "upstream.address `{}` must be host:port",
-                self.upstream.address
-            ));
-        }
-        if self.upstream.tls == UpstreamTls::Plain && !is_loopback(&self.upstream.address) {
-            out.push(format!(
-                "upstream.tls = \"plain\" is for loopback development only, and `{}` is not loopback",
-                self.upstream.address
-            ));
-        }
-        if self.max_connections == 0 {
-            out.push("max_connections must be at least 1".into());
-        }
+        .problems();
         if self.max_stanza_bytes < 10_000 {
             out.push("max_stanza_bytes must be at least 10000 (RFC 6120 §13.12)".into());
         }
         if !(4..=256).contains(&self.max_depth) {
             out.push("max_depth must be between 4 and 256".into());
         }
-        for (key, v) in [
-            ("handshake_timeout_ms", self.handshake_timeout_ms),
-            ("idle_timeout_s", self.idle_timeout_s),
-            (
-                "upstream.connect_timeout_ms",
-                self.upstream.connect_timeout_ms,
-            ),
-        ] {
-            if v == 0 {
-                out.push(format!("{key} must be more than 0"));
-            }
-        }
         out
     }
-}
-
-fn is_loopback(address: &str) -> bool {
-    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -123,6 +123,7 @@ fn recipient_of(stanza: &Element, user: &str) -> String {
     stanza.attr("to").map_or(user, bare).to_owned()
 }
 
+/// The message a carbon (XEP-0280) copies, and which kind of carbon.
 fn carbon_inner(stanza: &Element) -> Option<(Carbon, &Element)> {
     let (carbon, wrapper) = if let Some(w) = stanza.child("sent", NS_CARBONS) {
         (Carbon::Sent, w)
@@ -479,27 +480,28 @@ fn rewrite(stanza: &Element, body: &str) -> Option<String> {
             xbody.set_text(body);
         }
     }
-    let mut out = stanza.clone();
     if stanza.local_name() != "message" {
         return None;
     }
-    let carbon = ["sent", "received"].into_iter().find_map(|w| {
-        out.child_mut(w, NS_CARBONS)?
-            .child_mut("forwarded", NS_FORWARD)?
-            .child_mut("message", JABBER_CLIENT)
-            .map(|_| w)
-    });
-    match carbon {
-        Some(w) => {
-            let inner = out
-                .child_mut(w, NS_CARBONS)?
-                .child_mut("forwarded", NS_FORWARD)?
-                .child_mut("message", JABBER_CLIENT)?;
-            in_place(inner, body);
-        }
+    let mut out = stanza.clone();
+    match carbon_inner_mut(&mut out) {
+        Some(inner) => in_place(inner, body),
         None => in_place(&mut out, body),
     }
     Some(out.to_xml())
+}
+
+/// [`carbon_inner`], for changing it.
+fn carbon_inner_mut(stanza: &mut Element) -> Option<&mut Element> {
+    let wrapper = if stanza.child("sent", NS_CARBONS).is_some() {
+        "sent"
+    } else {
+        "received"
+    };
+    stanza
+        .child_mut(wrapper, NS_CARBONS)?
+        .child_mut("forwarded", NS_FORWARD)?
+        .child_mut("message", JABBER_CLIENT)
 }
 
 /// The error stanza telling the sender of `stanza` it was refused; `None`

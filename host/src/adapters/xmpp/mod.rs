@@ -82,25 +82,17 @@ impl XmppAdapter {
     /// Serves every listener until `shutdown`, then drains sessions.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let config = &self.shared.config;
-        let drain = Duration::from_millis(config.drain_timeout_ms);
-        // One cap for both listeners.
-        let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (listener, direct_tls) in self.listeners {
-            let shared = self.shared.clone();
-            let stats = self.stats.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(crate::proxy::serve(
-                listener,
-                permits.clone(),
-                drain,
-                stats,
-                shutdown,
-                move |tcp, peer, shutdown| {
-                    session::serve(shared.clone(), tcp, peer, direct_tls, shutdown)
-                },
-            ));
-        }
-        while tasks.join_next().await.is_some() {}
+        let shared = self.shared.clone();
+        crate::proxy::serve_all(
+            self.listeners,
+            config.max_connections,
+            Duration::from_millis(config.drain_timeout_ms),
+            self.stats,
+            shutdown,
+            move |tcp, peer, direct_tls, shutdown| {
+                session::serve(shared.clone(), tcp, peer, direct_tls, shutdown)
+            },
+        )
+        .await
     }
 }

@@ -16,7 +16,6 @@
 //! for a slow peer nothing more is read, so memory per session stays
 //! bounded by the stanza limit (backpressure instead of buffering).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,6 +35,7 @@ use super::events::{self, Outcome, Rooms, bare};
 use super::seen::{Claim, SeenMessages};
 use super::sm;
 use crate::adapters::Judge;
+use crate::adapters::connection::{Io, Peer, linger};
 use crate::event::{Action, Direction, EventKind, Session};
 
 const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
@@ -61,22 +61,6 @@ impl XmppShared {
             max_stanza_bytes: self.config.max_stanza_bytes,
             max_depth: self.config.max_depth,
         }
-    }
-}
-
-/// Which side of the gateway a failure came from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Peer {
-    Client,
-    Upstream,
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Peer::Client => "client",
-            Peer::Upstream => "upstream",
-        })
     }
 }
 
@@ -119,9 +103,6 @@ impl SessionError {
         }
     }
 }
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One peer: its socket, read buffer and framer.
 struct Side<S> {
@@ -342,7 +323,7 @@ async fn run(
                 ..
             }
         ) {
-            linger(&mut client).await;
+            linger(&mut client.io).await;
         }
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
@@ -362,18 +343,6 @@ async fn run(
     }
     tracing::info!(user = %relay.session.user, %reason, "session closed");
     result
-}
-
-/// After telling a client its stream is over, reads and discards what it
-/// is still sending for a moment, so closing does not reset the connection
-/// and destroy the error before the client has read it.
-async fn linger(client: &mut Side<Box<dyn Io>>) {
-    let _ = client.io.shutdown().await;
-    let mut scratch = vec![0u8; 16384];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while matches!(client.io.read(&mut scratch).await, Ok(n) if n > 0) {}
-    })
-    .await;
 }
 
 async fn fail_client(
