@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use imgate_tests::{TestConfig, archive_records, imgate_bin, write_config};
+use imgate_tests::{TestConfig, archive_records, imgate_bin, replay, write_config};
 
 const CONFIG: &str = r#"
 [runtime]
@@ -58,17 +58,7 @@ fn imgate(args: &[&str], config: &TestConfig) -> (i32, String) {
 fn a_flipped_byte_in_the_database_file_is_found_and_named() {
     let config = write_config(CONFIG);
     let events = transcript(config.dir.path(), 20, Some((12, "tamper-target-xyz")));
-    let out = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&config.path)
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay(&config.path, &events);
     let (code, text) = imgate(&["archive", "verify"], &config);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("ok: 20 records"), "{text}");
@@ -139,13 +129,7 @@ fn kill_9_in_the_middle_of_appends_loses_no_acknowledged_record() {
 fn search_finds_by_participant_and_text() {
     let config = write_config(CONFIG);
     let events = transcript(config.dir.path(), 5, Some((3, "the merger closes friday")));
-    let ok = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&config.path)
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    replay(&config.path, &events);
     let (code, text) = imgate(
         &[
             "archive",
@@ -174,13 +158,7 @@ fn export_as_jsonl_and_eml_with_a_manifest_that_matches_the_chain() {
     use sha2::{Digest, Sha256};
     let config = write_config(CONFIG);
     let events = transcript(config.dir.path(), 6, Some((2, "line one\\nline two")));
-    let ok = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&config.path)
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    replay(&config.path, &events);
     let out = config.dir.path().join("export-jsonl");
     let (code, text) = imgate(
         &[
@@ -264,13 +242,7 @@ fn a_purge_under_a_legal_hold_keeps_the_held_records_and_the_chain_verifies() {
         .unwrap();
     }
     drop(f);
-    let ok = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&config.path)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    replay(&config.path, &path);
     let (code, text) = imgate(
         &[
             "archive",
@@ -326,13 +298,7 @@ fn a_purge_under_a_legal_hold_keeps_the_held_records_and_the_chain_verifies() {
 fn imgate_run_purges_on_its_schedule() {
     let config = write_config(CONFIG);
     let events = transcript(config.dir.path(), 4, None);
-    let ok = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&config.path)
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    replay(&config.path, &events);
     // Retention of zero days: everything is due at the first purge.
     std::fs::write(
         &config.path,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
-use imgate_tests::{TestConfig, system_python, workspace, write_config};
+use imgate_tests::{TestConfig, gateway_cert, system_python, workspace, write_config};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -85,10 +85,7 @@ server_name = "localhost"
         ngircd.tls_port,
         ngircd.cert.display()
     ));
-    let (cert, key) = imgate::tls::self_signed(&["localhost".into()]).unwrap();
-    let gateway_cert = config.dir.path().join("gateway.crt");
-    std::fs::write(&gateway_cert, cert).unwrap();
-    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let gateway_cert = gateway_cert(&config, &["localhost"]);
     let imgate = Imgate::start(&config, &[]);
     Setup {
         imgate,

@@ -71,10 +71,7 @@ grants = ["archive"]
         prosody.cert.display(),
         ngircd.port,
     ));
-    let (cert, key) = imgate::tls::self_signed(&[DOMAIN.into()]).unwrap();
-    let gateway_cert = config.dir.path().join("gateway.crt");
-    std::fs::write(&gateway_cert, cert).unwrap();
-    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let gateway_cert = imgate_tests::gateway_cert(&config, &[DOMAIN]);
     let imgate = Imgate::start(&config, &[]);
 
     let xmpp = run_client(

@@ -181,21 +181,10 @@ fn the_compliance_chain_over_the_sample_transcript() {
         .replace("../target/imgate-cache", "cache")
         .replace("../target/", &format!("{}/target/", root.display()));
     std::fs::write(dir.path().join("compliance.toml"), config).unwrap();
-    let out = std::process::Command::new(imgate_tests::imgate_bin())
-        .args(["replay", "--config"])
-        .arg(dir.path().join("compliance.toml"))
-        .arg(root.join("examples/compliance-transcript.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let verdicts = imgate_tests::replay(
+        &dir.path().join("compliance.toml"),
+        &root.join("examples/compliance-transcript.jsonl"),
     );
-    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let actions: Vec<(&str, &str)> = verdicts
         .iter()
         .map(|v| (v["event"].as_str().unwrap(), v["action"].as_str().unwrap()))

@@ -91,6 +91,38 @@ pub fn start(toml: &str) -> (TestConfig, Runtime) {
     (cfg, runtime)
 }
 
+/// `imgate replay --config CONFIG EVENTS`, which must succeed; returns
+/// one JSON verdict per event.
+pub fn replay(config: &Path, events: &Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(imgate_bin())
+        .args(["replay", "--config"])
+        .arg(config)
+        .arg(events)
+        .output()
+        .expect("run imgate replay");
+    assert!(
+        out.status.success(),
+        "imgate replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON verdict per line"))
+        .collect()
+}
+
+/// A self-signed certificate for `names`, written as `gateway.crt` and
+/// `gateway.key` beside the config (where test configs point `cert` and
+/// `key`); returns the certificate's path, for clients to trust.
+pub fn gateway_cert(config: &TestConfig, names: &[&str]) -> PathBuf {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let (cert, key) = imgate::tls::self_signed(&names).expect("certificate");
+    let cert_path = config.dir.path().join("gateway.crt");
+    std::fs::write(&cert_path, cert).expect("write certificate");
+    std::fs::write(config.dir.path().join("gateway.key"), key).expect("write key");
+    cert_path
+}
+
 /// An outbound XMPP message with `body`.
 pub fn message(body: &str) -> Event {
     EventDoc {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::{DOMAIN, MUC, Prosody};
-use imgate_tests::{TestConfig, system_python, workspace, write_config};
+use imgate_tests::{TestConfig, gateway_cert, system_python, workspace, write_config};
 use serde_json::{Value, json};
 
 const ALICE: (&str, &str) = ("alice", "alice-secret");
@@ -70,11 +70,7 @@ handshake_timeout_ms = 3000
 "#
     );
     let config = write_config(&toml);
-    let (cert, key) =
-        imgate::tls::self_signed(&[DOMAIN.into(), "127.0.0.1".into()]).expect("certificate");
-    let gateway_cert = config.dir.path().join("gateway.crt");
-    std::fs::write(&gateway_cert, cert).unwrap();
-    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let gateway_cert = gateway_cert(&config, &[DOMAIN, "127.0.0.1"]);
     (config, gateway_cert)
 }
 

@@ -73,7 +73,11 @@ pub fn is_loopback(address: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn section<'a>(listen: &'a Option<String>, upstream: &'a str, plain: bool) -> CommonSection<'a> {
+    fn section<'a>(
+        listen: &'a Option<String>,
+        upstream: &'a str,
+        plain: bool,
+    ) -> CommonSection<'a> {
         CommonSection {
             listen,
             listen_tls: &None,

@@ -90,7 +90,9 @@ impl IrcAdapter {
             Duration::from_millis(config.drain_timeout_ms),
             self.stats,
             shutdown,
-            move |tcp, peer, tls, shutdown| session::serve(shared.clone(), tcp, peer, tls, shutdown),
+            move |tcp, peer, tls, shutdown| {
+                session::serve(shared.clone(), tcp, peer, tls, shutdown)
+            },
         )
         .await
     }
