@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use imgate::{Action, CallFailure, Config, Runtime};
-use imgate_tests::{message, start, write_config};
+use imgate_tests::{attack, failure, message, start, write_config};
 
 fn hostile_chain(extra: &str) -> (imgate_tests::TestConfig, Runtime) {
     start(&format!(
@@ -19,30 +19,6 @@ grants = ["kv"]
 {extra}
 "#
     ))
-}
-
-/// Runs `body` and then a clean message; returns the first decision's
-/// failure and how long it took, and checks the clean one is served.
-fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, Duration) {
-    let started = Instant::now();
-    let decision = runtime.chain.evaluate(message(body));
-    let took = started.elapsed();
-    let next = runtime.chain.evaluate(message("hello"));
-    assert_eq!(
-        next.verdict.action,
-        Action::Allow,
-        "next event after {body}"
-    );
-    assert!(
-        next.verdict.tags.contains(&"hostile:served".to_string()),
-        "next event was served by a fresh instance: {:?}",
-        next.verdict
-    );
-    (decision, took)
-}
-
-fn failure(d: &imgate::Decision) -> &CallFailure {
-    &d.failures.first().expect("a recorded failure").failure
 }
 
 #[test]

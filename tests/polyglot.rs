@@ -6,10 +6,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use imgate::{Action, CallFailure, Runtime};
-use imgate_tests::{imgate_bin, message, start, workspace, write_config};
+use imgate_tests::{attack, failure, imgate_bin, start, workspace, write_config};
 
 /// The three builds of keyword-block, by component name.
 const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
@@ -398,30 +398,6 @@ path = "{{wasm:{component}}}"
 {extra}
 "#
     ))
-}
-
-/// Runs `body`, then a clean message that a fresh instance must serve.
-fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, Duration) {
-    let started = Instant::now();
-    let decision = runtime.chain.evaluate(message(body));
-    let took = started.elapsed();
-    let next = runtime.chain.evaluate(message("hello"));
-    assert_eq!(
-        next.verdict.action,
-        Action::Allow,
-        "after {body}: {:?}",
-        next.failures
-    );
-    assert!(
-        next.verdict.tags.contains(&"hostile:served".to_string()),
-        "after {body}: {:?}",
-        next.verdict
-    );
-    (decision, took)
-}
-
-fn failure(d: &imgate::Decision) -> &CallFailure {
-    &d.failures.first().expect("a recorded failure").failure
 }
 
 #[test]

@@ -139,6 +139,34 @@ pub fn message(body: &str) -> Event {
     .expect("a message event")
 }
 
+/// For the hostile plugins (Rust, Python, JavaScript; the body picks the
+/// attack): runs `body`, then a clean message, which a fresh instance must
+/// serve (tagged `hostile:served`). Returns the attack's decision and how
+/// long it took.
+pub fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let decision = runtime.chain.evaluate(message(body));
+    let took = started.elapsed();
+    let next = runtime.chain.evaluate(message("hello"));
+    assert_eq!(
+        next.verdict.action,
+        imgate::Action::Allow,
+        "next event after {body}: {:?}",
+        next.failures
+    );
+    assert!(
+        next.verdict.tags.contains(&"hostile:served".to_string()),
+        "next event after {body} was served by a fresh instance: {:?}",
+        next.verdict
+    );
+    (decision, took)
+}
+
+/// The first plugin failure a decision recorded.
+pub fn failure(d: &imgate::Decision) -> &imgate::CallFailure {
+    &d.failures.first().expect("a recorded failure").failure
+}
+
 /// A TCP port free on loopback right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
