@@ -42,7 +42,7 @@ $(COMPONENTIZE_JS): sdk/js/package.json sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(PLUGIN_DIR)/keyword_block_py.wasm: plugins/keyword-block-py/app.py $(WIT) | $(COMPONENTIZE_PY)
+$(PLUGIN_DIR)/keyword_block_py.wasm: plugins/keyword-block-py/app.py plugins/keyword-block-py/word_chars.py $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D)
 	$(COMPONENTIZE_PY) -q -d wit -w policy componentize -p plugins/keyword-block-py app -o $@
 

@@ -111,6 +111,10 @@ const TRICKY_BODIES: &[&str] = &[
     "ACME deal",
     "acme deal",
     "Ωsecret",
+    // Combining marks Unicode counts as alphabetic (U+0345, a Devanagari
+    // vowel sign) glue to the word, as letters do.
+    "secret\u{345} and secretा",
+    "x secret\u{301} y",
     "a secret and a project x",
     "Secret plans",
     "",

@@ -14,6 +14,7 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
+from word_chars import is_word_char
 from wit_world.imports.types import Action_Allow, Action_Block, EventView, Verdict
 
 DEFAULT_REASON = 'message blocked: contains "{word}"'
@@ -61,10 +62,6 @@ class Settings:
                     break
                 start = text.find(pattern, start + 1)
         return None if best is None else self.words[best[1]]
-
-
-def is_word_char(c: str) -> bool:
-    return c.isalpha() or c.isnumeric()
 
 
 def is_whole_word(text: str, start: int, end: int) -> bool:
