@@ -34,6 +34,8 @@ cache_dir = "{{cache}}"
 [[plugins]]
 name = "keyword-block"
 path = "{{wasm:{component}}}"
+# Verdicts are compared here, not speed: room for a loaded CI machine.
+deadline_ms = 1000
 
 [plugins.config]
 {settings}
@@ -243,6 +245,7 @@ cache_dir = "{cache}"
 name = "rate-limit-py"
 path = "{wasm:rate_limit_py}"
 grants = ["config", "kv", "clock", "log"]
+deadline_ms = 1000
 
 [plugins.config]
 messages_per_minute = 1
@@ -439,7 +442,7 @@ fn memory_bombs_in_python_and_javascript_hit_the_cap() {
 #[test]
 fn exceptions_in_python_and_javascript_are_traps() {
     for (component, body) in [("test_hostile_py", "raise"), ("test_hostile_js", "throw")] {
-        let (_cfg, rt) = hostile(component, "");
+        let (_cfg, rt) = hostile(component, "deadline_ms = 500");
         let (d, _) = attack(&rt, body);
         assert!(
             matches!(failure(&d), CallFailure::Trap(_)),
