@@ -740,7 +740,14 @@ impl Store {
             None => sql += " AND kind NOT LIKE 'audit:%'",
         }
         if let Some(q) = &filter.text {
-            sql += " AND seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)";
+            // With a participant or room the indexed rows are few: check
+            // each against the full-text index by rowid. Alone, the text
+            // query is the selective part: take its matches as a set.
+            sql += if filter.participant.is_some() || filter.room.is_some() {
+                " AND EXISTS (SELECT 1 FROM records_fts WHERE records_fts MATCH ? AND rowid = records.seq)"
+            } else {
+                " AND seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)"
+            };
             args.push(Box::new(q.clone()));
         }
         sql += " ORDER BY seq";
@@ -950,5 +957,78 @@ mod tests {
             })
             .unwrap();
         assert_eq!(numbered.len(), 2);
+    }
+
+    /// Text with a participant or a room is checked row by row against the
+    /// full-text index; the answers must be those of the set form.
+    #[test]
+    fn full_text_combined_with_participant_or_room() {
+        let (_dir, mut store) = store_with(3);
+        let mut batch: Vec<_> = ["the merger is on", "merger talk", "lunch?"]
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let mut r = record(body);
+                let m = r.event.message.as_mut().unwrap();
+                m.sender = "carol@corp.example".into();
+                if i > 0 {
+                    m.room = Some("deals@conference.corp.example".into());
+                }
+                r
+            })
+            .collect();
+        store.append(&mut batch).unwrap();
+        let seqs = |f: Filter| -> Vec<u64> {
+            store
+                .search(&f)
+                .unwrap()
+                .iter()
+                .map(|h| h["seq"].as_u64().unwrap())
+                .collect()
+        };
+        let text = || Some("merger".to_string());
+        assert_eq!(
+            seqs(Filter {
+                text: text(),
+                ..Default::default()
+            }),
+            [4, 5]
+        );
+        let carol = Some("carol@corp.example".to_string());
+        assert_eq!(
+            seqs(Filter {
+                text: text(),
+                participant: carol.clone(),
+                ..Default::default()
+            }),
+            [4, 5]
+        );
+        let room = Some("deals@conference.corp.example".to_string());
+        assert_eq!(
+            seqs(Filter {
+                text: text(),
+                room: room.clone(),
+                ..Default::default()
+            }),
+            [5]
+        );
+        let alice = Some("alice@corp.example".to_string());
+        assert!(
+            seqs(Filter {
+                text: text(),
+                participant: alice,
+                ..Default::default()
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            seqs(Filter {
+                text: Some("lunch".into()),
+                participant: carol,
+                room,
+                ..Default::default()
+            }),
+            [6]
+        );
     }
 }
