@@ -15,35 +15,71 @@ use tokio::task::JoinSet;
 
 use crate::adapters::AdapterStats;
 
-/// Serves every listener of one adapter until `shutdown`, under one
-/// connection cap of `max_connections`, then drains. Each listener carries
-/// a tag (its TLS mode, say) that `handle` gets with each connection.
-pub async fn serve_all<T, H, F>(
-    listeners: Vec<(TcpListener, T)>,
-    max_connections: usize,
-    drain: Duration,
-    stats: Arc<AdapterStats>,
-    shutdown: watch::Receiver<bool>,
-    handle: H,
-) where
-    T: Copy + Send + 'static,
-    H: Fn(TcpStream, SocketAddr, T, watch::Receiver<bool>) -> F + Clone + Send + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let mut tasks = JoinSet::new();
-    for (listener, tag) in listeners {
-        let handle = handle.clone();
-        tasks.spawn(serve(
-            listener,
-            permits.clone(),
-            drain,
-            stats.clone(),
-            shutdown.clone(),
-            move |tcp, peer, shutdown| handle(tcp, peer, tag, shutdown),
-        ));
+/// An adapter's bound listeners, each marked with whether it speaks TLS
+/// from the first byte.
+pub struct Listeners {
+    bound: Vec<(TcpListener, bool)>,
+}
+
+impl Listeners {
+    /// Binds `listen` (plain) and `listen_tls`, whichever are set.
+    ///
+    /// # Errors
+    /// An address cannot be bound; the message names the `[section]`.
+    pub async fn bind(
+        section: &str,
+        listen: &Option<String>,
+        listen_tls: &Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut bound = Vec::new();
+        for (address, tls) in [(listen, false), (listen_tls, true)] {
+            if let Some(address) = address {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("[{section}] cannot listen on {address}: {e}"))?;
+                bound.push((listener, tls));
+            }
+        }
+        Ok(Listeners { bound })
     }
-    while tasks.join_next().await.is_some() {}
+
+    /// The bound addresses: (address, TLS).
+    pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.bound
+            .iter()
+            .filter_map(|(l, tls)| l.local_addr().ok().map(|a| (a, *tls)))
+            .collect()
+    }
+
+    /// Serves every listener until `shutdown`, under one connection cap of
+    /// `max_connections`, then drains. `handle` gets each connection with
+    /// its listener's TLS mark.
+    pub async fn serve<H, F>(
+        self,
+        max_connections: usize,
+        drain: Duration,
+        stats: Arc<AdapterStats>,
+        shutdown: watch::Receiver<bool>,
+        handle: H,
+    ) where
+        H: Fn(TcpStream, SocketAddr, bool, watch::Receiver<bool>) -> F + Clone + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let permits = Arc::new(Semaphore::new(max_connections));
+        let mut tasks = JoinSet::new();
+        for (listener, tls) in self.bound {
+            let handle = handle.clone();
+            tasks.spawn(serve(
+                listener,
+                permits.clone(),
+                drain,
+                stats.clone(),
+                shutdown.clone(),
+                move |tcp, peer, shutdown| handle(tcp, peer, tls, shutdown),
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
 }
 
 /// Accepts on `listener` until `shutdown`, running `handle` for each

@@ -55,6 +55,23 @@ impl CommonSection<'_> {
     }
 }
 
+// Defaults every adapter section shares (serde `default = "…"`).
+pub fn default_max_connections() -> usize {
+    10_000
+}
+pub fn default_handshake_timeout_ms() -> u64 {
+    10_000
+}
+pub fn default_idle_timeout_s() -> u64 {
+    900
+}
+pub fn default_drain_timeout_ms() -> u64 {
+    5_000
+}
+pub fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
 /// The host part of `host:port`, without IPv6 brackets.
 pub fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::adapters::section::{CommonSection, host_of};
+use crate::adapters::section::{self, CommonSection, host_of};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,14 +24,14 @@ pub struct IrcConfig {
     #[serde(default = "default_server_name")]
     pub server_name: String,
     pub upstream: UpstreamConfig,
-    #[serde(default = "default_max_connections")]
+    #[serde(default = "section::default_max_connections")]
     pub max_connections: usize,
     /// From accept until the upstream connection is up (TLS included).
-    #[serde(default = "default_handshake_timeout_ms")]
+    #[serde(default = "section::default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
     /// A session with no bytes from its client for this long is closed
     /// (clients answer the server's PINGs, so a live one never is).
-    #[serde(default = "default_idle_timeout_s")]
+    #[serde(default = "section::default_idle_timeout_s")]
     pub idle_timeout_s: u64,
     /// Lines a client may send per second on average, after a burst of
     /// `flood_burst`; beyond that the session is closed with an ERROR.
@@ -40,7 +40,7 @@ pub struct IrcConfig {
     pub flood_lines_per_s: u32,
     #[serde(default = "default_flood_burst")]
     pub flood_burst: u32,
-    #[serde(default = "default_drain_timeout_ms")]
+    #[serde(default = "section::default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
 }
 
@@ -63,21 +63,12 @@ pub struct UpstreamConfig {
     /// part of `address`.
     #[serde(default)]
     pub server_name: Option<String>,
-    #[serde(default = "default_connect_timeout_ms")]
+    #[serde(default = "section::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
 }
 
 fn default_server_name() -> String {
     "imgate".into()
-}
-fn default_max_connections() -> usize {
-    10_000
-}
-fn default_handshake_timeout_ms() -> u64 {
-    10_000
-}
-fn default_idle_timeout_s() -> u64 {
-    900
 }
 fn default_flood_rate() -> u32 {
     20
@@ -85,14 +76,8 @@ fn default_flood_rate() -> u32 {
 fn default_flood_burst() -> u32 {
     100
 }
-fn default_drain_timeout_ms() -> u64 {
-    5_000
-}
 fn default_tls() -> UpstreamTls {
     UpstreamTls::Tls
-}
-fn default_connect_timeout_ms() -> u64 {
-    10_000
 }
 
 impl IrcConfig {

@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -25,10 +24,11 @@ use session::IrcShared;
 
 use super::{AdapterStats, Judge};
 use crate::plugins::LiveChain;
+use crate::proxy::Listeners;
 
 pub struct IrcAdapter {
     shared: Arc<IrcShared>,
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Listeners,
     stats: Arc<AdapterStats>,
 }
 
@@ -48,15 +48,7 @@ impl IrcAdapter {
             config.upstream.ca_file.as_deref(),
         )?);
         let stats = Arc::new(AdapterStats::new("irc"));
-        let mut listeners = Vec::new();
-        for (address, tls) in [(&config.listen, false), (&config.listen_tls, true)] {
-            if let Some(address) = address {
-                let listener = TcpListener::bind(address)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("[irc] cannot listen on {address}: {e}"))?;
-                listeners.push((listener, tls));
-            }
-        }
+        let listeners = Listeners::bind("irc", &config.listen, &config.listen_tls).await?;
         Ok(IrcAdapter {
             shared: Arc::new(IrcShared {
                 config: config.clone(),
@@ -73,27 +65,24 @@ impl IrcAdapter {
         self.stats.clone()
     }
 
-    /// The bound addresses: (address, TLS).
+    /// The bound addresses: (address, TLS from the first byte).
     pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
-        self.listeners
-            .iter()
-            .filter_map(|(l, tls)| l.local_addr().ok().map(|a| (a, *tls)))
-            .collect()
+        self.listeners.local_addrs()
     }
 
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let config = &self.shared.config;
         let shared = self.shared.clone();
-        crate::proxy::serve_all(
-            self.listeners,
-            config.max_connections,
-            Duration::from_millis(config.drain_timeout_ms),
-            self.stats,
-            shutdown,
-            move |tcp, peer, tls, shutdown| {
-                session::serve(shared.clone(), tcp, peer, tls, shutdown)
-            },
-        )
-        .await
+        self.listeners
+            .serve(
+                config.max_connections,
+                Duration::from_millis(config.drain_timeout_ms),
+                self.stats,
+                shutdown,
+                move |tcp, peer, tls, shutdown| {
+                    session::serve(shared.clone(), tcp, peer, tls, shutdown)
+                },
+            )
+            .await
     }
 }

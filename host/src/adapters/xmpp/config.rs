@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::adapters::section::CommonSection;
+use crate::adapters::section::{self, CommonSection};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,15 +23,15 @@ pub struct XmppConfig {
     pub key: PathBuf,
     pub upstream: UpstreamConfig,
     /// Connections open at once; more are refused.
-    #[serde(default = "default_max_connections")]
+    #[serde(default = "section::default_max_connections")]
     pub max_connections: usize,
     /// From accept until the upstream stream is up (TLS, headers): a peer
     /// that never speaks is closed after this.
-    #[serde(default = "default_handshake_timeout_ms")]
+    #[serde(default = "section::default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
     /// A session with no bytes from its client for this long is closed.
     /// Clients keep idle sessions alive with whitespace or XEP-0199 pings.
-    #[serde(default = "default_idle_timeout_s")]
+    #[serde(default = "section::default_idle_timeout_s")]
     pub idle_timeout_s: u64,
     /// The largest top-level element either side may send.
     #[serde(default = "default_max_stanza_bytes")]
@@ -39,7 +39,7 @@ pub struct XmppConfig {
     #[serde(default = "default_max_depth")]
     pub max_depth: usize,
     /// On SIGTERM, how long sessions get to close before they are cut.
-    #[serde(default = "default_drain_timeout_ms")]
+    #[serde(default = "section::default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
 }
 
@@ -69,21 +69,12 @@ pub struct UpstreamConfig {
     /// the client asked for.
     #[serde(default)]
     pub server_name: Option<String>,
-    #[serde(default = "default_connect_timeout_ms")]
+    #[serde(default = "section::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
 }
 
 fn default_listen() -> Option<String> {
     Some("0.0.0.0:5222".into())
-}
-fn default_max_connections() -> usize {
-    10_000
-}
-fn default_handshake_timeout_ms() -> u64 {
-    10_000
-}
-fn default_idle_timeout_s() -> u64 {
-    900
 }
 fn default_max_stanza_bytes() -> usize {
     256 << 10
@@ -91,14 +82,8 @@ fn default_max_stanza_bytes() -> usize {
 fn default_max_depth() -> usize {
     32
 }
-fn default_drain_timeout_ms() -> u64 {
-    5_000
-}
 fn default_tls() -> UpstreamTls {
     UpstreamTls::Starttls
-}
-fn default_connect_timeout_ms() -> u64 {
-    10_000
 }
 
 impl XmppConfig {

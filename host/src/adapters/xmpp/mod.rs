@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -28,11 +27,12 @@ use session::XmppShared;
 
 use super::{AdapterStats, Judge};
 use crate::plugins::LiveChain;
+use crate::proxy::Listeners;
 
 /// The adapter with its listeners bound, ready to serve.
 pub struct XmppAdapter {
     shared: Arc<XmppShared>,
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Listeners,
     stats: Arc<AdapterStats>,
 }
 
@@ -45,15 +45,7 @@ impl XmppAdapter {
         let server = crate::tls::server_config(&config.cert, &config.key)?;
         let client = crate::tls::client_config(config.upstream.ca_file.as_deref())?;
         let stats = Arc::new(AdapterStats::new("xmpp"));
-        let mut listeners = Vec::new();
-        for (address, direct_tls) in [(&config.listen, false), (&config.listen_tls, true)] {
-            if let Some(address) = address {
-                let listener = TcpListener::bind(address)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("[xmpp] cannot listen on {address}: {e}"))?;
-                listeners.push((listener, direct_tls));
-            }
-        }
+        let listeners = Listeners::bind("xmpp", &config.listen, &config.listen_tls).await?;
         Ok(XmppAdapter {
             shared: Arc::new(XmppShared {
                 config: config.clone(),
@@ -71,28 +63,25 @@ impl XmppAdapter {
         self.stats.clone()
     }
 
-    /// The bound addresses: (address, direct TLS).
+    /// The bound addresses: (address, TLS from the first byte).
     pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
-        self.listeners
-            .iter()
-            .filter_map(|(l, tls)| l.local_addr().ok().map(|a| (a, *tls)))
-            .collect()
+        self.listeners.local_addrs()
     }
 
     /// Serves every listener until `shutdown`, then drains sessions.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let config = &self.shared.config;
         let shared = self.shared.clone();
-        crate::proxy::serve_all(
-            self.listeners,
-            config.max_connections,
-            Duration::from_millis(config.drain_timeout_ms),
-            self.stats,
-            shutdown,
-            move |tcp, peer, direct_tls, shutdown| {
-                session::serve(shared.clone(), tcp, peer, direct_tls, shutdown)
-            },
-        )
-        .await
+        self.listeners
+            .serve(
+                config.max_connections,
+                Duration::from_millis(config.drain_timeout_ms),
+                self.stats,
+                shutdown,
+                move |tcp, peer, direct_tls, shutdown| {
+                    session::serve(shared.clone(), tcp, peer, direct_tls, shutdown)
+                },
+            )
+            .await
     }
 }
