@@ -309,6 +309,13 @@ mod tests {
         Line::parse(s.as_bytes()).unwrap()
     }
 
+    /// Reads `raw` in `direction` and applies `action` to it.
+    fn verdict(raw: &str, direction: Direction, action: Action) -> Outcome {
+        let l = line(raw);
+        let r = &read(&l, direction, &me())[0];
+        apply(&l, r.direction, r.ctcp, &action, &me(), "imgate")
+    }
+
     #[test]
     fn privmsg_to_a_channel_and_to_a_user() {
         let r = read(
@@ -387,16 +394,11 @@ mod tests {
 
     #[test]
     fn a_long_rewrite_is_split_keeping_tags_command_and_target() {
-        let l = line("@+client=x :alice!a@h PRIVMSG #ops :short");
-        let r = &read(&l, Direction::Inbound, &me())[0];
         let body = "ü".repeat(700);
-        let Outcome::Rewritten(lines) = apply(
-            &l,
-            r.direction,
-            r.ctcp,
-            &Action::Rewrite(body.clone()),
-            &me(),
-            "imgate",
+        let Outcome::Rewritten(lines) = verdict(
+            "@+client=x :alice!a@h PRIVMSG #ops :short",
+            Direction::Inbound,
+            Action::Rewrite(body.clone()),
         ) else {
             panic!()
         };
@@ -413,15 +415,10 @@ mod tests {
         }
         assert_eq!(joined, body);
         // An action stays an action on every line.
-        let l = line("PRIVMSG #ops :\x01ACTION x\x01");
-        let r = &read(&l, Direction::Outbound, &me())[0];
-        let Outcome::Rewritten(lines) = apply(
-            &l,
-            r.direction,
-            r.ctcp,
-            &Action::Rewrite("y ".repeat(400)),
-            &me(),
-            "imgate",
+        let Outcome::Rewritten(lines) = verdict(
+            "PRIVMSG #ops :\x01ACTION x\x01",
+            Direction::Outbound,
+            Action::Rewrite("y ".repeat(400)),
         ) else {
             panic!()
         };
@@ -434,42 +431,27 @@ mod tests {
 
     #[test]
     fn blocks_notice_the_sender() {
-        let l = line("PRIVMSG #ops :secret");
-        let r = &read(&l, Direction::Outbound, &me())[0];
         assert_eq!(
-            apply(
-                &l,
-                r.direction,
-                r.ctcp,
-                &Action::Block("no secrets".into()),
-                &me(),
-                "imgate"
+            verdict(
+                "PRIVMSG #ops :secret",
+                Direction::Outbound,
+                Action::Block("no secrets".into())
             ),
             Outcome::Bounce(":imgate NOTICE alice :no secrets\r\n".into())
         );
-        let l = line(":eve!e@h PRIVMSG alice :spam");
-        let r = &read(&l, Direction::Inbound, &me())[0];
         assert_eq!(
-            apply(
-                &l,
-                r.direction,
-                r.ctcp,
-                &Action::Block("not accepted".into()),
-                &me(),
-                "imgate"
+            verdict(
+                ":eve!e@h PRIVMSG alice :spam",
+                Direction::Inbound,
+                Action::Block("not accepted".into())
             ),
             Outcome::Bounce("NOTICE eve :not accepted\r\n".into())
         );
-        let l = line(":eve!e@h NOTICE alice :spam");
-        let r = &read(&l, Direction::Inbound, &me())[0];
         assert_eq!(
-            apply(
-                &l,
-                r.direction,
-                r.ctcp,
-                &Action::Block("x".into()),
-                &me(),
-                "imgate"
+            verdict(
+                ":eve!e@h NOTICE alice :spam",
+                Direction::Inbound,
+                Action::Block("x".into())
             ),
             Outcome::Drop
         );
