@@ -12,6 +12,8 @@ pub mod gateway;
 pub mod ngircd;
 #[path = "support/prosody.rs"]
 pub mod prosody;
+#[path = "support/proxy_bench.rs"]
+pub mod proxy_bench;
 #[path = "support/rawxmpp.rs"]
 pub mod rawxmpp;
 

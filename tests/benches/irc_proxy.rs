@@ -10,21 +10,13 @@ use std::time::{Duration, Instant};
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
+use imgate_tests::proxy_bench::{
+    FILLER, Figures, LATENCY_SECONDS, RATE, THROUGHPUT_MESSAGES, keyword_chain, print_table,
+};
 use imgate_tests::{TestConfig, write_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-const THROUGHPUT_MESSAGES: usize = 20_000;
-const RATE: u64 = 1_000;
-const LATENCY_SECONDS: u64 = 5;
-const FILLER: &str = "the quarterly numbers look fine, see the attached sheet for the details";
-
-struct Figures {
-    msgs_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
 
 fn gateway(ngircd: &Ngircd, chain: &str) -> (TestConfig, Imgate) {
     let config = write_config(&format!(
@@ -133,27 +125,13 @@ async fn measure(addr: SocketAddr, tag: &str) -> Figures {
             .await
             .unwrap();
     }
-    let mut lat = rx.await.unwrap();
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
-    Figures {
-        msgs_per_s,
-        p50_us: pct(0.5),
-        p99_us: pct(0.99),
-    }
+    Figures::new(msgs_per_s, rx.await.unwrap())
 }
 
 fn main() {
     let ngircd = Ngircd::start();
     let (_c1, none) = gateway(&ngircd, "");
-    let (_c2, kw) = gateway(
-        &ngircd,
-        &format!(
-            "[[plugins]]\nname = \"keyword-block\"\npath = \"{}\"\n[plugins.config]\nwords = [\"confidential\", \"project falcon\", \"insider\"]\n",
-            imgate_tests::wasm("keyword_block").display()
-        ),
-    );
+    let (_c2, kw) = gateway(&ngircd, &keyword_chain());
     let targets = [
         (
             "direct to ngircd",
@@ -189,27 +167,11 @@ fn main() {
             p99_us: median(r.iter().map(|f| f.p99_us).collect()),
         })
         .collect();
-    let d = &results[0];
-    println!(
-        "\nIRC via ngircd — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency; median of {ROUNDS} rounds\n"
-    );
-    println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>10} {:>12} {:>12}",
-        "path", "msg/s", "p50 µs", "p99 µs", "vs direct", "added p50", "added p99"
-    );
-    for ((name, _), f) in targets.iter().zip(&results) {
-        println!(
-            "{:<24} {:>10.0} {:>9.0} {:>9.0} {:>9.0}% {:>9.0} µs {:>9.0} µs",
-            name,
-            f.msgs_per_s,
-            f.p50_us,
-            f.p99_us,
-            100.0 * f.msgs_per_s / d.msgs_per_s,
-            f.p50_us - d.p50_us,
-            f.p99_us - d.p99_us
-        );
-    }
-    println!(
-        "\nTargets: imgate with no plugins >= 70% of direct throughput; <= 2000 µs added p99 at 1,000 msg/s."
+    let rows: Vec<(&str, Figures)> = targets.iter().map(|(name, _)| *name).zip(results).collect();
+    print_table(
+        &format!(
+            "IRC via ngircd — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency; median of {ROUNDS} rounds"
+        ),
+        &rows,
     );
 }

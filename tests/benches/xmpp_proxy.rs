@@ -13,25 +13,17 @@ use std::time::{Duration, Instant};
 use imgate::adapters::xmpp::codec::{Element, Frame};
 use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::{DOMAIN, Prosody};
+use imgate_tests::proxy_bench::{
+    FILLER, Figures, LATENCY_SECONDS, RATE, THROUGHPUT_MESSAGES, keyword_chain, print_table,
+};
 use imgate_tests::rawxmpp::RawClient;
 use imgate_tests::{TestConfig, write_config};
 use tokio::io::AsyncWriteExt;
-
-const THROUGHPUT_MESSAGES: usize = 20_000;
-const RATE: u64 = 1_000;
-const LATENCY_SECONDS: u64 = 5;
-const FILLER: &str = "the quarterly numbers look fine, see the attached sheet for the details";
 
 struct Target {
     name: &'static str,
     addr: SocketAddr,
     ca: PathBuf,
-}
-
-struct Figures {
-    msgs_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
 }
 
 fn gateway(prosody: &Prosody, chain: &str) -> (TestConfig, Imgate, PathBuf) {
@@ -144,15 +136,7 @@ async fn measure(t: &Target) -> Figures {
             .await
             .unwrap();
     }
-    let mut lat = rx.await.unwrap();
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
-    Figures {
-        msgs_per_s,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-    }
+    Figures::new(msgs_per_s, rx.await.unwrap())
 }
 
 fn main() {
@@ -163,13 +147,7 @@ fn main() {
         ca: prosody.cert.clone(),
     };
     let (_c1, gw_none, ca_none) = gateway(&prosody, "");
-    let (_c2, gw_kw, ca_kw) = gateway(
-        &prosody,
-        &format!(
-            "[[plugins]]\nname = \"keyword-block\"\npath = \"{}\"\n[plugins.config]\nwords = [\"confidential\", \"project falcon\", \"insider\"]\n",
-            imgate_tests::wasm("keyword_block").display()
-        ),
-    );
+    let (_c2, gw_kw, ca_kw) = gateway(&prosody, &keyword_chain());
     let targets = [
         direct,
         Target {
@@ -188,29 +166,13 @@ fn main() {
         .build()
         .unwrap();
     let results: Vec<Figures> = targets.iter().map(|t| rt.block_on(measure(t))).collect();
-    let d = &results[0];
-    println!(
-        "\nXMPP via Prosody {} — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency\n",
-        prosody_version()
-    );
-    println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>10} {:>12} {:>12}",
-        "path", "msg/s", "p50 µs", "p99 µs", "vs direct", "added p50", "added p99"
-    );
-    for (t, f) in targets.iter().zip(&results) {
-        println!(
-            "{:<24} {:>10.0} {:>9.0} {:>9.0} {:>9.0}% {:>9.0} µs {:>9.0} µs",
-            t.name,
-            f.msgs_per_s,
-            f.p50_us,
-            f.p99_us,
-            100.0 * f.msgs_per_s / d.msgs_per_s,
-            f.p50_us - d.p50_us,
-            f.p99_us - d.p99_us
-        );
-    }
-    println!(
-        "\nTargets: imgate with no plugins >= 70% of direct throughput; <= 2000 µs added p99 at 1,000 msg/s."
+    let rows: Vec<(&str, Figures)> = targets.iter().map(|t| t.name).zip(results).collect();
+    print_table(
+        &format!(
+            "XMPP via Prosody {} — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency",
+            prosody_version()
+        ),
+        &rows,
     );
 }
 
