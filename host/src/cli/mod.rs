@@ -12,7 +12,7 @@ mod sign;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,28 +97,8 @@ pub enum ArchiveCommand {
         config: PathBuf,
         #[arg(long)]
         db: Option<PathBuf>,
-        /// The session user, sender or recipient.
-        #[arg(long)]
-        participant: Option<String>,
-        #[arg(long)]
-        room: Option<String>,
-        /// Full-text query (words, "a phrase", prefix*).
-        #[arg(long)]
-        text: Option<String>,
-        #[arg(long)]
-        tag: Option<String>,
-        /// allow, block, drop or rewrite.
-        #[arg(long)]
-        verdict: Option<String>,
-        /// message, file_offer, presence, session_start, session_end, room_join, room_leave.
-        #[arg(long)]
-        kind: Option<String>,
-        /// Milliseconds since the epoch (inclusive).
-        #[arg(long)]
-        since: Option<u64>,
-        /// Milliseconds since the epoch (exclusive).
-        #[arg(long)]
-        until: Option<u64>,
+        #[command(flatten)]
+        filter: RecordFilter,
         #[arg(long)]
         limit: Option<usize>,
         /// One JSON record per line instead of a table.
@@ -145,8 +125,8 @@ pub enum ArchiveCommand {
         #[command(subcommand)]
         command: HoldCommand,
     },
-    /// Write records out — all, or those a participant/room/text/time
-    /// filter selects — as JSONL or EML, with manifest.json listing every
+    /// Write records out — all, or those the filters select (the same as
+    /// search's) — as JSONL or EML, with manifest.json listing every
     /// record's hash.
     Export {
         #[arg(long, short)]
@@ -159,17 +139,53 @@ pub enum ArchiveCommand {
         /// The directory to write into (created).
         #[arg(long)]
         out: PathBuf,
-        #[arg(long)]
-        participant: Option<String>,
-        #[arg(long)]
-        room: Option<String>,
-        #[arg(long)]
-        text: Option<String>,
-        #[arg(long)]
-        since: Option<u64>,
-        #[arg(long)]
-        until: Option<u64>,
+        #[command(flatten)]
+        filter: RecordFilter,
     },
+}
+
+/// Which records `archive search` and `archive export` select; every
+/// option narrows.
+#[derive(Debug, Args)]
+pub struct RecordFilter {
+    /// The session user, sender or recipient.
+    #[arg(long)]
+    participant: Option<String>,
+    #[arg(long)]
+    room: Option<String>,
+    /// Full-text query (words, "a phrase", prefix*).
+    #[arg(long)]
+    text: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    /// allow, block, drop or rewrite.
+    #[arg(long)]
+    verdict: Option<String>,
+    /// message, file_offer, presence, session_start, session_end, room_join, room_leave.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Milliseconds since the epoch (inclusive).
+    #[arg(long)]
+    since: Option<u64>,
+    /// Milliseconds since the epoch (exclusive).
+    #[arg(long)]
+    until: Option<u64>,
+}
+
+impl RecordFilter {
+    fn into_filter(self, limit: Option<usize>) -> crate::archive::Filter {
+        crate::archive::Filter {
+            participant: self.participant,
+            room: self.room,
+            since_ms: self.since,
+            until_ms: self.until,
+            text: self.text,
+            tag: self.tag,
+            action: self.verdict,
+            kind: self.kind,
+            limit,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,32 +283,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ArchiveCommand::Search {
                 config,
                 db,
-                participant,
-                room,
-                text,
-                tag,
-                verdict,
-                kind,
-                since,
-                until,
+                filter,
                 limit,
                 json,
-            } => archive::search_cmd(
-                &config,
-                db,
-                crate::archive::Filter {
-                    participant,
-                    room,
-                    since_ms: since,
-                    until_ms: until,
-                    text,
-                    tag,
-                    action: verdict,
-                    kind,
-                    limit,
-                },
-                json,
-            ),
+            } => archive::search_cmd(&config, db, filter.into_filter(limit), json),
             ArchiveCommand::Purge {
                 config,
                 db,
@@ -315,25 +309,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 db,
                 format,
                 out,
-                participant,
-                room,
-                text,
-                since,
-                until,
-            } => archive::export(
-                &config,
-                db,
-                format,
-                &out,
-                crate::archive::Filter {
-                    participant,
-                    room,
-                    text,
-                    since_ms: since,
-                    until_ms: until,
-                    ..Default::default()
-                },
-            ),
+                filter,
+            } => archive::export(&config, db, format, &out, filter.into_filter(None)),
         },
     }
 }
