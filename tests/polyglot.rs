@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imgate::{Action, CallFailure, Runtime};
-use imgate_tests::{attack, failure, imgate_bin, start, workspace, write_config};
+use imgate_tests::{attack, failure, imgate_bin, replay_with, start, workspace, write_config};
 
 /// The three builds of keyword-block, by component name.
 const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
@@ -41,30 +41,20 @@ deadline_ms = 1000
 {settings}
 "#
     ));
-    let out = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&cfg.path)
-        .arg(transcript)
-        .output()
-        .expect("run imgate replay");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{component}: {stderr}");
+    let (verdicts, stderr) = replay_with(&cfg.path, transcript, &[]);
     // A plugin failure would be answered by the failure policy and could
     // look like a verdict; there must be none.
     assert!(
         !stderr.contains("plugin call failed"),
         "{component}: {stderr}"
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON verdict");
-            Outcome {
-                event: v["event"].as_str().unwrap_or_default().to_owned(),
-                action: v["action"].as_str().unwrap_or_default().to_owned(),
-                reason: v["reason"].as_str().map(str::to_owned),
-                tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
-            }
+    verdicts
+        .iter()
+        .map(|v| Outcome {
+            event: v["event"].as_str().unwrap_or_default().to_owned(),
+            action: v["action"].as_str().unwrap_or_default().to_owned(),
+            reason: v["reason"].as_str().map(str::to_owned),
+            tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
         })
         .collect()
 }
@@ -260,19 +250,10 @@ fn python_calls_the_config_kv_clock_and_log_capabilities() {
     let dir = tempfile::tempdir().expect("tempdir");
     let transcript = rate_limit_transcript(dir.path());
     let cfg = write_config(RATE_LIMIT_PY);
-    let out = Command::new(imgate_bin())
-        .args(["replay", "--config"])
-        .arg(&cfg.path)
-        .arg(&transcript)
-        .env("IMGATE_LOG", "info")
-        .output()
-        .expect("run imgate replay");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let verdicts: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON verdict");
+    let (replayed, stderr) = replay_with(&cfg.path, &transcript, &[("IMGATE_LOG", "info")]);
+    let verdicts: Vec<(String, String)> = replayed
+        .iter()
+        .map(|v| {
             (
                 v["action"].as_str().unwrap_or_default().to_owned(),
                 v["tags"].to_string(),

@@ -96,21 +96,30 @@ pub fn start(toml: &str) -> (TestConfig, Runtime) {
 /// `imgate replay --config CONFIG EVENTS`, which must succeed; returns
 /// one JSON verdict per event.
 pub fn replay(config: &Path, events: &Path) -> Vec<serde_json::Value> {
+    replay_with(config, events, &[]).0
+}
+
+/// [`replay`] with extra environment variables; also returns its stderr
+/// (the log).
+pub fn replay_with(
+    config: &Path,
+    events: &Path,
+    env: &[(&str, &str)],
+) -> (Vec<serde_json::Value>, String) {
     let out = std::process::Command::new(imgate_bin())
         .args(["replay", "--config"])
         .arg(config)
         .arg(events)
+        .envs(env.iter().copied())
         .output()
         .expect("run imgate replay");
-    assert!(
-        out.status.success(),
-        "imgate replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "imgate replay failed: {stderr}");
+    let verdicts = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON verdict per line"))
-        .collect()
+        .collect();
+    (verdicts, stderr)
 }
 
 /// A self-signed certificate for `names`, written as `gateway.crt` and
