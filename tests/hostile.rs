@@ -223,3 +223,114 @@ fn wasi_is_deny_all() {
     }
     assert!(!std::path::Path::new("/tmp/imgate-hostile-escape").exists());
 }
+
+#[test]
+fn a_wasi_sleep_ends_at_the_deadline() {
+    // The epoch interrupts wasm code only; the sleep waits in the host,
+    // where the bounded `wasi:io/poll` ends it.
+    let (_cfg, rt) = hostile_chain("deadline_ms = 50");
+    let (d, took) = attack(&rt, "sleep");
+    assert!(
+        matches!(failure(&d), CallFailure::Timeout(_)),
+        "{:?}",
+        d.failures
+    );
+    assert!(matches!(d.verdict.action, Action::Block(_)));
+    assert!(
+        took >= Duration::from_millis(45) && took < Duration::from_millis(1000),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn many_sleeping_calls_at_once_each_end_at_their_deadline() {
+    // More concurrent sleepers than tokio's blocking pool has threads
+    // (512): each is ended at its deadline, so none is left parked.
+    let (_cfg, rt) = hostile_chain("deadline_ms = 100\npool = 8");
+    let rt = std::sync::Arc::new(rt);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let took: Vec<Duration> = tokio.block_on(async {
+        let calls: Vec<_> = (0..600)
+            .map(|_| {
+                let rt = rt.clone();
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    let d = tokio::task::block_in_place(|| rt.chain.evaluate(message("sleep")));
+                    assert!(
+                        matches!(d.verdict.action, Action::Block(_)),
+                        "{:?}",
+                        d.failures
+                    );
+                    t.elapsed()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for c in calls {
+            out.push(c.await.unwrap());
+        }
+        out
+    });
+    let longest = took.iter().max().unwrap();
+    assert!(*longest < Duration::from_secs(5), "longest {longest:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = &rt.engine.shared().metrics.plugin("hostile").stats;
+    let timeouts = stats.timeouts.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(timeouts >= 1, "{timeouts}");
+}
+
+#[test]
+fn a_million_printed_lines_are_bounded_by_the_deadline() {
+    let (_cfg, rt) = hostile_chain("deadline_ms = 50");
+    let started = Instant::now();
+    let d = rt.chain.evaluate(message("println"));
+    let took = started.elapsed();
+    // Either the loop finished within the budget or the deadline ended it.
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    if let Some(f) = d.failures.first() {
+        assert!(matches!(f.failure, CallFailure::Timeout(_)), "{f:?}");
+    }
+}
+
+#[test]
+fn text_a_network_cannot_carry_is_an_invalid_verdict() {
+    let (_cfg, rt) = hostile_chain("");
+    for body in ["rewrite-nul", "rewrite-ctl"] {
+        let (d, _) = attack(&rt, body);
+        match failure(&d) {
+            CallFailure::InvalidVerdict(msg) => assert!(msg.contains("cannot carry"), "{msg}"),
+            other => panic!("{body}: expected an invalid verdict, got {other:?}"),
+        }
+        assert!(matches!(d.verdict.action, Action::Block(_)));
+    }
+}
+
+#[test]
+fn tags_in_the_hosts_namespace_or_with_line_breaks_are_refused() {
+    let (_cfg, rt) = hostile_chain("");
+    for (body, says) in [("tag-host", "namespace"), ("tag-crlf", "control character")] {
+        let (d, _) = attack(&rt, body);
+        match failure(&d) {
+            CallFailure::InvalidVerdict(msg) => assert!(msg.contains(says), "{msg}"),
+            other => panic!("{body}: expected an invalid verdict, got {other:?}"),
+        }
+        // The only `imgate:` tag is the host's own failure tag.
+        assert_eq!(
+            d.verdict
+                .tags
+                .iter()
+                .filter(|t| t.starts_with("imgate:"))
+                .collect::<Vec<_>>(),
+            vec!["imgate:failed:hostile"]
+        );
+    }
+}

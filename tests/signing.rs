@@ -49,22 +49,31 @@ impl Vendor {
     }
 
     fn sign(&self) {
+        self.sign_as("kw.wasm", "keyword-block", "1.0.0");
+    }
+
+    fn sign_as(&self, file: &str, name: &str, version: &str) {
         let (ok, out, err) = imgate(&[
             "plugin",
             "sign",
             "--key",
             s(&self.path("acme.key")),
             "--name",
-            "keyword-block",
+            name,
             "--version",
-            "1.0.0",
-            s(&self.path("kw.wasm")),
+            version,
+            s(&self.path(file)),
         ]);
         assert!(ok, "{err}");
-        assert!(out.contains("kw.wasm.sig"), "{out}");
+        assert!(out.contains(&format!("{file}.sig")), "{out}");
     }
 
     fn config(&self, require: bool, key: &str) -> std::path::PathBuf {
+        self.config_with(require, key, "")
+    }
+
+    /// `entry`: more keys of the plugin's entry (`version = "…"`).
+    fn config_with(&self, require: bool, key: &str, entry: &str) -> std::path::PathBuf {
         let path = self.path("imgate.toml");
         std::fs::write(
             &path,
@@ -81,8 +90,9 @@ vendor = "acme"
 key = "{key}"
 
 [[plugins]]
-name = "kw"
+name = "keyword-block"
 path = "kw.wasm"
+{entry}
 [plugins.config]
 words = ["secret"]
 "#
@@ -137,7 +147,7 @@ fn a_component_changed_after_signing_is_refused() {
     let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
     assert!(!ok);
     assert!(
-        err.contains("plugin `kw`") && err.contains("changed after signing"),
+        err.contains("plugin `keyword-block`") && err.contains("changed after signing"),
         "{err}"
     );
 }
@@ -149,7 +159,7 @@ fn unsigned_or_unknown_signers_are_refused_when_signatures_are_required() {
     let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
     assert!(!ok);
     assert!(
-        err.contains("plugin `kw`") && err.contains("is unsigned"),
+        err.contains("plugin `keyword-block`") && err.contains("is unsigned"),
         "{err}"
     );
 
@@ -179,4 +189,110 @@ fn a_bad_trusted_key_is_a_config_problem() {
     let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
     assert!(!ok);
     assert!(err.contains("[signing]: trusted key of `acme`"), "{err}");
+}
+
+#[test]
+fn a_signature_loads_only_under_the_name_it_signs() {
+    // The attack: a vendor-signed allow-all with its .sig copied over the
+    // files of the vendor's signed DLP plugin, then a reload.
+    let v = Vendor::new();
+    v.sign();
+    std::fs::copy(wasm("allow_all"), v.path("allow.wasm")).unwrap();
+    v.sign_as("allow.wasm", "allow-all", "1.0.0");
+    std::fs::copy(v.path("allow.wasm"), v.path("kw.wasm")).unwrap();
+    std::fs::copy(v.path("allow.wasm.sig"), v.path("kw.wasm.sig")).unwrap();
+    let config = v.config(true, &v.public_hex());
+    let (ok, out, err) = imgate(&["check", "--config", s(&config)]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("plugin `keyword-block`")
+            && err.contains("signed as plugin `allow-all`")
+            && err.contains("loads as `keyword-block`"),
+        "{err}"
+    );
+    assert!(!out.contains("ok    keyword-block"), "{out}");
+    // Naming it on purpose is allowed.
+    let config = v.config_with(true, &v.public_hex(), "signed_name = \"allow-all\"");
+    let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn version_and_min_version_refuse_other_releases() {
+    let v = Vendor::new();
+    v.sign_as("kw.wasm", "keyword-block", "1.2.0");
+    let check = |entry: &str| {
+        let config = v.config_with(true, &v.public_hex(), entry);
+        imgate(&["check", "--config", s(&config)])
+    };
+    assert!(check("version = \"1.2.0\"").0);
+    assert!(check("min_version = \"1.1.0\"").0);
+    let (ok, _, err) = check("version = \"1.3.0\"");
+    assert!(!ok);
+    assert!(
+        err.contains("release 1.2.0") && err.contains("version 1.3.0"),
+        "{err}"
+    );
+    // An older signed release, put back in place, is refused.
+    let (ok, _, err) = check("min_version = \"1.2.1\"");
+    assert!(!ok);
+    assert!(
+        err.contains("1.2.0") && err.contains("min_version 1.2.1"),
+        "{err}"
+    );
+    // Unsigned, a version cannot be vouched for.
+    std::fs::remove_file(v.path("kw.wasm.sig")).unwrap();
+    let config = v.config_with(false, &v.public_hex(), "min_version = \"1.0.0\"");
+    let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
+    assert!(!ok);
+    assert!(
+        err.contains("is unsigned") && err.contains("min_version"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_device_or_fifo_as_plugin_path_is_refused_at_once() {
+    let v = Vendor::new();
+    let config = v.path("imgate.toml");
+    std::fs::write(
+        &config,
+        "[runtime]\ncache_dir = \"\"\n[[plugins]]\nname = \"zero\"\npath = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
+    assert!(!ok);
+    assert!(err.contains("not a regular file"), "{err}");
+    let fifo = v.path("fifo.wasm");
+    if Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        std::fs::write(
+            &config,
+            "[runtime]\ncache_dir = \"\"\n[[plugins]]\nname = \"fifo\"\npath = \"fifo.wasm\"\n",
+        )
+        .unwrap();
+        let (ok, _, err) = imgate(&["check", "--config", s(&config)]);
+        assert!(!ok);
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn check_prints_no_ok_for_a_refused_entry() {
+    let v = Vendor::new();
+    let config = v.path("imgate.toml");
+    std::fs::write(
+        &config,
+        "[runtime]\ncache_dir = \"\"\n[[plugins]]\nname = \"Bad Name\"\npath = \"kw.wasm\"\n[plugins.config]\nwords = [\"x\"]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = imgate(&["check", "--config", s(&config)]);
+    assert!(!ok);
+    assert!(err.contains("name must be"), "{err}");
+    assert!(!out.contains("ok "), "{out}");
 }

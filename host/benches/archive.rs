@@ -74,6 +74,9 @@ fn main() {
         retention_days: None,
         retention: Default::default(),
         purge_interval_s: None,
+        checkpoint_key: None,
+        checkpoint_file: None,
+        checkpoint_interval_s: 60,
     };
     let writer = Arc::new(ArchiveWriter::open(&config, Arc::new(HostStats::default())).unwrap());
     let per_thread = 300;

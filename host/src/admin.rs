@@ -85,6 +85,17 @@ impl AdminServer {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("[admin] cannot listen on {}", config.listen))?;
+        if tls.is_none()
+            && let Ok(addr) = listener.local_addr()
+            && !addr.ip().is_loopback()
+        {
+            // The bearer token crosses the network in clear text.
+            tracing::warn!(
+                listen = %addr,
+                "[admin] listens beyond loopback over plain HTTP: the token and every answer \
+                 can be read on the network; set tls_cert and tls_key, or listen on 127.0.0.1"
+            );
+        }
         Ok(AdminServer {
             listener,
             token: token.into(),

@@ -51,6 +51,8 @@ pub struct RuntimeConfig {
     /// Tags one verdict may add, and the longest tag.
     pub max_tags: usize,
     pub max_tag_bytes: usize,
+    /// The largest plugin file that will be read (a Python plugin is ~18 MiB).
+    pub max_plugin_mib: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -62,6 +64,7 @@ impl Default for RuntimeConfig {
             max_body_bytes: 256 << 10,
             max_tags: 32,
             max_tag_bytes: 128,
+            max_plugin_mib: 64,
         }
     }
 }
@@ -150,6 +153,13 @@ pub struct PluginSpec {
     pub pool: usize,
     /// The plugin's own settings, handed to `init` as JSON.
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The plugin name its signature must carry, when it differs from
+    /// `name` (two entries of one signed plugin, say).
+    pub signed_name: Option<String>,
+    /// The only signed release that may load.
+    pub version: Option<semver::Version>,
+    /// The oldest signed release that may load.
+    pub min_version: Option<semver::Version>,
     /// Line of the entry in the config file, for messages.
     pub line: Option<usize>,
 }
@@ -167,8 +177,16 @@ impl PluginSpec {
             memory_mib: 64,
             pool: 8,
             settings: Default::default(),
+            signed_name: None,
+            version: None,
+            min_version: None,
             line: None,
         }
+    }
+
+    /// The plugin name a signature must carry to load under this entry.
+    pub fn expected_signed_name(&self) -> &str {
+        self.signed_name.as_deref().unwrap_or(&self.name)
     }
 
     /// Where this plugin is in the config, for messages.
@@ -180,25 +198,104 @@ impl PluginSpec {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `[[plugins]]` entry, read field by field so that every bad field
+/// is reported, not only the first.
 struct RawPlugin {
-    name: String,
+    name: Option<String>,
     path: PathBuf,
-    #[serde(default)]
     sha256: Option<String>,
-    #[serde(default)]
     grants: Vec<String>,
-    #[serde(default)]
     failure: FailurePolicy,
-    #[serde(default = "default_deadline")]
     deadline_ms: u64,
-    #[serde(default = "default_memory")]
     memory_mib: u64,
-    #[serde(default = "default_pool")]
     pool: usize,
-    #[serde(default)]
     config: toml::Table,
+    signed_name: Option<String>,
+    version: Option<String>,
+    min_version: Option<String>,
+}
+
+const PLUGIN_FIELDS: &[&str] = &[
+    "name",
+    "path",
+    "sha256",
+    "grants",
+    "failure",
+    "deadline_ms",
+    "memory_mib",
+    "pool",
+    "config",
+    "signed_name",
+    "version",
+    "min_version",
+];
+
+impl RawPlugin {
+    fn read(mut table: toml::Table) -> (RawPlugin, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut field = |key: &str| -> Option<toml::Value> { table.remove(key) };
+        let mut raw = RawPlugin {
+            name: None,
+            path: PathBuf::new(),
+            sha256: None,
+            grants: Vec::new(),
+            failure: FailurePolicy::default(),
+            deadline_ms: default_deadline(),
+            memory_mib: default_memory(),
+            pool: default_pool(),
+            config: toml::Table::new(),
+            signed_name: None,
+            version: None,
+            min_version: None,
+        };
+        fn get<T: serde::de::DeserializeOwned>(
+            key: &str,
+            value: Option<toml::Value>,
+            problems: &mut Vec<String>,
+        ) -> Option<T> {
+            let value = value?;
+            match value.try_into() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(format!("{key}: {}", e.to_string().trim()));
+                    None
+                }
+            }
+        }
+        let p = &mut problems;
+        raw.name = get("name", field("name"), p);
+        if raw.name.is_none() && !p.iter().any(|m| m.starts_with("name:")) {
+            p.push("missing field `name`".into());
+        }
+        match get::<PathBuf>("path", field("path"), p) {
+            Some(path) => raw.path = path,
+            None if !p.iter().any(|m| m.starts_with("path:")) => {
+                p.push("missing field `path`".into())
+            }
+            None => {}
+        }
+        raw.sha256 = get("sha256", field("sha256"), p);
+        raw.grants = get("grants", field("grants"), p).unwrap_or_default();
+        raw.failure = get("failure", field("failure"), p).unwrap_or_default();
+        raw.deadline_ms = get("deadline_ms", field("deadline_ms"), p).unwrap_or(raw.deadline_ms);
+        raw.memory_mib = get("memory_mib", field("memory_mib"), p).unwrap_or(raw.memory_mib);
+        raw.pool = get("pool", field("pool"), p).unwrap_or(raw.pool);
+        raw.config = get("config", field("config"), p).unwrap_or_default();
+        raw.signed_name = get("signed_name", field("signed_name"), p);
+        raw.version = get("version", field("version"), p);
+        raw.min_version = get("min_version", field("min_version"), p);
+        for key in table.keys() {
+            problems.push(format!(
+                "unknown field `{key}`, expected one of {}",
+                PLUGIN_FIELDS
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        (raw, problems)
+    }
 }
 
 fn default_deadline() -> u64 {
@@ -404,11 +501,20 @@ impl Config {
         if let Some(kv) = section::<KvConfig>(text, "kv", raw.kv, &mut problems) {
             config.kv = kv;
         }
+        let archive_line = raw.archive.as_ref().map(|v| line_of(text, v.span().start));
         config.archive =
             section::<ArchiveConfig>(text, "archive", raw.archive, &mut problems).map(|mut a| {
                 a.path = base.join(&a.path);
+                a.checkpoint_key = a.checkpoint_key.map(|p| base.join(p));
+                a.checkpoint_file = a.checkpoint_file.map(|p| base.join(p));
                 a
             });
+        if let (Some(archive), Some(line)) = (&config.archive, archive_line) {
+            problems.extend(archive.problems().into_iter().map(|message| Problem {
+                location: format!("[archive] (line {line})"),
+                message,
+            }));
+        }
 
         if let Some(signing) = section::<SigningConfig>(text, "signing", raw.signing, &mut problems)
         {
@@ -472,26 +578,34 @@ impl Config {
         for (i, entry) in raw.plugins.into_iter().enumerate() {
             let line = line_of(text, entry.span().start);
             let location = format!("plugins[{i}] (line {line})");
-            let raw: RawPlugin = match entry.into_inner().try_into() {
-                Ok(p) => p,
-                Err(e) => {
+            let table = match entry.into_inner() {
+                toml::Value::Table(t) => t,
+                other => {
                     problems.push(Problem {
                         location,
-                        message: e.to_string().trim().to_owned(),
+                        message: format!("must be a table, found a {}", other.type_str()),
                     });
                     continue;
                 }
             };
-            let location = format!("plugin `{}` (line {line})", raw.name);
+            let (raw, field_problems) = RawPlugin::read(table);
+            let location = match &raw.name {
+                Some(name) => format!("plugin `{name}` (line {line})"),
+                None => location,
+            };
             let mut complain = |message: String| {
                 problems.push(Problem {
                     location: location.clone(),
                     message,
                 })
             };
-            if !valid_plugin_name(&raw.name) {
+            for message in field_problems {
+                complain(message);
+            }
+            let name = raw.name.unwrap_or_default();
+            if !valid_plugin_name(&name) {
                 complain("name must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
-            } else if !names.insert(raw.name.clone()) {
+            } else if !names.insert(name.clone()) {
                 complain("another plugin already has this name".into());
             }
             let mut grants = Vec::new();
@@ -506,6 +620,23 @@ impl Config {
             {
                 complain("sha256 must be 64 hex digits".into());
             }
+            if let Some(signed) = &raw.signed_name
+                && !valid_plugin_name(signed)
+            {
+                complain("signed_name must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
+            }
+            let mut version = |key: &str, text: &Option<String>| {
+                text.as_deref()
+                    .and_then(|v| match semver::Version::parse(v) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            complain(format!("{key} `{v}` is not a version like 1.4.0: {e}"));
+                            None
+                        }
+                    })
+            };
+            let exact = version("version", &raw.version);
+            let min = version("min_version", &raw.min_version);
             if !(1..=60_000).contains(&raw.deadline_ms) {
                 complain("deadline_ms must be between 1 and 60000".into());
             }
@@ -530,7 +661,7 @@ impl Config {
                 }
             };
             config.plugins.push(PluginSpec {
-                name: raw.name,
+                name,
                 path: base.join(raw.path),
                 sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
                 grants: Grants::new(grants),
@@ -539,6 +670,9 @@ impl Config {
                 memory_mib: raw.memory_mib,
                 pool: raw.pool,
                 settings,
+                signed_name: raw.signed_name,
+                version: exact,
+                min_version: min,
                 line: Some(line),
             });
         }
@@ -627,6 +761,14 @@ sha256 = "xyz"
 [[plugins]]
 name = "c"
 pth = "c.wasm"
+
+[[plugins]]
+name = "d"
+path = "d.wasm"
+deadline_ms = "soon"
+memory_mib = "big"
+pool = 0
+min_version = "one"
 "#;
         let problems = Config::parse(bad, Path::new(".")).unwrap_err();
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -638,7 +780,13 @@ pth = "c.wasm"
             "plugin `a` (line 5): is granted `archive` but the config has no [archive]",
             "plugin `a` (line 11): another plugin already has this name",
             "plugin `a` (line 11): sha256 must be 64 hex digits",
-            "plugins[2] (line 16): unknown field `pth`",
+            "plugin `c` (line 16): unknown field `pth`",
+            "plugin `c` (line 16): missing field `path`",
+            // One bad field does not hide the entry's others.
+            "plugin `d` (line 20): deadline_ms: ",
+            "plugin `d` (line 20): memory_mib: ",
+            "plugin `d` (line 20): pool must be between 1 and 1024",
+            "plugin `d` (line 20): min_version `one` is not a version",
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }

@@ -17,6 +17,7 @@
 //! - [`archive`]: the compliance archive's store (SQLite, hash-chained, searchable).
 //! - [`runtime`]: builds engine, capabilities and chain from a config.
 //! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
+//! - [`files`]: bounded reads of the files an operator names (regular files only).
 //! - [`adapters`]: one folder per network (`xmpp/`): codec, events, session, config.
 //! - [`proxy`]: the accept loop adapters share: connection cap, draining.
 //! - [`tls`]: rustls configs for both sides, and development certificates.
@@ -47,6 +48,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod files;
 pub mod gateway;
 pub mod plugins;
 pub mod proxy;

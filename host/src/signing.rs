@@ -120,7 +120,86 @@ pub enum SignatureError {
     UnknownKey(String),
     #[error("has a signature that does not verify with the key of `{0}`")]
     BadSignature(String),
+    #[error(
+        "is signed as plugin `{signed}`, but loads as `{expected}`; a signature authorises only the plugin it names (set signed_name = \"{signed}\" if this entry is meant to run it)"
+    )]
+    NameMismatch { signed: String, expected: String },
+    #[error("is signed as release {signed}, but the config requires version {expected}")]
+    VersionMismatch { signed: String, expected: String },
+    #[error("is signed as release {signed}, older than the config's min_version {min}")]
+    TooOld { signed: String, min: String },
+    #[error(
+        "is signed as release `{0}`, which is not a version like 1.4.0, so it cannot meet version or min_version"
+    )]
+    UnreadableVersion(String),
+    #[error(
+        "is unsigned ({path} not found), but the config sets {field}, which only a signature can vouch for"
+    )]
+    UnsignedButBound { path: String, field: &'static str },
 }
+
+/// What a config entry demands of its component's signature: the plugin
+/// name it must carry (the entry's `signed_name`, else its `name`) and
+/// which releases may load.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    pub name: &'a str,
+    /// Set when the entry names `signed_name` explicitly.
+    pub explicit_name: bool,
+    pub version: Option<&'a semver::Version>,
+    pub min_version: Option<&'a semver::Version>,
+}
+
+impl Binding<'_> {
+    /// # Errors
+    /// The signature names another plugin, or a release the entry refuses.
+    pub fn check(&self, v: &Verified) -> Result<(), SignatureError> {
+        if v.plugin != self.name {
+            return Err(SignatureError::NameMismatch {
+                signed: v.plugin.clone(),
+                expected: self.name.to_owned(),
+            });
+        }
+        if self.version.is_none() && self.min_version.is_none() {
+            return Ok(());
+        }
+        let signed = semver::Version::parse(&v.version)
+            .map_err(|_| SignatureError::UnreadableVersion(v.version.clone()))?;
+        if let Some(want) = self.version
+            && signed != *want
+        {
+            return Err(SignatureError::VersionMismatch {
+                signed: v.version.clone(),
+                expected: want.to_string(),
+            });
+        }
+        if let Some(min) = self.min_version
+            && signed < *min
+        {
+            return Err(SignatureError::TooOld {
+                signed: v.version.clone(),
+                min: min.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The first field that needs a signature, when there is none.
+    fn needs_signature(&self) -> Option<&'static str> {
+        if self.explicit_name {
+            Some("signed_name")
+        } else if self.version.is_some() {
+            Some("version")
+        } else if self.min_version.is_some() {
+            Some("min_version")
+        } else {
+            None
+        }
+    }
+}
+
+/// A signature file is a few hundred bytes; more is not one.
+const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 
 fn hex(bytes: &[u8]) -> String {
     bytes
@@ -203,7 +282,8 @@ pub fn write_key_pair(base: &Path, key: &SigningKey) -> std::io::Result<(PathBuf
 /// # Errors
 /// Unreadable, or not 64 hex digits.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_regular(path, 4096)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(SigningKey::from_bytes(&unhex::<32>(&text).map_err(
         |e| format!("{} is not an imgate secret key: {e}", path.display()),
@@ -281,7 +361,9 @@ pub fn verify(
     })
 }
 
-/// The load-time check for one component.
+/// The load-time check for one component. `binding` is what the config
+/// entry demands of the signature; `None` only to read what a signature
+/// says (`imgate plugin verify`), never to load.
 ///
 /// # Errors
 /// A present signature that does not verify, or a missing one when the
@@ -290,13 +372,27 @@ pub fn check(
     policy: &SigningPolicy,
     component: &Path,
     sha256: &str,
+    binding: Option<&Binding<'_>>,
 ) -> Result<Option<Verified>, SignatureError> {
     let path = signature_path(component);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => verify(&path, &text, sha256, &policy.trusted).map(Some),
+    match crate::files::read_regular(&path, MAX_SIGNATURE_BYTES)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    {
+        Ok(text) => {
+            let verified = verify(&path, &text, sha256, &policy.trusted)?;
+            if let Some(binding) = binding {
+                binding.check(&verified)?;
+            }
+            Ok(Some(verified))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if policy.require_signed {
                 Err(SignatureError::Unsigned(path.display().to_string()))
+            } else if let Some(field) = binding.and_then(|b| b.needs_signature()) {
+                Err(SignatureError::UnsignedButBound {
+                    path: path.display().to_string(),
+                    field,
+                })
             } else {
                 Ok(None)
             }
@@ -321,6 +417,56 @@ mod tests {
     }
 
     const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn a_signature_binds_its_plugin_name_and_release() {
+        let v = Verified {
+            vendor: "acme".into(),
+            plugin: "dlp".into(),
+            version: "1.4.2".into(),
+            key_id: "k".into(),
+        };
+        let ver = |s: &str| semver::Version::parse(s).unwrap();
+        fn bind<'a>(
+            name: &'a str,
+            version: Option<&'a semver::Version>,
+            min: Option<&'a semver::Version>,
+        ) -> Binding<'a> {
+            Binding {
+                name,
+                explicit_name: false,
+                version,
+                min_version: min,
+            }
+        }
+        assert!(bind("dlp", None, None).check(&v).is_ok());
+        let e = bind("rc", None, None).check(&v).unwrap_err();
+        assert!(
+            e.to_string().contains("`dlp`") && e.to_string().contains("`rc`"),
+            "{e}"
+        );
+        assert!(bind("dlp", Some(&ver("1.4.2")), None).check(&v).is_ok());
+        let e = bind("dlp", Some(&ver("1.5.0")), None)
+            .check(&v)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("1.4.2") && e.to_string().contains("1.5.0"),
+            "{e}"
+        );
+        assert!(bind("dlp", None, Some(&ver("1.4.0"))).check(&v).is_ok());
+        let e = bind("dlp", None, Some(&ver("1.5.0")))
+            .check(&v)
+            .unwrap_err();
+        assert!(matches!(e, SignatureError::TooOld { .. }), "{e}");
+        let odd = Verified {
+            version: "spring release".into(),
+            ..v.clone()
+        };
+        assert!(matches!(
+            bind("dlp", None, Some(&ver("1.0.0"))).check(&odd),
+            Err(SignatureError::UnreadableVersion(_))
+        ));
+    }
 
     #[test]
     fn a_signature_verifies_and_names_vendor_plugin_and_version() {
@@ -393,10 +539,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("p.wasm");
         let mut policy = SigningPolicy::default();
-        assert_eq!(check(&policy, &wasm, SHA), Ok(None));
+        assert_eq!(check(&policy, &wasm, SHA, None), Ok(None));
         policy.require_signed = true;
         assert!(matches!(
-            check(&policy, &wasm, SHA),
+            check(&policy, &wasm, SHA, None),
             Err(SignatureError::Unsigned(_))
         ));
     }

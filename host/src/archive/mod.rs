@@ -5,9 +5,11 @@
 //! - [`store`]: SQLite (WAL, `synchronous = FULL`, FTS5), hash-chained
 //!   records, `verify`, `search`.
 //! - [`export`]: records out as JSONL or EML, with a manifest of hashes.
+//! - [`checkpoint`]: signed checkpoints of the chain's head, the anchor
+//!   that makes truncation and re-hashing detectable.
 
-pub mod store;
-
+pub mod checkpoint;
 pub mod export;
+pub mod store;
 
 pub use store::{Broken, Filter, Store, Stored, Verified};

@@ -300,6 +300,11 @@ CREATE INDEX IF NOT EXISTS records_sender ON records(sender);
 CREATE INDEX IF NOT EXISTS records_recipient ON records(recipient);
 CREATE INDEX IF NOT EXISTS records_room ON records(room);
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(body, content='records', content_rowid='seq');
+CREATE TABLE IF NOT EXISTS checkpoints (
+    records INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    line TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS holds (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -576,6 +581,102 @@ impl Store {
     /// # Errors
     /// The first record whose bytes, hash, link or columns do not hold.
     pub fn verify(&self) -> Result<Verified, Broken> {
+        self.verify_heads(&Default::default()).map(|(v, _)| v)
+    }
+
+    /// [`Self::verify`], and then the chain against signed checkpoints:
+    /// it must be at least as long as each, with the same hash at each
+    /// one's count. This finds a cut-off end and a re-hashed chain, which
+    /// a chain alone cannot.
+    ///
+    /// # Errors
+    /// The first broken record, or the first checkpoint the chain fails.
+    pub fn verify_anchored(
+        &self,
+        checkpoints: &[super::checkpoint::Checkpoint],
+    ) -> Result<Verified, Broken> {
+        let want = checkpoints.iter().map(|c| c.records).collect();
+        let (verified, heads) = self.verify_heads(&want)?;
+        for c in checkpoints {
+            let when = super::export::rfc3339(c.time_ms);
+            if c.records > verified.records {
+                return Err(Broken {
+                    seq: verified.records + 1,
+                    why: format!(
+                        "missing: the signed checkpoint of {when} says the archive held {} records, \
+                         it holds {}: records were cut off its end",
+                        c.records, verified.records
+                    ),
+                });
+            }
+            let actual = if c.records == 0 {
+                hex(&[0; 32])
+            } else {
+                heads.get(&c.records).cloned().unwrap_or_default()
+            };
+            if actual != c.head {
+                return Err(Broken {
+                    seq: c.records,
+                    why: format!(
+                        "its hash {actual} differs from the signed checkpoint of {when} ({}): \
+                         the chain was rewritten and re-hashed",
+                        c.head
+                    ),
+                });
+            }
+        }
+        Ok(verified)
+    }
+
+    /// The chain's head now: its record count and last hash, as a
+    /// checkpoint states them. Read afresh, since another process (a
+    /// purge) may have appended.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn head(&self) -> rusqlite::Result<(u64, String)> {
+        let (seq, hash) = last_of(&self.conn)?;
+        Ok((seq, hex(&hash)))
+    }
+
+    /// Keeps a checkpoint in the database too (the file is the anchor;
+    /// this copy is for reading them alongside the records).
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub fn add_checkpoint(&self, c: &super::checkpoint::Checkpoint) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO checkpoints (records, time_ms, line) VALUES (?1, ?2, ?3)",
+            rusqlite::params![c.records as i64, c.time_ms as i64, c.to_line().trim_end()],
+        )?;
+        Ok(())
+    }
+
+    /// The checkpoints kept in the database, oldest first.
+    ///
+    /// # Errors
+    /// The database cannot be read, or a kept line is not a checkpoint.
+    pub fn checkpoints(&self) -> rusqlite::Result<Vec<super::checkpoint::Checkpoint>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT line FROM checkpoints ORDER BY rowid")?;
+        let lines = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for line in lines {
+            let line = line?;
+            out.push(serde_json::from_str(&line).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Walks the chain, keeping the hash at each count in `want`.
+    fn verify_heads(
+        &self,
+        want: &std::collections::BTreeSet<u64>,
+    ) -> Result<(Verified, std::collections::BTreeMap<u64, String>), Broken> {
+        let mut heads = std::collections::BTreeMap::new();
         let db = |e: rusqlite::Error| Broken {
             seq: 0,
             why: format!("cannot read the archive: {e}"),
@@ -669,6 +770,9 @@ impl Store {
                 }
             }
             prev = stored_hash.try_into().unwrap_or([0; 32]);
+            if want.contains(&seq) {
+                heads.insert(seq, hex(&prev));
+            }
             expected_seq += 1;
             count += 1;
         }
@@ -678,10 +782,13 @@ impl Store {
                 why: "its contents are gone and no purge entry records it".into(),
             });
         }
-        Ok(Verified {
-            records: count,
-            last_hash: hex(&prev),
-        })
+        Ok((
+            Verified {
+                records: count,
+                last_hash: hex(&prev),
+            },
+            heads,
+        ))
     }
 
     /// Records matching `filter`, oldest first, as stored (canonical JSON).
@@ -840,6 +947,84 @@ mod tests {
         assert_eq!(store.next_seq(), 6);
         store.append(&mut [record("after reopening")]).unwrap();
         assert_eq!(store.verify().unwrap().records, 6);
+    }
+
+    #[test]
+    fn checkpoints_find_a_cut_off_end_and_a_rehashed_chain() {
+        use crate::archive::checkpoint::Checkpointer;
+        let key = crate::signing::generate().unwrap();
+        let (dir, mut store) = store_with(5);
+        let file = dir.path().join("cp.jsonl");
+        let mut cp = Checkpointer::new(
+            key.clone(),
+            file.clone(),
+            std::time::Duration::from_secs(60),
+        );
+        assert!(cp.write(&store, 1_000).unwrap().is_some());
+        // Nothing new: no checkpoint.
+        assert!(cp.write(&store, 2_000).unwrap().is_none());
+        let mut more: Vec<_> = (0..5).map(|i| record(&format!("later {i}"))).collect();
+        store.append(&mut more).unwrap();
+        assert_eq!(cp.write(&store, 3_000).unwrap().unwrap().records, 10);
+        let read =
+            |f: &Path| crate::archive::checkpoint::read_file(f, &key.verifying_key()).unwrap();
+        assert_eq!(store.verify_anchored(&read(&file)).unwrap().records, 10);
+        assert_eq!(store.checkpoints().unwrap(), read(&file));
+
+        // The last record cut off: the chain alone still holds.
+        store
+            .conn
+            .execute("DELETE FROM records WHERE seq = 10", [])
+            .unwrap();
+        assert_eq!(store.verify().unwrap().records, 9);
+        let e = store.verify_anchored(&read(&file)).unwrap_err();
+        assert_eq!(e.seq, 10, "{e}");
+        assert!(e.why.contains("cut off"), "{e}");
+
+        // Record 3 edited and every later hash recomputed with plain SHA-256.
+        let (dir, store) = store_with(6);
+        let file = dir.path().join("cp.jsonl");
+        Checkpointer::new(
+            key.clone(),
+            file.clone(),
+            std::time::Duration::from_secs(60),
+        )
+        .write(&store, 1_000)
+        .unwrap();
+        let rows: Vec<(i64, String)> = store
+            .conn
+            .prepare("SELECT seq, doc FROM records ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let mut prev: Hash = [0; 32];
+        for (seq, doc) in rows {
+            let doc = if seq == 3 {
+                doc.replace("number 2", "number X")
+            } else {
+                doc
+            };
+            let hash = chain(&prev, doc.as_bytes());
+            let body = if seq == 3 {
+                "message number X".to_string()
+            } else {
+                format!("message number {}", seq - 1)
+            };
+            store
+                .conn
+                .execute(
+                    "UPDATE records SET doc = ?1, body = ?2, prev = ?3, hash = ?4 WHERE seq = ?5",
+                    rusqlite::params![doc, body, prev.to_vec(), hash.to_vec(), seq],
+                )
+                .unwrap();
+            prev = hash;
+        }
+        assert_eq!(store.verify().unwrap().records, 6);
+        let e = store.verify_anchored(&read(&file)).unwrap_err();
+        assert_eq!(e.seq, 6, "{e}");
+        assert!(e.why.contains("re-hashed"), "{e}");
     }
 
     #[test]

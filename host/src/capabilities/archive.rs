@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::HostStats;
 use super::{Capability, NotGranted};
+use crate::archive::checkpoint::Checkpointer;
 use crate::event::json::{EventDoc, FinalVerdictDoc};
 use crate::plugins::bindings::archive::Host;
 use crate::plugins::view::{EventSlot, EventView};
@@ -44,6 +45,36 @@ pub struct ArchiveConfig {
     /// unset: only `imgate archive purge` does.
     #[serde(default)]
     pub purge_interval_s: Option<u64>,
+    /// The gateway's archive key (`imgate keygen`), which signs checkpoints
+    /// of the chain's head. Set with `checkpoint_file`.
+    #[serde(default)]
+    pub checkpoint_key: Option<PathBuf>,
+    /// Where checkpoints are appended, one JSON line each; best on other
+    /// storage than the archive (see docs/operators.md).
+    #[serde(default)]
+    pub checkpoint_file: Option<PathBuf>,
+    /// Seconds between checkpoints while records arrive; one is also
+    /// written at shutdown.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_s: u64,
+}
+
+fn default_checkpoint_interval() -> u64 {
+    60
+}
+
+impl ArchiveConfig {
+    /// What is wrong with the section beyond its types.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.checkpoint_key.is_some() != self.checkpoint_file.is_some() {
+            out.push("set both checkpoint_key and checkpoint_file, or neither".into());
+        }
+        if self.checkpoint_interval_s == 0 {
+            out.push("checkpoint_interval_s must be at least 1".into());
+        }
+        out
+    }
 }
 
 fn default_window() -> u64 {
@@ -87,11 +118,22 @@ impl ArchiveWriter {
         let store = crate::archive::Store::open(&config.path).map_err(|e| {
             std::io::Error::other(format!("archive {}: {e}", config.path.display()))
         })?;
+        let checkpointer = match (&config.checkpoint_key, &config.checkpoint_file) {
+            (Some(key), Some(file)) => {
+                let key = crate::signing::read_signing_key(key).map_err(std::io::Error::other)?;
+                Some(Checkpointer::new(
+                    key,
+                    file.clone(),
+                    Duration::from_secs(config.checkpoint_interval_s),
+                ))
+            }
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel();
         let window = Duration::from_millis(config.group_commit_ms);
         let thread = std::thread::Builder::new()
             .name("imgate-archive".into())
-            .spawn(move || write_loop(store, rx, window))?;
+            .spawn(move || write_loop(store, rx, window, checkpointer))?;
         Ok(ArchiveWriter {
             path: config.path.clone(),
             stats,
@@ -144,8 +186,40 @@ impl Drop for ArchiveWriter {
 
 const MAX_BATCH: usize = 1024;
 
-fn write_loop(mut store: crate::archive::Store, rx: Receiver<Job>, window: Duration) {
-    while let Ok(first) = rx.recv() {
+fn checkpoint(c: &mut Checkpointer, store: &crate::archive::Store) {
+    match c.write(store, super::clock::now_ms()) {
+        Ok(Some(cp)) => {
+            tracing::info!(records = cp.records, head = %cp.head, "archive checkpoint written")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "archive checkpoint failed"),
+    }
+}
+
+fn write_loop(
+    mut store: crate::archive::Store,
+    rx: Receiver<Job>,
+    window: Duration,
+    mut checkpointer: Option<Checkpointer>,
+) {
+    if let Some(c) = &mut checkpointer {
+        checkpoint(c, &store);
+    }
+    loop {
+        let first = match &mut checkpointer {
+            Some(c) => match rx.recv_timeout(c.due_in()) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    checkpoint(c, &store);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let mut batch = vec![first];
         let deadline = Instant::now() + window;
         while batch.len() < MAX_BATCH {
@@ -169,6 +243,15 @@ fn write_loop(mut store: crate::archive::Store, rx: Receiver<Job>, window: Durat
             // The appender may have given up (its plugin timed out); fine.
             let _ = reply.send(answer);
         }
+        if let Some(c) = &mut checkpointer
+            && c.due_in().is_zero()
+        {
+            checkpoint(c, &store);
+        }
+    }
+    // Shutdown: anchor the final head.
+    if let Some(c) = &mut checkpointer {
+        checkpoint(c, &store);
     }
 }
 
@@ -265,6 +348,9 @@ mod tests {
             retention_days: None,
             retention: Default::default(),
             purge_interval_s: None,
+            checkpoint_key: None,
+            checkpoint_file: None,
+            checkpoint_interval_s: 60,
         };
         let stats = Arc::new(HostStats::default());
         let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());

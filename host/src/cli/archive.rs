@@ -23,7 +23,12 @@ fn open(config: &Path, db: Option<PathBuf>) -> Result<Store, String> {
         .map_err(|e| format!("cannot open the archive {}: {e}", path.display()))
 }
 
-pub fn verify(config: &Path, db: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// `anchor`: the checkpoint file and the archive's public key.
+pub fn verify(
+    config: &Path,
+    db: Option<PathBuf>,
+    anchor: Option<(PathBuf, PathBuf)>,
+) -> anyhow::Result<ExitCode> {
     let store = match open(config, db) {
         Ok(s) => s,
         Err(e) => {
@@ -31,12 +36,48 @@ pub fn verify(config: &Path, db: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match store.verify() {
+    let checkpoints = match &anchor {
+        None => None,
+        Some((file, public)) => {
+            let read = crate::files::read_regular(public, 4096)
+                .map_err(|e| e.to_string())
+                .and_then(|b| crate::signing::parse_public_key(&String::from_utf8_lossy(&b)))
+                .map_err(|e| format!("archive public key {}: {e}", public.display()))
+                .and_then(|key| {
+                    crate::archive::checkpoint::read_file(file, &key)
+                        .map_err(|e| format!("checkpoints {}: {e}", file.display()))
+                });
+            match read {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    // A forged or altered checkpoint is a broken anchor.
+                    println!("BROKEN: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    };
+    let result = match &checkpoints {
+        Some(c) => store.verify_anchored(c),
+        None => store.verify(),
+    };
+    match result {
         Ok(v) => {
             println!(
                 "ok: {} records, the chain holds; last hash {}",
                 v.records, v.last_hash
             );
+            if let Some(c) = &checkpoints {
+                match c.last() {
+                    Some(last) => println!(
+                        "ok: it agrees with {} signed checkpoint(s), the latest of {} at {} records",
+                        c.len(),
+                        crate::archive::export::rfc3339(last.time_ms),
+                        last.records
+                    ),
+                    None => println!("warning: the checkpoint file holds no checkpoints"),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(broken) => {

@@ -11,6 +11,9 @@ use crate::runtime::Runtime;
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (config, mut problems) = Config::load_all(config_path);
     let file = config_path.display().to_string();
+    // An entry with a config problem is refused, whatever its load says.
+    let refused: std::collections::HashSet<String> =
+        problems.iter().map(|p| p.location.clone()).collect();
     let mut report: Vec<String> = problems.drain(..).map(|p| p.to_string()).collect();
     let mut loaded = Vec::new();
 
@@ -26,7 +29,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         Err(e) => report.push(format!("runtime: {e}")),
     }
 
-    for p in &loaded {
+    for p in loaded
+        .iter()
+        .filter(|p| !refused.contains(&p.spec.location()))
+    {
         let roles: Vec<&str> = [(p.is_policy(), "policy"), (p.is_observer(), "observer")]
             .into_iter()
             .filter_map(|(on, name)| on.then_some(name))

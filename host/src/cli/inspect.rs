@@ -22,7 +22,11 @@ struct Report<'a> {
 }
 
 pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = crate::files::read_regular(
+        file,
+        crate::config::RuntimeConfig::default().max_plugin_mib << 20,
+    )
+    .with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = RuntimeConfig {
         cache_dir: Default::default(),
         max_instances: 1,

@@ -90,6 +90,13 @@ pub enum ArchiveCommand {
         /// Check this database file instead.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Also check the chain against these signed checkpoints (the
+        /// copy kept off the machine): finds a cut-off end or a re-hashed chain.
+        #[arg(long, requires = "public")]
+        checkpoints: Option<PathBuf>,
+        /// The archive key's public half (`imgate keygen` wrote it as .pub).
+        #[arg(long = "pub", requires = "checkpoints")]
+        public: Option<PathBuf>,
     },
     /// Find records; every option narrows the result.
     Search {
@@ -279,7 +286,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen { out } => sign::keygen(&out),
         Command::Cert { names, cert, key } => cert::run(&names, &cert, &key),
         Command::Archive { command } => match command {
-            ArchiveCommand::Verify { config, db } => archive::verify(&config, db),
+            ArchiveCommand::Verify {
+                config,
+                db,
+                checkpoints,
+                public,
+            } => archive::verify(&config, db, checkpoints.zip(public)),
             ArchiveCommand::Search {
                 config,
                 db,

@@ -26,7 +26,11 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
 
 pub fn sign(key: &Path, name: &str, version: &str, file: &Path) -> anyhow::Result<ExitCode> {
     let key = signing::read_signing_key(key).map_err(anyhow::Error::msg)?;
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = crate::files::read_regular(
+        file,
+        crate::config::RuntimeConfig::default().max_plugin_mib << 20,
+    )
+    .with_context(|| format!("cannot read {}", file.display()))?;
     let signature = signing::sign(&key, name, version, &sha256_hex(&bytes));
     let path = signing::signature_path(file);
     std::fs::write(&path, serde_json::to_string_pretty(&signature)? + "\n")
@@ -65,12 +69,16 @@ pub fn verify(
         }
         (None, None) => anyhow::bail!("give the key to trust: --pub FILE or --config FILE"),
     };
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = crate::files::read_regular(
+        file,
+        crate::config::RuntimeConfig::default().max_plugin_mib << 20,
+    )
+    .with_context(|| format!("cannot read {}", file.display()))?;
     let policy = SigningPolicy {
         require_signed: true,
         trusted,
     };
-    match signing::check(&policy, file, &sha256_hex(&bytes)) {
+    match signing::check(&policy, file, &sha256_hex(&bytes), None) {
         Ok(Some(v)) => {
             println!(
                 "ok: {} is {} {} signed by {} (key {})",

@@ -80,6 +80,7 @@ impl PluginEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::wasi::link_bounded_poll(&mut linker, HostState::bounded_poll)?;
         wit::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         wit::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| &mut s.caps.log)?;
         wit::clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {

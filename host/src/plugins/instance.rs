@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{Event, FinalVerdict, Verdict, handler, lifecycle, observer};
 use super::limits::{Deadline, MemoryCap};
 use super::view::{EventSlot, ViewData};
+use super::wasi::WaitPastDeadline;
 use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
 
 /// How often the engine's epoch advances; deadlines are checked at this
@@ -33,6 +34,16 @@ impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// `wasi:io/poll` bounded by the time the call in progress has left.
+    pub fn bounded_poll(&mut self) -> super::wasi::BoundedPoll<'_> {
+        super::wasi::BoundedPoll {
+            left: self.deadline.remaining(self.caps.archive.waited),
             table: &mut self.table,
         }
     }
@@ -202,6 +213,9 @@ impl PluginInstance {
         }
         if let Some(denied) = err.downcast_ref::<NotGranted>() {
             return CallFailure::Denied(denied.to_string());
+        }
+        if err.downcast_ref::<WaitPastDeadline>().is_some() {
+            return CallFailure::Timeout(budget);
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallFailure::Timeout(budget),

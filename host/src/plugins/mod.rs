@@ -12,6 +12,8 @@
 //! - [`wasi`]: the deny-all WASI every plugin gets.
 //! - [`limits`]: the per-instance memory cap and CPU deadline.
 //! - [`view`]: the `event-view` resource plugins read the event through.
+//! - [`verdict`]: what a plugin may return: limits, text safe for the wire,
+//!   tags outside the host's namespace.
 
 pub mod bindings;
 pub mod chain;
@@ -21,6 +23,7 @@ pub mod instance;
 pub mod limits;
 pub mod live;
 pub mod plugin;
+pub mod verdict;
 pub mod view;
 pub mod wasi;
 

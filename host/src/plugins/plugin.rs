@@ -10,13 +10,14 @@ use crossbeam_queue::ArrayQueue;
 use wasmtime::component::InstancePre;
 
 use super::bindings::{
-    Action, Decider, Event, EventKind, FinalVerdict, Verdict, handler, lifecycle, observer,
+    Action, Decider, Event, FinalVerdict, Verdict, handler, lifecycle, observer,
 };
 use super::engine::{CompileSource, PluginEngine, sha256_hex};
 use super::inspect::{ImportKind, Inspection, compatible, inspect};
 use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, error_text};
+use super::verdict::VerdictLimits;
 use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
-use crate::config::{PluginSpec, RuntimeConfig};
+use crate::config::PluginSpec;
 use crate::signing::{self, SignatureError, Verified};
 
 /// Why a plugin could not be loaded. Each names the plugin's problem in
@@ -103,51 +104,6 @@ impl Health {
     }
 }
 
-/// The verdict checks, from `[runtime]`.
-#[derive(Clone, Debug)]
-struct VerdictLimits {
-    max_body_bytes: usize,
-    max_tags: usize,
-    max_tag_bytes: usize,
-}
-
-const MAX_REASON_BYTES: usize = 1024;
-
-impl VerdictLimits {
-    fn check(&self, event: &Event, v: &Verdict) -> Result<(), String> {
-        if v.tags.len() > self.max_tags {
-            return Err(format!("{} tags, limit is {}", v.tags.len(), self.max_tags));
-        }
-        if let Some(t) = v
-            .tags
-            .iter()
-            .find(|t| t.is_empty() || t.len() > self.max_tag_bytes)
-        {
-            return Err(format!(
-                "tag of {} bytes; tags must be 1-{} bytes",
-                t.len(),
-                self.max_tag_bytes
-            ));
-        }
-        match &v.action {
-            Action::Rewrite(body) if body.len() > self.max_body_bytes => Err(format!(
-                "rewrite body of {} bytes exceeds the {} byte limit",
-                body.len(),
-                self.max_body_bytes
-            )),
-            Action::Rewrite(_) if !matches!(event.kind, EventKind::Message(_)) => Err(format!(
-                "rewrite of a {} event; only messages have a body",
-                event.kind.name()
-            )),
-            Action::Block(reason) if reason.len() > MAX_REASON_BYTES => Err(format!(
-                "block reason of {} bytes exceeds {MAX_REASON_BYTES}",
-                reason.len()
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// A call's result and how long it took, pool and checks included.
 pub struct Timed<T> {
     pub result: Result<T, CallFailure>,
@@ -180,10 +136,12 @@ impl LoadedPlugin {
     /// # Errors
     /// See [`LoadError`]: each variant is one reason, named for the operator.
     pub fn load(engine: &PluginEngine, spec: &PluginSpec) -> Result<LoadedPlugin, LoadError> {
-        let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
-            path: spec.path.display().to_string(),
-            source,
-        })?;
+        let max = engine.runtime.max_plugin_mib << 20;
+        let bytes =
+            crate::files::read_regular(&spec.path, max).map_err(|source| LoadError::Read {
+                path: spec.path.display().to_string(),
+                source,
+            })?;
         let sha256 = sha256_hex(&bytes);
         if let Some(pin) = &spec.sha256
             && *pin != sha256
@@ -193,7 +151,13 @@ impl LoadedPlugin {
                 actual: sha256,
             });
         }
-        let signed = signing::check(&engine.signing(), &spec.path, &sha256)?;
+        let binding = signing::Binding {
+            name: spec.expected_signed_name(),
+            explicit_name: spec.signed_name.is_some(),
+            version: spec.version.as_ref(),
+            min_version: spec.min_version.as_ref(),
+        };
+        let signed = signing::check(&engine.signing(), &spec.path, &sha256, Some(&binding))?;
         let (component, compiled_from) = engine
             .compile(&bytes, &sha256)
             .map_err(|e| LoadError::Compile(error_text(&e)))?;
@@ -399,16 +363,6 @@ impl LoadedPlugin {
     }
 }
 
-impl From<&RuntimeConfig> for VerdictLimits {
-    fn from(r: &RuntimeConfig) -> Self {
-        VerdictLimits {
-            max_body_bytes: r.max_body_bytes,
-            max_tags: r.max_tags,
-            max_tag_bytes: r.max_tag_bytes,
-        }
-    }
-}
-
 /// The load-time half of the grant check: every `imgate:policy` interface
 /// the component imports must be granted, and nothing unknown may be
 /// imported. The per-call half lives in each capability.
@@ -463,58 +417,5 @@ mod tests {
             last = h.failed();
         }
         assert_eq!(last, Some(BACKOFF_MAX));
-    }
-
-    fn message(body: &str) -> Event {
-        crate::event::json::EventDoc {
-            network: "xmpp".into(),
-            message: Some(crate::event::json::MessageDoc {
-                sender: "a".into(),
-                recipient: "b".into(),
-                body: body.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-        .into_event("e", 0)
-        .unwrap()
-    }
-
-    #[test]
-    fn verdict_limits_refuse_oversized_and_misplaced_answers() {
-        let limits = VerdictLimits {
-            max_body_bytes: 10,
-            max_tags: 2,
-            max_tag_bytes: 5,
-        };
-        let m = message("hi");
-        let v = |action, tags: &[&str]| Verdict {
-            action,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-        };
-        assert!(
-            limits
-                .check(&m, &v(Action::Rewrite("short".into()), &["a"]))
-                .is_ok()
-        );
-        assert!(
-            limits
-                .check(&m, &v(Action::Rewrite("x".repeat(11)), &[]))
-                .is_err()
-        );
-        assert!(
-            limits
-                .check(&m, &v(Action::Allow, &["a", "b", "c"]))
-                .is_err()
-        );
-        assert!(limits.check(&m, &v(Action::Allow, &["toolong"])).is_err());
-        assert!(limits.check(&m, &v(Action::Allow, &[""])).is_err());
-        let mut presence = m.clone();
-        presence.kind = EventKind::SessionStart;
-        assert!(
-            limits
-                .check(&presence, &v(Action::Rewrite("x".into()), &[]))
-                .is_err()
-        );
     }
 }

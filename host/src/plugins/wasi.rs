@@ -5,18 +5,32 @@
 //! `tracing` lines tagged with the plugin's name.
 //!
 //! WASI is never a grant: only `imgate:policy` interfaces are.
+//!
+//! The epoch deadline interrupts wasm code, not the host: a plugin that
+//! sleeps (`std::thread::sleep`, `time.sleep`, `setTimeout` spun on a
+//! poll) waits inside `wasi:io/poll`, where no epoch reaches it, and in
+//! `imgate run` each such wait parks a thread of tokio's blocking pool.
+//! So `wasi:io/poll` is linked here, over wasmtime-wasi's, bounded by the
+//! call's remaining deadline: a wait that outlives it ends the call as a
+//! timeout. Output to stdout and stderr is rate-limited per instance.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::p2::bindings::io::poll as async_poll;
+use wasmtime_wasi::p2::bindings::sync::io::poll as sync_poll;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
-use crate::capabilities::log::{MAX_LINE_BYTES, emit};
+use crate::capabilities::log::{LineRate, MAX_LINE_BYTES, emit_limited};
 use crate::plugins::bindings::log::Level;
 
 /// A fresh deny-all context for one instance of `plugin`.
 pub fn deny_all(plugin: &Arc<str>) -> WasiCtx {
+    // stdout and stderr share one budget.
+    let rate = Arc::new(std::sync::Mutex::new(LineRate::default()));
     WasiCtxBuilder::new()
         .allow_tcp(false)
         .allow_udp(false)
@@ -24,18 +38,111 @@ pub fn deny_all(plugin: &Arc<str>) -> WasiCtx {
         .stdout(TracingStdio {
             plugin: plugin.clone(),
             level: Level::Info,
+            rate: rate.clone(),
         })
         .stderr(TracingStdio {
             plugin: plugin.clone(),
             level: Level::Warn,
+            rate,
         })
         .build()
+}
+
+/// A host-side wait (a poll, a sleep) that would outlive the call's
+/// deadline. It traps the call, which is then reported as a timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin waited in WASI past its deadline")]
+pub struct WaitPastDeadline;
+
+/// `wasi:io/poll` for one call: the table, and the time the call has left
+/// (`None`: none).
+pub struct BoundedPoll<'a> {
+    pub table: &'a mut ResourceTable,
+    pub left: Option<Duration>,
+}
+
+struct HasBoundedPoll;
+
+impl HasData for HasBoundedPoll {
+    type Data<'a> = BoundedPoll<'a>;
+}
+
+/// Links the bounded `wasi:io/poll` over the one `add_to_linker_sync` put
+/// in `linker`. `poll_of` gives the table and the time left of the call.
+///
+/// # Errors
+/// The linker refuses the definitions.
+pub fn link_bounded_poll<T: 'static>(
+    linker: &mut Linker<T>,
+    poll_of: fn(&mut T) -> BoundedPoll<'_>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let linked = sync_poll::add_to_linker::<T, HasBoundedPoll>(linker, poll_of);
+    linker.allow_shadowing(false);
+    linked
+}
+
+/// The runtime plugin waits run on: the waiting thread polls the wait
+/// itself, and this runtime's one worker only drives the timers. It must
+/// not be the gateway's runtime: under a storm of sleeping plugins every
+/// gateway worker can be inside a plugin call, and then nothing would
+/// drive the timer that ends them.
+static WAIT_RUNTIME: std::sync::LazyLock<Option<tokio::runtime::Runtime>> =
+    std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("imgate-wasi-wait")
+            .enable_time()
+            .build()
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start the WASI wait runtime"))
+            .ok()
+    });
+
+impl BoundedPoll<'_> {
+    /// Runs the wait `f` for at most the time left.
+    fn within<R>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut ResourceTable) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        let left = self.left.ok_or(WaitPastDeadline)?;
+        // Without a runtime no wait can be bounded: refuse to wait at all.
+        let runtime = WAIT_RUNTIME.as_ref().ok_or(WaitPastDeadline)?;
+        let table = &mut *self.table;
+        runtime.block_on(async move {
+            match tokio::time::timeout(left, f(table)).await {
+                Ok(result) => result,
+                Err(_) => Err(WaitPastDeadline.into()),
+            }
+        })
+    }
+}
+
+impl sync_poll::Host for BoundedPoll<'_> {
+    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
+        self.within(async move |t| async_poll::Host::poll(t, pollables).await)
+    }
+}
+
+impl sync_poll::HostPollable for BoundedPoll<'_> {
+    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
+        self.within(async move |t| async_poll::HostPollable::ready(t, pollable).await)
+    }
+
+    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        self.within(async move |t| async_poll::HostPollable::block(t, pollable).await)
+    }
+
+    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        async_poll::HostPollable::drop(self.table, pollable)
+    }
 }
 
 #[derive(Clone)]
 struct TracingStdio {
     plugin: Arc<str>,
     level: Level,
+    rate: Arc<std::sync::Mutex<LineRate>>,
 }
 
 impl IsTerminal for TracingStdio {
@@ -67,7 +174,9 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        emit(
+        let mut rate = self.stdio.rate.lock().unwrap_or_else(|p| p.into_inner());
+        emit_limited(
+            &mut rate,
             &self.stdio.plugin,
             self.stdio.level,
             text.trim_end_matches('\r'),

@@ -1,10 +1,16 @@
 //! IRC bytes to lines, with no I/O, and lines to their parts.
 //!
-//! A line ends in CRLF or a bare LF. IRCv3 allows up to 8191 bytes of
-//! message tags (`@...` and its space) plus 512 bytes for the rest,
-//! CRLF included. Longer lines are skipped up to their end and reported,
-//! so the peer can be told without the buffer growing. NUL bytes are
-//! refused (RFC 1459 §2.3.1). Bytes need not be UTF-8: IRC never said so.
+//! A line ends at the first CR or LF, and CRLF counts as one end: the
+//! rule of ngircd, which also ends a line on a bare CR (as do most
+//! servers, for mIRC's sake). Framing exactly as the server does is a
+//! security property: a gateway that ended lines only on LF would judge
+//! `PRIVMSG x :hi\rJOIN #walled` as one message while the server ran two
+//! commands. Empty lines are skipped, as servers skip them. IRCv3 allows
+//! up to 8191 bytes of message tags (`@...` and its space) plus 512 bytes
+//! for the rest, CRLF included. Longer lines are skipped up to their end
+//! and reported, so the peer can be told without the buffer growing. NUL
+//! bytes are refused (RFC 1459 §2.3.1; ngircd stops reading at one). Bytes
+//! need not be UTF-8 here; the session decides what to do with them.
 
 /// Limits from the IRCv3 message-tags spec.
 pub const MAX_TAGS: usize = 8191;
@@ -50,34 +56,61 @@ pub struct Framer {
 
 impl Framer {
     pub fn next(&mut self, buf: &[u8]) -> Next {
-        let from = self.scanned.min(buf.len());
-        match buf[from..].iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                let end = from + i;
-                self.scanned = 0;
-                if std::mem::take(&mut self.skipping) {
-                    return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
-                }
-                let mut line = &buf[..end];
-                if line.last() == Some(&b'\r') {
-                    line = &line[..line.len() - 1];
-                }
-                if too_long(line) {
-                    return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
-                }
-                if line.contains(&0) {
-                    return Next::Frame(Frame::Refused(LineError::Nul), end + 1);
-                }
-                Next::Frame(Frame::Line(line.to_vec()), end + 1)
+        let mut start = 0;
+        loop {
+            let from = self.scanned.max(start).min(buf.len());
+            let Some(i) = buf[from..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+                break;
+            };
+            let end = from + i;
+            self.scanned = 0;
+            if std::mem::take(&mut self.skipping) {
+                return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
             }
-            None if !buf.is_empty() && (self.skipping || buf.len() > MAX_TAGS + MAX_REST) => {
-                self.skipping = true;
-                self.scanned = 0;
-                Next::Discard(buf.len())
+            let line = &buf[start..end];
+            if line.is_empty() {
+                // The LF of a CRLF, or an empty line: nothing to frame.
+                start = end + 1;
+                continue;
             }
-            None => {
-                self.scanned = buf.len();
-                Next::More
+            if too_long(line) {
+                return Next::Frame(Frame::Refused(LineError::TooLong), end + 1);
+            }
+            if line.contains(&0) {
+                return Next::Frame(Frame::Refused(LineError::Nul), end + 1);
+            }
+            return Next::Frame(Frame::Line(line.to_vec()), end + 1);
+        }
+        if start > 0 {
+            // Line ends consumed with no line: let the caller drop them.
+            return Next::Discard(start);
+        }
+        if !buf.is_empty() && (self.skipping || buf.len() > MAX_TAGS + MAX_REST) {
+            self.skipping = true;
+            self.scanned = 0;
+            return Next::Discard(buf.len());
+        }
+        self.scanned = buf.len();
+        Next::More
+    }
+}
+
+/// The line as UTF-8: bytes that are not are replaced by U+FFFD. The
+/// chain judges text, so the line that goes on must be the text that was
+/// judged; a client that fell back to Latin-1 would otherwise show the
+/// recipient words the policy never saw. `Err` when the replacement (three
+/// bytes for one) makes the line too long.
+pub fn into_utf8(line: Vec<u8>) -> Result<Vec<u8>, LineError> {
+    match String::from_utf8(line) {
+        Ok(text) => Ok(text.into_bytes()),
+        Err(e) => {
+            let text = String::from_utf8_lossy(e.as_bytes())
+                .into_owned()
+                .into_bytes();
+            if too_long(&text) {
+                Err(LineError::TooLong)
+            } else {
+                Ok(text)
             }
         }
     }
@@ -275,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn crlf_and_bare_lf_both_end_lines() {
+    fn crlf_bare_lf_and_bare_cr_each_end_a_line() {
         assert_eq!(
             frames(b"NICK a\r\nUSER a 0 * :A\nPING x\r\npartial"),
             vec![
@@ -284,6 +317,44 @@ mod tests {
                 Frame::Line(b"PING x".to_vec()),
             ]
         );
+        // The smuggling case: the server runs two commands, so the gateway
+        // must see two lines.
+        assert_eq!(
+            frames(b"PRIVMSG nobody :y\rJOIN #trading\r\n\n\r\r\nLF\n\rCR\r"),
+            vec![
+                Frame::Line(b"PRIVMSG nobody :y".to_vec()),
+                Frame::Line(b"JOIN #trading".to_vec()),
+                Frame::Line(b"LF".to_vec()),
+                Frame::Line(b"CR".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crlf_split_across_reads_is_one_line_end() {
+        let mut f = Framer::default();
+        let mut buf = b"PING a\r".to_vec();
+        assert_eq!(
+            f.next(&buf),
+            Next::Frame(Frame::Line(b"PING a".to_vec()), 7)
+        );
+        buf.drain(..7);
+        assert_eq!(f.next(&buf), Next::More);
+        buf.extend_from_slice(b"\nPING b\r\n");
+        let mut out = Vec::new();
+        loop {
+            match f.next(&buf) {
+                Next::Frame(frame, n) => {
+                    buf.drain(..n);
+                    out.push(frame);
+                }
+                Next::Discard(n) => {
+                    buf.drain(..n);
+                }
+                Next::More => break,
+            }
+        }
+        assert_eq!(out, vec![Frame::Line(b"PING b".to_vec())]);
     }
 
     #[test]
@@ -330,6 +401,21 @@ mod tests {
             frames(rest.as_bytes()),
             vec![Frame::Refused(LineError::TooLong)]
         );
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_become_utf8() {
+        assert_eq!(
+            into_utf8(b"PRIVMSG a :ok".to_vec()).unwrap(),
+            b"PRIVMSG a :ok"
+        );
+        assert_eq!(
+            into_utf8(b"PRIVMSG a :s\xe9cret".to_vec()).unwrap(),
+            "PRIVMSG a :s\u{fffd}cret".as_bytes()
+        );
+        let mut long = b"PRIVMSG a :".to_vec();
+        long.extend(std::iter::repeat_n(0xe9, 400));
+        assert_eq!(into_utf8(long), Err(LineError::TooLong));
     }
 
     #[test]

@@ -218,9 +218,9 @@ pub fn apply(
         },
         Action::Block(reason) => {
             let reason = if reason.is_empty() {
-                "blocked by policy"
+                "blocked by policy".to_owned()
             } else {
-                reason.as_str()
+                one_line(reason)
             };
             match direction {
                 // Our client is told by the gateway.
@@ -229,7 +229,7 @@ pub fn apply(
                         tags: None,
                         prefix: Some(gateway.to_owned()),
                         command: "NOTICE".into(),
-                        params: vec![me.nick.clone(), reason.to_owned()],
+                        params: vec![me.nick.clone(), reason],
                     }
                     .to_line(),
                 ),
@@ -241,7 +241,7 @@ pub fn apply(
                             tags: None,
                             prefix: None,
                             command: "NOTICE".into(),
-                            params: vec![nick.to_owned(), reason.to_owned()],
+                            params: vec![nick.to_owned(), reason],
                         }
                         .to_line(),
                     ),
@@ -284,13 +284,54 @@ fn rewrite(line: &Line, ctcp: Ctcp, body: &str, nick: &str) -> Option<Vec<String
         0
     };
     let head_len = head.len() + open.len() + close.len() + relay_prefix;
-    // An empty body still needs a line; IRC cannot send an empty PRIVMSG.
-    let body = if body.is_empty() { " " } else { body };
-    let lines = split_text(body, head_len)
+    // Each line of the text is a message of its own; an empty text still
+    // needs one (IRC cannot send an empty PRIVMSG).
+    let body = without_nul(body);
+    let mut texts: Vec<&str> = body.split(['\r', '\n']).filter(|l| !l.is_empty()).collect();
+    if texts.is_empty() {
+        texts.push(" ");
+    }
+    let lines = texts
         .into_iter()
+        .flat_map(|text| split_text(text, head_len))
         .map(|piece| format!("{tags}{head}{open}{piece}{close}\r\n"))
         .collect();
     Some(lines)
+}
+
+/// Text a plugin gave (a block reason), made fit for the last parameter
+/// of one line: CR, LF and NUL each become a space, and it is cut to fit
+/// (on a character boundary) so the server does not drop the line.
+pub fn one_line(text: &str) -> String {
+    const ROOM: usize = 300;
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    if out.len() > ROOM {
+        let mut cut = ROOM;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+/// The chain refuses a rewrite with NUL (see `plugins::verdict`); this is
+/// the adapter's own guard, whatever it is handed.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "").into()
+    } else {
+        text.into()
+    }
 }
 
 #[cfg(test)]
@@ -455,5 +496,60 @@ mod tests {
             ),
             Outcome::Drop
         );
+    }
+
+    #[test]
+    fn verdict_text_never_becomes_protocol() {
+        // Every line a verdict produces is one line: exactly one CRLF, at
+        // its end, and no NUL.
+        let one_line_each = |outcome: Outcome| -> Vec<String> {
+            let lines = match outcome {
+                Outcome::Rewritten(lines) => lines,
+                Outcome::Bounce(line) => vec![line],
+                other => panic!("{other:?}"),
+            };
+            for l in &lines {
+                assert!(l.ends_with("\r\n"), "{l:?}");
+                let body = &l[..l.len() - 2];
+                assert!(!body.contains(['\r', '\n', '\0']), "{l:?}");
+            }
+            lines
+        };
+        let lines = one_line_each(verdict(
+            "PRIVMSG #ops :x",
+            Direction::Outbound,
+            Action::Rewrite("hi\r\nQUIT :pwned\rPRIVMSG #other :injected\nn\0ul".into()),
+        ));
+        assert_eq!(
+            lines,
+            vec![
+                "PRIVMSG #ops :hi\r\n",
+                "PRIVMSG #ops :QUIT :pwned\r\n",
+                "PRIVMSG #ops :PRIVMSG #other :injected\r\n",
+                "PRIVMSG #ops :nul\r\n",
+            ]
+        );
+        // Over 512 bytes, CRLF inside the text still never reaches the wire.
+        let long = format!("{}\r\nQUIT :x\r\n{}", "a ".repeat(300), "b".repeat(600));
+        let lines = one_line_each(verdict(
+            "PRIVMSG #ops :x",
+            Direction::Outbound,
+            Action::Rewrite(long),
+        ));
+        assert!(lines.len() >= 4, "{lines:?}");
+        // A reason is one line, cut to fit.
+        let lines = one_line_each(verdict(
+            "PRIVMSG #ops :x",
+            Direction::Outbound,
+            Action::Block(format!("no\r\nQUIT :bye\0{}", "z".repeat(1000))),
+        ));
+        assert!(lines[0].starts_with(":imgate NOTICE alice :no  QUIT :bye "));
+        assert!(lines[0].len() < MAX_REST, "{}", lines[0].len());
+        let lines = one_line_each(verdict(
+            ":eve!e@h PRIVMSG alice :spam",
+            Direction::Inbound,
+            Action::Block("a\nPRIVMSG #x :b".into()),
+        ));
+        assert_eq!(lines, vec!["NOTICE eve :a PRIVMSG #x :b\r\n"]);
     }
 }

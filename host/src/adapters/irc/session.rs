@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::Instrument;
 
-use super::codec::{Frame, Framer, LineError, Message as Line, Next};
+use super::codec::{self, Frame, Framer, LineError, Message as Line, Next};
 use super::config::{IrcConfig, UpstreamTls};
 use super::events::{self, Me, Outcome};
 use crate::adapters::Judge;
@@ -381,6 +381,10 @@ impl Relay<'_> {
             return Err(SessionError::Flood(self.shared.config.flood_lines_per_s));
         }
         let raw = match frame {
+            Frame::Line(raw) => codec::into_utf8(raw).map_or_else(Frame::Refused, Frame::Line),
+            refused => refused,
+        };
+        let raw = match raw {
             Frame::Line(raw) => raw,
             Frame::Refused(LineError::TooLong) => {
                 // ERR_INPUTTOOLONG (IRCv3): the line is dropped, the
@@ -427,8 +431,12 @@ impl Relay<'_> {
 
     fn upstream_frame(&mut self, frame: Frame) {
         let raw = match frame {
-            Frame::Line(raw) => raw,
-            Frame::Refused(e) => {
+            Frame::Line(raw) => codec::into_utf8(raw),
+            Frame::Refused(e) => Err(e),
+        };
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => {
                 tracing::warn!(error = %e, "upstream sent a line the gateway cannot relay; dropped");
                 return;
             }
@@ -478,7 +486,11 @@ impl Relay<'_> {
         tracing::info!(user = %self.session.user, "session started");
         if let Action::Block(reason) = &action {
             self.to_client.extend_from_slice(
-                format!("ERROR :Closing link: session refused: {reason}\r\n").as_bytes(),
+                format!(
+                    "ERROR :Closing link: session refused: {}\r\n",
+                    events::one_line(reason)
+                )
+                .as_bytes(),
             );
             self.to_upstream
                 .extend_from_slice(b"QUIT :session refused by policy\r\n");
@@ -519,8 +531,9 @@ impl Relay<'_> {
                     Action::Block(reason) if direction == Direction::Outbound => {
                         back.extend_from_slice(
                             format!(
-                                ":{gateway} NOTICE {} :{channel}: {reason}\r\n",
-                                self.me.nick
+                                ":{gateway} NOTICE {} :{channel}: {}\r\n",
+                                self.me.nick,
+                                events::one_line(&reason)
                             )
                             .as_bytes(),
                         );

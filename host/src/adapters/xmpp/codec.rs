@@ -111,6 +111,12 @@ impl Framer {
                 Step::Advance(n) => self.scanned += n,
                 Step::Done(frame, end) => {
                     self.scanned = 0;
+                    if let Frame::StreamOpen(b) | Frame::Element(b) = &frame {
+                        check_chars(b)?;
+                        // Again on the whole frame: a reference split
+                        // across two reads was only half seen while scanning.
+                        check_references(b)?;
+                    }
                     return Ok(Some((frame, end)));
                 }
             }
@@ -129,7 +135,7 @@ impl Framer {
             let text = &rest[..end];
             check_references(text)?;
             if self.depth == 0 {
-                if !text.iter().all(u8::is_ascii_whitespace) {
+                if !text.iter().all(|b| is_xml_space(*b)) {
                     return Err(CodecError::Malformed("text outside any element".into()));
                 }
                 if end == rest.len() && end == 0 {
@@ -244,6 +250,36 @@ impl Framer {
     }
 }
 
+/// XML's white space (`S`): form feed and vertical tab are not.
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Whether `c` may appear in an XML 1.0 document (`Char`, §2.2).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// A frame must be UTF-8 made of XML characters only, as the server
+/// demands (Prosody closes the stream otherwise): refusing it here keeps
+/// the gateway's reading and the server's the same.
+fn check_chars(bytes: &[u8]) -> Result<(), CodecError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| CodecError::Malformed(format!("not UTF-8: {e}")))?;
+    // Only control characters and U+FFFE/U+FFFF can be outside `Char`
+    // in a Rust string; scan bytes for the common case.
+    let suspect = bytes
+        .iter()
+        .any(|&b| (b < 0x20 && !is_xml_space(b)) || b == 0xEF);
+    if suspect && let Some(c) = text.chars().find(|&c| !is_xml_char(c)) {
+        return Err(CodecError::Malformed(format!(
+            "character U+{:04X} is not allowed in XML",
+            c as u32
+        )));
+    }
+    Ok(())
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -298,6 +334,20 @@ fn check_references(s: &[u8]) -> Result<(), CodecError> {
                         && name[2..].iter().all(u8::is_ascii_hexdigit))));
         if !ok {
             return Err(CodecError::Forbidden("entity references"));
+        }
+        if name[0] == b'#' {
+            // A reference must name an XML character too (`&#0;` is not).
+            let digits = std::str::from_utf8(&name[1..]).unwrap_or("");
+            let value = match digits.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16),
+                None => digits.parse(),
+            };
+            if !value.ok().and_then(char::from_u32).is_some_and(is_xml_char) {
+                return Err(CodecError::Malformed(format!(
+                    "reference &{}; is not an XML character",
+                    String::from_utf8_lossy(name)
+                )));
+            }
         }
         i = start + len + 1;
     }
@@ -539,10 +589,14 @@ fn unescape(s: &str) -> Result<String, CodecError> {
         .map_err(|_| CodecError::Forbidden("entity references"))
 }
 
+/// Escapes markup, and replaces what XML 1.0 cannot carry (NUL, other
+/// control characters, U+FFFE, U+FFFF) with U+FFFD: text from a plugin or
+/// a client is data, and must never break the stream it is written to.
 pub fn escape(s: &str, attr: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            c if !is_xml_char(c) => out.push('\u{FFFD}'),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
@@ -724,6 +778,74 @@ mod tests {
         assert_eq!(
             frames(pi.as_bytes()).unwrap_err(),
             CodecError::Forbidden("processing instructions")
+        );
+    }
+
+    #[test]
+    fn only_xml_characters_pass_as_the_server_demands() {
+        for bad in [
+            "<message><body>a\u{0}b</body></message>",
+            "<message><body>a\u{1}b</body></message>",
+            "<message><body>a\u{b}b</body></message>",
+            "<message><body>a\u{fffe}b</body></message>",
+            "<message><body>a&#0;b</body></message>",
+            "<message><body>a&#x1;b</body></message>",
+            "<message><body>a&#xFFFF;b</body></message>",
+            "<message><body>a&#99999999;b</body></message>",
+            "<message to='a\u{1}'/>",
+        ] {
+            let input = format!("{OPEN}{bad}");
+            assert!(
+                matches!(frames(input.as_bytes()), Err(CodecError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        let mut latin1 = format!("{OPEN}<message><body>").into_bytes();
+        latin1.extend_from_slice(b"s\xe9cret</body></message>");
+        assert!(matches!(frames(&latin1), Err(CodecError::Malformed(_))));
+        // Form feed is not XML white space between stanzas.
+        let ff = format!("{OPEN}\u{c}<presence/>");
+        assert!(matches!(
+            frames(ff.as_bytes()),
+            Err(CodecError::Malformed(_))
+        ));
+        // A reference split across reads is still checked.
+        let mut framer = Framer::new(LIMITS);
+        let mut buf = format!("{OPEN}<message><body>a&#").into_bytes();
+        while let Some((_, n)) = framer.next(&buf).unwrap() {
+            buf.drain(..n);
+        }
+        buf.extend_from_slice(b"0;</body></message>");
+        assert!(framer.next(&buf).is_err());
+        // What is allowed still passes.
+        let ok = format!(
+            "{OPEN}<message><body>tab\there &#x263A; \u{1F600} &#10;</body></message>\t\r\n"
+        );
+        let ok = frames(ok.as_bytes()).unwrap();
+        assert!(
+            matches!(&ok[..], [.., Frame::Element(_), Frame::Whitespace(_)]),
+            "{ok:?}"
+        );
+    }
+
+    #[test]
+    fn written_text_is_always_xml() {
+        let el = Element::new("message", "jabber:client")
+            .with_attr("id", "a\u{0}b")
+            .with_child(
+                Element::new("body", "jabber:client").with_text("x\u{1}\u{b}\u{fffe}\u{ffff}y\nz"),
+            );
+        let xml = el.to_xml();
+        assert!(xml.chars().all(is_xml_char), "{xml:?}");
+        assert!(
+            xml.contains("x\u{fffd}\u{fffd}\u{fffd}\u{fffd}y\nz"),
+            "{xml:?}"
+        );
+        let input = format!("{OPEN}{xml}");
+        let frames = frames(input.as_bytes()).unwrap();
+        assert!(
+            matches!(frames.last(), Some(Frame::Element(_))),
+            "{frames:?}"
         );
     }
 

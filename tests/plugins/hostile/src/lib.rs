@@ -13,6 +13,18 @@
 //! - `probe-wasi`: tries the filesystem, the environment and stdout, and
 //!   reports what it got in tags (the WASI it gets is deny-all).
 //!
+//! - `sleep`: sleeps 10 s in WASI (a host-side wait, not wasm code);
+//! - `println`: prints a million lines to stdout;
+//! - `rewrite-crlf`, `rewrite-nul`, `rewrite-ctl`: rewrites the body to
+//!   text with CRLF + an IRC command, a NUL, or XML-forbidden characters;
+//!   `rewrite-long-crlf`: over 512 bytes, with CRLF + a command inside;
+//! - `reason-crlf`, `reason-ctl`: blocks with a reason holding CRLF + an
+//!   IRC command, or NUL and other XML-forbidden characters;
+//! - `tag-host`, `tag-crlf`: a tag in the host's `imgate:` namespace, or
+//!   one with CRLF.
+//! - anything starting `echo:` rewrites the body to what follows, with
+//!   `\r`, `\n` and `\0` written as escapes turned into those bytes.
+//!
 //! Config `init`: `"loop"` spins in `init`, `"fail"` refuses to start.
 
 use imgate_sdk::{Config, Event, Plugin, Verdict};
@@ -72,6 +84,34 @@ impl Plugin for Hostile {
                 };
                 Verdict::allow().with_tag(fs).with_tag(env).with_tag(file)
             }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                Verdict::allow().with_tag("hostile:woke")
+            }
+            "println" => {
+                for i in 0..1_000_000 {
+                    println!("hostile line {i}");
+                }
+                Verdict::allow().with_tag("hostile:printed")
+            }
+            "rewrite-crlf" => Verdict::rewrite("hi\r\nQUIT :pwned\r\nPRIVMSG #other :injected"),
+            "rewrite-long-crlf" => Verdict::rewrite(format!(
+                "{}\r\nQUIT :late\r\n{}",
+                "a ".repeat(300),
+                "b".repeat(600)
+            )),
+            "rewrite-nul" => Verdict::rewrite("n\0ul"),
+            "rewrite-ctl" => Verdict::rewrite("a\u{1}b\u{b}c\u{fffe}"),
+            "reason-crlf" => Verdict::block("no\r\nQUIT :pwned\r\nPRIVMSG #other :injected"),
+            "reason-ctl" => Verdict::block("no\0\u{1}\u{b}\u{fffe}</text>"),
+            "tag-host" => Verdict::allow().with_tag("imgate:failed:archiver"),
+            "tag-crlf" => Verdict::allow().with_tag("a\r\nb"),
+            body if body.starts_with("echo:") => Verdict::rewrite(
+                body["echo:".len()..]
+                    .replace("\\r", "\r")
+                    .replace("\\n", "\n")
+                    .replace("\\0", "\0"),
+            ),
             "kv" => match imgate_sdk::kv::increment("hits", 1) {
                 Ok(n) => Verdict::allow().with_tag(format!("hits:{n}")),
                 Err(e) => Verdict::block(format!("kv failed: {e:?}")),
