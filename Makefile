@@ -16,7 +16,7 @@ WIT := $(wildcard wit/*.wit)
 POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm \
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm
 
-.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive bench-languages clean-cache
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-archive bench-languages fuzz clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
@@ -105,6 +105,13 @@ bench-languages: plugins
 ## The archive: durable appends/s (one per commit, group commit), search on 1M records.
 bench-archive:
 	$(CARGO) bench -p imgate --bench archive
+
+## Coverage-guided fuzzing (libFuzzer, stable toolchain), not run in CI:
+## each target for FUZZ_SECONDS (default 600). `make test` runs every
+## target as a 30 s smoke over its corpus instead.
+FUZZ_SECONDS ?= 600
+fuzz:
+	./scripts/fuzz.sh all $(FUZZ_SECONDS)
 
 clean-cache:
 	rm -rf target/imgate-cache

@@ -321,3 +321,75 @@ fn imgate_run_purges_on_its_schedule() {
     assert_eq!(code, 0, "{text}");
     assert!(archive_records(&config.dir.path().join("archive.db")).is_empty());
 }
+
+#[test]
+fn signed_checkpoints_catch_a_cut_off_end_and_a_forged_checkpoint() {
+    let config = write_config(&format!(
+        "{CONFIG}\n",
+    ).replace(
+        "group_commit_ms = 2",
+        "group_commit_ms = 2\ncheckpoint_key = \"archive.key\"\ncheckpoint_file = \"offsite/checkpoints.jsonl\"\ncheckpoint_interval_s = 3600",
+    ));
+    let dir = config.dir.path();
+    std::fs::create_dir(dir.join("offsite")).unwrap();
+    let out = Command::new(imgate_bin())
+        .args(["keygen", "--out"])
+        .arg(dir.join("archive"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = transcript(dir, 20, None);
+    replay(&config.path, &events);
+    let checkpoints = dir.join("offsite/checkpoints.jsonl");
+    let lines = std::fs::read_to_string(&checkpoints).unwrap();
+    // One at start (empty archive), one at shutdown (20 records).
+    assert!(lines.contains("\"records\":20"), "{lines}");
+    let anchored = |config: &TestConfig| {
+        imgate(
+            &[
+                "archive",
+                "verify",
+                "--checkpoints",
+                checkpoints.to_str().unwrap(),
+                "--pub",
+                dir.join("archive.pub").to_str().unwrap(),
+            ],
+            config,
+        )
+    };
+    let (code, text) = anchored(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("agrees with") && text.contains("at 20 records"),
+        "{text}"
+    );
+
+    // Cut the last two records off: the chain alone still verifies.
+    let db = dir.join("archive.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("DELETE FROM records WHERE seq > 18", [])
+        .unwrap();
+    drop(conn);
+    let (code, text) = imgate(&["archive", "verify"], &config);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = anchored(&config);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("record 19 is broken") && text.contains("cut off"),
+        "{text}"
+    );
+
+    // A checkpoint edited to match the shorter chain no longer verifies.
+    std::fs::write(
+        &checkpoints,
+        lines.replace("\"records\":20", "\"records\":18"),
+    )
+    .unwrap();
+    let (code, text) = anchored(&config);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("does not verify"), "{text}");
+}

@@ -309,3 +309,167 @@ words = ["secret"]
         bob.seen
     );
 }
+
+/// Many raw connections through imgate, read without blocking.
+struct Crowd {
+    conns: Vec<(TcpStream, Vec<u8>)>,
+}
+
+impl Crowd {
+    fn connect(addr: SocketAddr, n: usize, prefix: &str) -> Crowd {
+        let mut conns = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(format!("NICK {prefix}{i}\r\nUSER u 0 * :u\r\n").as_bytes())
+                .unwrap();
+            c.set_nonblocking(true).unwrap();
+            conns.push((c, Vec::new()));
+        }
+        Crowd { conns }
+    }
+
+    /// Reads until every connection has received a line containing
+    /// `needle`; returns when each did, or panics at `within`.
+    fn wait_all(&mut self, needle: &str, within: Duration) -> Vec<Duration> {
+        let start = Instant::now();
+        let mut when: Vec<Option<Duration>> = vec![None; self.conns.len()];
+        let mut buf = [0u8; 4096];
+        while when.iter().any(Option::is_none) {
+            assert!(
+                start.elapsed() < within,
+                "{} of {} connections saw {needle:?} within {within:?}",
+                when.iter().filter(|w| w.is_some()).count(),
+                self.conns.len()
+            );
+            let mut idle = true;
+            for (i, (c, seen)) in self.conns.iter_mut().enumerate() {
+                if when[i].is_some() {
+                    continue;
+                }
+                if let Ok(n) = std::io::Read::read(c, &mut buf)
+                    && n > 0
+                {
+                    idle = false;
+                    seen.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(seen).contains(needle) {
+                        when[i] = Some(start.elapsed());
+                        seen.clear();
+                    }
+                }
+            }
+            if idle {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        when.into_iter().flatten().collect()
+    }
+
+    fn send_all(&mut self, line: &[u8]) {
+        for (c, _) in &mut self.conns {
+            c.set_nonblocking(false).unwrap();
+            c.write_all(line).unwrap();
+            c.set_nonblocking(true).unwrap();
+        }
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<(Duration, String)> {
+    let started = Instant::now();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken-for-tests\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut c, &mut out).ok()?;
+    Some((started.elapsed(), out))
+}
+
+/// Sleeping plugins in `imgate run`: each call ends at its deadline,
+/// clean traffic and /healthz keep answering, and SIGTERM stops the
+/// process. 150 sessions sleep at once here, because ngircd accepts only
+/// about 12 connections a second; `IMGATE_SLEEPERS=5000` for the
+/// full-size run (about 7 minutes of connecting). More concurrent calls
+/// than tokio's blocking pool has threads are in tests/hostile.rs.
+#[test]
+fn a_storm_of_sleeping_plugin_calls_cannot_hang_the_gateway() {
+    let n: usize = std::env::var("IMGATE_SLEEPERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let admin = imgate_tests::free_port();
+    let ngircd = Ngircd::start();
+    let config = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "cache"
+max_instances = 4000
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[irc]
+listen = "127.0.0.1:0"
+flood_lines_per_s = 0
+max_connections = 20000
+
+[irc.upstream]
+address = "127.0.0.1:{}"
+tls = "plain"
+
+[[plugins]]
+name = "hostile"
+path = "{{wasm:test_hostile}}"
+grants = ["kv"]
+deadline_ms = 200
+pool = 64
+"#,
+        ngircd.port
+    ));
+    let mut imgate = Imgate::start(&config, &[("IMGATE_ADMIN_TOKEN", "t0ken-for-tests")]);
+    let addr = imgate.irc.unwrap();
+    let mut crowd = Crowd::connect(addr, n, "s");
+    crowd.wait_all(" 001 ", Duration::from_secs(60 + n as u64 / 5));
+    let mut clean = Raw::register(addr, "clean");
+    let mut bob = Raw::register(SocketAddr::from(([127, 0, 0, 1], ngircd.port)), "bob");
+
+    let started = Instant::now();
+    crowd.send_all(b"PRIVMSG bob :sleep\r\n");
+    // While the storm runs: the admin API and clean traffic answer.
+    let health = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        for _ in 0..5 {
+            let (took, text) = http_get(admin, "/healthz").expect("healthz answers");
+            assert!(text.contains("200 OK"), "{text}");
+            worst = worst.max(took);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        worst
+    });
+    clean.send(b"PRIVMSG bob :clean during the storm\r\n");
+    let ended = crowd.wait_all("could not be checked", Duration::from_secs(120));
+    let storm = started.elapsed();
+    bob.wait_for("clean during the storm", Duration::from_secs(30))
+        .expect("clean traffic went through");
+    let worst_health = health.join().expect("healthz thread");
+    let mut sorted = ended.clone();
+    sorted.sort();
+    let p50 = sorted[sorted.len() / 2];
+    let max = *sorted.last().unwrap();
+    let metrics = http_get(admin, "/metrics")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    let timeouts = metrics
+        .lines()
+        .find(|l| l.starts_with("imgate_plugin_timeouts_total{plugin=\"hostile\"}"))
+        .unwrap_or("none")
+        .to_owned();
+    eprintln!(
+        "{n} sleeping calls: all ended in {storm:?} (p50 {p50:?}, max {max:?}); \
+         /healthz worst {worst_health:?}; {timeouts}"
+    );
+    // A 10 s sleep per call would take minutes; bounded, they end fast.
+    assert!(max < Duration::from_secs(60), "max {max:?}");
+    assert!(worst_health < Duration::from_secs(10), "{worst_health:?}");
+    let status = imgate.terminate(Duration::from_secs(20));
+    assert!(status.is_some(), "SIGTERM did not stop imgate");
+}

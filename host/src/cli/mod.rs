@@ -5,7 +5,7 @@ mod archive;
 mod cert;
 mod check;
 mod inspect;
-mod replay;
+pub mod replay;
 mod run;
 mod sign;
 

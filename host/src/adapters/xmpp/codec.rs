@@ -195,6 +195,7 @@ impl Framer {
                     return Ok(Step::More);
                 };
                 let name = tag_name(&rest[2..end]);
+                check_name(name)?;
                 if self.depth == 0 {
                     if is_stream_tag(name) {
                         self.open = false;
@@ -219,6 +220,7 @@ impl Framer {
                 let tag = &rest[..=end];
                 check_references(tag)?;
                 let empty = end > 0 && rest[end - 1] == b'/';
+                check_name(tag_name(&rest[1..end]))?;
                 if self.depth == 0 && is_stream_tag(tag_name(&rest[1..end])) {
                     if empty {
                         return Err(CodecError::Malformed("empty stream element".into()));
@@ -247,6 +249,32 @@ impl Framer {
                 Ok(Step::Advance(end + 1))
             }
         }
+    }
+}
+
+/// After the element: nothing but white space. (The framer hands over one
+/// element; a parser that stopped early would judge less than is sent.)
+fn nothing_after(reader: &mut quick_xml::Reader<&[u8]>) -> Result<(), CodecError> {
+    use quick_xml::events::Event as X;
+    loop {
+        match reader.read_event() {
+            Ok(X::Eof) => return Ok(()),
+            Ok(X::Text(t)) if t.iter().all(|b| is_xml_space(*b)) => {}
+            Ok(_) => return Err(CodecError::Malformed("more after the element".into())),
+            Err(e) => return Err(CodecError::Malformed(e.to_string())),
+        }
+    }
+}
+
+/// An element name must start as an XML `Name` does (not empty, not a
+/// digit, `-` or `.`); the server refuses `<>` or `<1a>`, so imgate does too.
+fn check_name(name: &[u8]) -> Result<(), CodecError> {
+    match name.first() {
+        Some(b) if b.is_ascii_alphabetic() || matches!(b, b'_' | b':') || *b >= 0x80 => Ok(()),
+        _ => Err(CodecError::Malformed(format!(
+            "`{}` is not an element name",
+            String::from_utf8_lossy(name)
+        ))),
     }
 }
 
@@ -286,14 +314,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Index of the `>` closing the tag at the start of `s`, skipping quoted
 /// attribute values (which may contain `>`).
+/// A `/` outside quotes may only end the tag (`<a/>`, or begin `</a>`):
+/// a parser reads `<a/ >` differently from a scanner, so it is refused.
 fn tag_end(s: &[u8]) -> Result<Option<usize>, CodecError> {
     let mut quote = None;
-    for (i, &b) in s.iter().enumerate().skip(1) {
+    let end_tag = s.get(1) == Some(&b'/');
+    let mut slash = false;
+    for (i, &b) in s.iter().enumerate().skip(if end_tag { 2 } else { 1 }) {
+        if slash && b != b'>' {
+            return Err(CodecError::Malformed("'/' inside a tag".into()));
+        }
         match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'"' | b'\'') if !end_tag => quote = Some(b),
             (Some(q), _) if b == q => quote = None,
             (None, b'>') => return Ok(Some(i)),
             (None, b'<') => return Err(CodecError::Malformed("'<' inside a tag".into())),
+            (None, b'/') if !end_tag => slash = true,
+            (None, b'/' | b'"' | b'\'' | b'=') if end_tag => {
+                return Err(CodecError::Malformed("an end tag holds only a name".into()));
+            }
             _ => {}
         }
     }
@@ -434,7 +473,7 @@ impl Element {
                     let (el, _) = open_element(&start, parent)?;
                     match stack.last_mut() {
                         Some((p, _)) => p.children.push(Node::Element(el)),
-                        None => return Ok(el),
+                        None => return nothing_after(&mut reader).map(|()| el),
                     }
                 }
                 X::End(_) => {
@@ -443,7 +482,7 @@ impl Element {
                     };
                     match stack.last_mut() {
                         Some((p, _)) => p.children.push(Node::Element(el)),
-                        None => return Ok(el),
+                        None => return nothing_after(&mut reader).map(|()| el),
                     }
                 }
                 X::Text(t) => {
@@ -461,7 +500,13 @@ impl Element {
                     }
                 }
                 X::CData(c) => {
-                    let text = std::str::from_utf8(&c).map_err(|e| bad(&e))?.to_owned();
+                    // Line ends are normalised here too, as the server's
+                    // parser does (XML 1.0 §2.11): the text judged is the
+                    // text it reads.
+                    let text = std::str::from_utf8(&c)
+                        .map_err(|e| bad(&e))?
+                        .replace("\r\n", "\n")
+                        .replace('\r', "\n");
                     if let Some((p, _)) = stack.last_mut() {
                         push_text(p, &text);
                     }
@@ -576,6 +621,9 @@ impl Element {
 }
 
 fn push_text(el: &mut Element, text: &str) {
+    if text.is_empty() {
+        return;
+    }
     if let Some(Node::Text(t)) = el.children.last_mut() {
         t.push_str(text);
     } else {
@@ -597,6 +645,8 @@ pub fn escape(s: &str, attr: bool) -> String {
     for c in s.chars() {
         match c {
             c if !is_xml_char(c) => out.push('\u{FFFD}'),
+            // A raw CR would be read back as LF (line-end normalisation).
+            '\r' => out.push_str("&#13;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
