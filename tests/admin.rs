@@ -269,6 +269,32 @@ fn run_refuses_an_admin_api_without_a_token() {
 }
 
 #[test]
+fn plain_http_beyond_loopback_is_warned_about_and_tls_or_loopback_is_not() {
+    let start = |extra: &str| {
+        let config = imgate_tests::write_config(&format!("[admin]\n{extra}\n"));
+        if extra.contains("tls_cert") {
+            let (cert, key) = imgate::tls::self_signed(&["localhost".into()]).unwrap();
+            std::fs::write(config.dir.path().join("admin.crt"), cert).unwrap();
+            std::fs::write(config.dir.path().join("admin.key"), key).unwrap();
+        }
+        let mut gw =
+            imgate_tests::gateway::Imgate::start(&config, &[("IMGATE_ADMIN_TOKEN", TOKEN)]);
+        gw.wait_for_line("admin API listening", Duration::from_secs(5))
+            .expect("admin API up");
+        std::thread::sleep(Duration::from_millis(100));
+        gw.drain();
+        gw.lines
+            .iter()
+            .any(|l| l.contains("listens beyond loopback over plain HTTP"))
+    };
+    assert!(start("listen = \"0.0.0.0:0\""));
+    assert!(!start("listen = \"127.0.0.1:0\""));
+    assert!(!start(
+        "listen = \"0.0.0.0:0\"\ntls_cert = \"admin.crt\"\ntls_key = \"admin.key\""
+    ));
+}
+
+#[test]
 fn the_admin_api_over_tls() {
     let config = imgate_tests::write_config(
         r#"
