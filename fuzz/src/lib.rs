@@ -13,23 +13,34 @@ use imgate::adapters::irc::events::{self as irc_events, Ctcp, Me, Outcome};
 use imgate::adapters::xmpp::codec::{self as xmpp, Element, Limits};
 use imgate::event::{Action, Direction};
 
+/// `input` in the pieces a socket might deliver: sizes from `cuts`
+/// (`scale` bytes per unit, plus one), or whole when `cuts` is empty.
+fn pieces<'a>(input: &'a [u8], cuts: &'a [u8], scale: usize) -> impl Iterator<Item = &'a [u8]> {
+    let mut sizes = cuts
+        .iter()
+        .map(move |&c| usize::from(c) * scale + 1)
+        .cycle();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= input.len() {
+            return None;
+        }
+        let n = sizes.next().unwrap_or(input.len());
+        let end = (at + n).min(input.len());
+        let piece = &input[at..end];
+        at = end;
+        Some(piece)
+    })
+}
+
 /// Frames `input` fed in pieces whose sizes come from `cuts`, as a socket
 /// would deliver it.
 pub fn irc_frames(input: &[u8], cuts: &[u8]) -> Vec<Frame> {
     let mut framer = Framer::default();
     let mut buf = Vec::new();
     let mut out = Vec::new();
-    let mut at = 0;
-    let mut sizes = cuts.iter().map(|&c| usize::from(c) * 7 + 1).cycle();
-    while at < input.len() {
-        let n = if cuts.is_empty() {
-            input.len()
-        } else {
-            sizes.next().unwrap_or(input.len())
-        };
-        let end = (at + n).min(input.len());
-        buf.extend_from_slice(&input[at..end]);
-        at = end;
+    for piece in pieces(input, cuts, 7) {
+        buf.extend_from_slice(piece);
         loop {
             match framer.next(&buf) {
                 Next::Frame(frame, used) => {
@@ -85,8 +96,9 @@ pub fn irc_codec(data: &[u8]) {
         };
         let written = msg.to_line();
         assert_one_line(&written);
-        // A verdict on it, with the input itself as the text.
-        let text = String::from_utf8_lossy(input);
+        // A verdict on it whose text is raw input (CR, LF, NUL and all),
+        // as long as the line plus a little: bounded, so a run stays linear.
+        let text = String::from_utf8_lossy(&input[..input.len().min(line.len() + 16)]);
         let me = Me {
             nick: "alice".into(),
             account: None,
@@ -198,8 +210,7 @@ fn xmpp_frames(input: &[u8], cuts: &[u8]) -> (Vec<xmpp::Frame>, Option<xmpp::Cod
         b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
             .to_vec();
     let mut out = Vec::new();
-    let mut at = 0;
-    let mut sizes = cuts.iter().map(|&c| usize::from(c) * 5 + 1).cycle();
+    let mut input = pieces(input, cuts, 5);
     loop {
         loop {
             match framer.next(&buf) {
@@ -219,17 +230,10 @@ fn xmpp_frames(input: &[u8], cuts: &[u8]) -> (Vec<xmpp::Frame>, Option<xmpp::Cod
                 Err(e) => return (out, Some(e)),
             }
         }
-        if at >= input.len() {
-            return (out, None);
+        match input.next() {
+            Some(piece) => buf.extend_from_slice(piece),
+            None => return (out, None),
         }
-        let n = if cuts.is_empty() {
-            input.len()
-        } else {
-            sizes.next().unwrap_or(input.len())
-        };
-        let end = (at + n).min(input.len());
-        buf.extend_from_slice(&input[at..end]);
-        at = end;
     }
 }
 

@@ -289,12 +289,11 @@ pub fn split_text(text: &str, head_len: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn frames(input: &[u8]) -> Vec<Frame> {
-        let mut f = Framer::default();
-        let mut buf = input.to_vec();
+    /// Takes every frame `f` finds in `buf`, draining what it used.
+    fn drain(f: &mut Framer, buf: &mut Vec<u8>) -> Vec<Frame> {
         let mut out = Vec::new();
         loop {
-            match f.next(&buf) {
+            match f.next(buf) {
                 Next::Frame(frame, n) => {
                     buf.drain(..n);
                     out.push(frame);
@@ -305,6 +304,10 @@ mod tests {
                 Next::More => return out,
             }
         }
+    }
+
+    fn frames(input: &[u8]) -> Vec<Frame> {
+        drain(&mut Framer::default(), &mut input.to_vec())
     }
 
     #[test]
@@ -341,20 +344,10 @@ mod tests {
         buf.drain(..7);
         assert_eq!(f.next(&buf), Next::More);
         buf.extend_from_slice(b"\nPING b\r\n");
-        let mut out = Vec::new();
-        loop {
-            match f.next(&buf) {
-                Next::Frame(frame, n) => {
-                    buf.drain(..n);
-                    out.push(frame);
-                }
-                Next::Discard(n) => {
-                    buf.drain(..n);
-                }
-                Next::More => break,
-            }
-        }
-        assert_eq!(out, vec![Frame::Line(b"PING b".to_vec())]);
+        assert_eq!(
+            drain(&mut f, &mut buf),
+            vec![Frame::Line(b"PING b".to_vec())]
+        );
     }
 
     #[test]
@@ -371,18 +364,7 @@ mod tests {
         for chunk in input.chunks(4096) {
             buf.extend_from_slice(chunk);
             peak = peak.max(buf.len());
-            loop {
-                match f.next(&buf) {
-                    Next::Frame(frame, n) => {
-                        buf.drain(..n);
-                        out.push(frame);
-                    }
-                    Next::Discard(n) => {
-                        buf.drain(..n);
-                    }
-                    Next::More => break,
-                }
-            }
+            out.extend(drain(&mut f, &mut buf));
         }
         assert_eq!(
             out,

@@ -266,6 +266,24 @@ fn nothing_after(reader: &mut quick_xml::Reader<&[u8]>) -> Result<(), CodecError
     }
 }
 
+/// Whether `name` is an XML `Name` as far as writing it back needs: it
+/// starts with a letter, `_`, `:` or a non-ASCII character, and holds no
+/// white space or markup character.
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || matches!(c, '_' | ':') || !c.is_ascii())
+        && chars.all(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(
+                    c,
+                    '"' | '\'' | '<' | '>' | '=' | '/' | '&' | ';' | '?' | '!'
+                )
+        })
+}
+
 /// An element name must start as an XML `Name` does (not empty, not a
 /// digit, `-` or `.`); the server refuses `<>` or `<1a>`, so imgate does too.
 fn check_name(name: &[u8]) -> Result<(), CodecError> {
@@ -486,7 +504,9 @@ impl Element {
                     }
                 }
                 X::Text(t) => {
-                    let text = t.xml_content().map_err(|e| bad(&e))?;
+                    // XML 1.0 line ends (xml_content would also fold
+                    // U+0085 and U+2028, as XML 1.1 does; the server does not).
+                    let text = t.xml10_content().map_err(|e| bad(&e))?;
                     let text = unescape(&text)?;
                     if let Some((p, _)) = stack.last_mut() {
                         push_text(p, &text);
@@ -503,10 +523,7 @@ impl Element {
                     // Line ends are normalised here too, as the server's
                     // parser does (XML 1.0 §2.11): the text judged is the
                     // text it reads.
-                    let text = std::str::from_utf8(&c)
-                        .map_err(|e| bad(&e))?
-                        .replace("\r\n", "\n")
-                        .replace('\r', "\n");
+                    let text = c.xml10_content().map_err(|e| bad(&e))?.into_owned();
                     if let Some((p, _)) = stack.last_mut() {
                         push_text(p, &text);
                     }
@@ -645,8 +662,11 @@ pub fn escape(s: &str, attr: bool) -> String {
     for c in s.chars() {
         match c {
             c if !is_xml_char(c) => out.push('\u{FFFD}'),
-            // A raw CR would be read back as LF (line-end normalisation).
+            // A raw CR would be read back as LF (line-end normalisation),
+            // and in an attribute LF and tab as spaces.
             '\r' => out.push_str("&#13;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\t' if attr => out.push_str("&#9;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
@@ -666,6 +686,11 @@ fn open_element(
     let name = std::str::from_utf8(start.name().as_ref())
         .map_err(|e| bad(&e))?
         .to_owned();
+    if !is_name(&name) {
+        return Err(CodecError::Malformed(format!(
+            "`{name}` is not an element name"
+        )));
+    }
     let mut attrs = Vec::new();
     let mut scope = Scope {
         default: parent.default.clone(),
@@ -676,8 +701,18 @@ fn open_element(
         let key = std::str::from_utf8(attr.key.as_ref())
             .map_err(|e| bad(&e))?
             .to_owned();
+        // quick-xml is lenient with names; what it let through could not
+        // be written back as XML.
+        if !is_name(&key) {
+            return Err(CodecError::Malformed(format!(
+                "`{key}` is not an attribute name"
+            )));
+        }
         let raw = std::str::from_utf8(&attr.value).map_err(|e| bad(&e))?;
-        let value = unescape(raw)?;
+        // Attribute-value normalisation (XML 1.0 §3.3.3), as the server's
+        // parser does it: literal white space becomes a space; references
+        // (`&#10;`) keep theirs.
+        let value = unescape(&raw.replace("\r\n", " ").replace(['\r', '\n', '\t'], " "))?;
         if key == "xmlns" {
             scope.default = value.clone();
         } else if let Some(prefix) = key.strip_prefix("xmlns:") {
