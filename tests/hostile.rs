@@ -345,3 +345,22 @@ fn tags_in_the_hosts_namespace_or_with_line_breaks_are_refused() {
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_sleep_ends_at_the_deadline_inside_a_single_threaded_runtime() {
+    // An embedder calling the chain from a current-thread runtime: the
+    // bounded wait needs no runtime of the caller's.
+    let (_cfg, rt) = hostile_chain("deadline_ms = 50");
+    let started = Instant::now();
+    let d = rt.chain.evaluate(message("sleep"));
+    assert!(
+        matches!(failure(&d), CallFailure::Timeout(_)),
+        "{:?}",
+        d.failures
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

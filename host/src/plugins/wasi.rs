@@ -82,11 +82,11 @@ pub fn link_bounded_poll<T: 'static>(
     linked
 }
 
-/// The runtime plugin waits run on: the waiting thread polls the wait
-/// itself, and this runtime's one worker only drives the timers. It must
-/// not be the gateway's runtime: under a storm of sleeping plugins every
-/// gateway worker can be inside a plugin call, and then nothing would
-/// drive the timer that ends them.
+/// The timers plugin waits use: the waiting thread polls the wait itself
+/// ([`park_on`]), and this runtime's one worker only drives the timers. It
+/// must not be the gateway's runtime: under a storm of sleeping plugins
+/// every gateway worker can be inside a plugin call, and then nothing
+/// would drive the timer that ends them.
 static WAIT_RUNTIME: std::sync::LazyLock<Option<tokio::runtime::Runtime>> =
     std::sync::LazyLock::new(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -108,13 +108,37 @@ impl BoundedPoll<'_> {
         let left = self.left.ok_or(WaitPastDeadline)?;
         // Without a runtime no wait can be bounded: refuse to wait at all.
         let runtime = WAIT_RUNTIME.as_ref().ok_or(WaitPastDeadline)?;
+        // Timers made while the guard is held (the timeout, and the
+        // sleep inside a clock pollable) belong to the wait runtime.
+        let _timers = runtime.enter();
         let table = &mut *self.table;
-        runtime.block_on(async move {
+        park_on(async move {
             match tokio::time::timeout(left, f(table)).await {
                 Ok(result) => result,
                 Err(_) => Err(WaitPastDeadline.into()),
             }
         })
+    }
+}
+
+/// Polls `future` on this thread, parking between wake-ups. Unlike a
+/// runtime's `block_on` it works wherever a plugin is called from, inside
+/// an async context or not; the wait is bounded by the caller's timeout.
+fn park_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut future = std::pin::pin!(future);
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 
