@@ -9,7 +9,8 @@
 #
 # Targets: irc_codec irc_split_vs_ngircd xmpp_codec replay_json config.
 # New inputs go to target/fuzz/corpus/TARGET; crashes to target/fuzz/artifacts.
-# `scripts/fuzz.sh merge TARGET` folds the new inputs into fuzz/corpus/TARGET.
+# `scripts/fuzz.sh merge TARGET` folds the new inputs into fuzz/corpus/TARGET
+# (set-cover merge: the fewest inputs that keep every feature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,9 +45,10 @@ all)
     for t in $TARGETS; do run "$t" "${2:-60}"; done
     ;;
 merge)
+    # The smallest set of inputs (up to 16 KiB) that keeps every feature.
     t=$2
     mkdir -p "fuzz/corpus/$t.merged"
-    "$BIN/$t" -merge=1 "fuzz/corpus/$t.merged" "fuzz/corpus/$t" "target/fuzz/corpus/$t"
+    "$BIN/$t" -set_cover_merge=1 -max_len=16384 "fuzz/corpus/$t.merged" "fuzz/corpus/$t" "target/fuzz/corpus/$t"
     rm -rf "fuzz/corpus/$t" && mv "fuzz/corpus/$t.merged" "fuzz/corpus/$t"
     ;;
 "" | -h | --help) sed -n '2,13p' "$0" ;;
