@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use imgate::event::EventKind;
-use imgate::plugins::engine::CompileSource;
+use imgate::plugins::CompileSource;
 use imgate::{Action, Config, Runtime};
 use imgate_tests::{message, start, wasm, write_config};
 
 fn sha(name: &str) -> String {
-    imgate::plugins::engine::sha256_hex(&std::fs::read(wasm(name)).unwrap())
+    imgate::plugins::sha256_hex(&std::fs::read(wasm(name)).unwrap())
 }
 
 #[test]

@@ -121,7 +121,7 @@ fn inspect_shows_hash_contract_exports_and_requested_capabilities() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         v["sha256"],
-        imgate::plugins::engine::sha256_hex(&std::fs::read(&path).unwrap())
+        imgate::plugins::sha256_hex(&std::fs::read(&path).unwrap())
     );
     assert_eq!(v["contract_versions"], serde_json::json!(["0.1.0"]));
     assert_eq!(v["policy"], true);

@@ -204,7 +204,7 @@ fn a_crash_loop_is_backed_off_and_counted() {
     assert!(matches!(d.verdict.action, Action::Block(_)));
     assert_eq!(stats.traps.load(std::sync::atomic::Ordering::Relaxed), 3);
     // The backoff lapses and a clean event is served again.
-    std::thread::sleep(imgate::plugins::plugin::BACKOFF_BASE + Duration::from_millis(20));
+    std::thread::sleep(imgate::plugins::BACKOFF_BASE + Duration::from_millis(20));
     let d = rt.chain.evaluate(message("hello"));
     assert_eq!(d.verdict.action, Action::Allow, "{:?}", d.failures);
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use imgate::event::json::{EventDoc, MessageDoc};
-use imgate::plugins::engine::sha256_hex;
+use imgate::plugins::sha256_hex;
 use imgate::{Action, Config, LiveChain, Runtime};
 use imgate_tests::wasm;
 

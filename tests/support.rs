@@ -196,7 +196,12 @@ pub fn system_python() -> PathBuf {
 /// oldest first; empty when there is none yet.
 pub fn archive_records(path: &Path) -> Vec<serde_json::Value> {
     match imgate::archive::Store::open_read_only(path) {
-        Ok(store) => store.search(&Default::default()).expect("archive search"),
+        Ok(store) => store
+            .search(&Default::default())
+            .expect("archive search")
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("an entry is JSON"))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }

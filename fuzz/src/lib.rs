@@ -191,12 +191,18 @@ pub fn xmpp_codec(data: &[u8]) {
             continue;
         };
         let text = std::str::from_utf8(&bytes).expect("a framed element is UTF-8");
-        assert!(text.chars().all(xmpp::is_xml_char), "{text:?}");
+        assert!(
+            text.chars().all(imgate::event::text::is_xml_char),
+            "{text:?}"
+        );
         let Ok(element) = Element::parse(&bytes) else {
             continue;
         };
         let written = element.to_xml();
-        assert!(written.chars().all(xmpp::is_xml_char), "{written:?}");
+        assert!(
+            written.chars().all(imgate::event::text::is_xml_char),
+            "{written:?}"
+        );
         let again = Element::parse(written.as_bytes()).expect("written XML parses");
         assert_eq!(again.to_xml(), written, "write, parse, write differs");
     }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use imgate::archive::{ArchiveConfig, ArchiveRecord, ArchiveWriter};
 use imgate::archive::{Filter, Store};
-use imgate::capabilities::archive::{ArchiveConfig, ArchiveRecord, ArchiveWriter};
 use imgate::capabilities::metrics::HostStats;
 use imgate::event::json::{EventDoc, MessageDoc};
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use imgate::capabilities::{Grants, PluginCapabilities, SharedCapabilities, config::Settings};
+use imgate::contract::view::ViewData;
+use imgate::contract::{handler, lifecycle};
 use imgate::event::json::{EventDoc, MessageDoc};
-use imgate::plugins::bindings::{handler, lifecycle};
-use imgate::plugins::instance::HostState;
-use imgate::plugins::view::ViewData;
-use imgate::{Config, Event, Runtime, Verdict};
+use imgate::plugins::floor::HostState;
+use imgate::{Config, Event, Runtime};
 use wasmtime::Store;
 
 fn workspace() -> PathBuf {
@@ -85,7 +85,7 @@ fn bare(rt: &Runtime, file: &str, config_json: &str) -> (Store<HostState>, handl
         Grants::default(),
         Settings::new(map),
     );
-    let mut store = imgate::plugins::instance::bare_store(engine.engine(), &caps, 64);
+    let mut store = imgate::plugins::floor::bare_store(engine.engine(), &caps, 64);
     let instance = pre.instantiate(&mut store).unwrap();
     let life = lifecycle::GuestIndices::new(&pre)
         .unwrap()
@@ -100,7 +100,11 @@ fn bare(rt: &Runtime, file: &str, config_json: &str) -> (Store<HostState>, handl
     (store, h)
 }
 
-fn bare_call(store: &mut Store<HostState>, h: &handler::Guest, event: &Arc<Event>) -> Verdict {
+fn bare_call(
+    store: &mut Store<HostState>,
+    h: &handler::Guest,
+    event: &Arc<Event>,
+) -> imgate::contract::types::Verdict {
     let view = store.data_mut().view.open(ViewData {
         event: event.clone(),
         verdict: None,
@@ -220,7 +224,7 @@ fn benches(c: &mut Criterion) {
                 tokio::spawn(async move {
                     let start = std::time::Instant::now();
                     for _ in 0..iters {
-                        imgate::capabilities::wait_off_worker(|| std::hint::black_box(1));
+                        imgate::util::blocking::wait_off_worker(|| std::hint::black_box(1));
                     }
                     start.elapsed()
                 })

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use imgate::capabilities::{Grants, PluginCapabilities, SharedCapabilities, config::Settings};
 use imgate::config::RuntimeConfig;
+use imgate::contract::view::ViewData;
+use imgate::contract::{handler, lifecycle};
 use imgate::event::json::{EventDoc, MessageDoc};
 use imgate::plugins::PluginEngine;
-use imgate::plugins::bindings::{handler, lifecycle};
-use imgate::plugins::engine::{CompileSource, sha256_hex};
-use imgate::plugins::view::ViewData;
+use imgate::plugins::{CompileSource, sha256_hex};
 use imgate::{Config, Event, Runtime};
 
 const LANGUAGES: [(&str, &str); 3] = [
@@ -123,7 +123,7 @@ fn measure(language: &'static str, file: &str, cache: &Path) -> Row {
         (0..11)
             .map(|_| {
                 let started = Instant::now();
-                let mut store = imgate::plugins::instance::bare_store(engine.engine(), &caps, 64);
+                let mut store = imgate::plugins::floor::bare_store(engine.engine(), &caps, 64);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let instance = pre.instantiate(&mut store).expect("instantiate");
                 let life = lifecycle_idx.load(&mut store, &instance).expect("load");

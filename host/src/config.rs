@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capabilities::archive::ArchiveConfig;
+use crate::adapters::section::AdapterSection;
+use crate::archive::ArchiveConfig;
 use crate::capabilities::kv::KvConfig;
 use crate::capabilities::{Capability, Grants};
 use crate::signing::SigningConfig;

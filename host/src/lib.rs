@@ -10,20 +10,21 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: the operator's TOML file, validated with every problem located.
-//! - [`event`]: the neutral event model (generated from `wit/`) and its JSON form.
+//! The parts and the arrows allowed between them are drawn in
+//! `docs/architecture.md` and enforced by `tests/architecture.rs`.
+//! - [`event`]: the neutral core: events, verdicts, their JSON form, [`Judge`].
+//! - [`adapters`]: one folder per network (`xmpp/`, `irc/`), and `stream/`,
+//!   the accept loop and session driver they share.
 //! - [`plugins`]: the runtime: engine, loaded plugins, instances, the chain.
+//! - [`contract`]: the WIT contract as Rust (generated bindings, conversions).
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
-//! - [`archive`]: the compliance archive's store (SQLite, hash-chained, searchable).
-//! - [`runtime`]: builds engine, capabilities and chain from a config.
+//! - [`archive`]: the compliance archive (SQLite, hash-chained, searchable).
+//! - [`config`]: the operator's TOML file, validated with every problem located.
 //! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
-//! - [`files`]: bounded reads of the files an operator names (regular files only).
-//! - [`adapters`]: one folder per network (`xmpp/`): codec, events, session, config.
-//! - [`proxy`]: the accept loop adapters share: connection cap, draining.
 //! - [`tls`]: rustls configs for both sides, and development certificates.
-//! - [`gateway`]: the long-running process (`imgate run`): adapters, reload triggers, shutdown.
-//! - [`admin`]: the admin HTTP API.
+//! - [`gateway`]: the long-running process (`imgate run`): wiring, reloads, admin API.
 //! - [`cli`]: the `imgate` commands.
+//! - [`util`]: bounded file reads, hex, blocking from async code.
 //!
 //! # Core concepts
 //! - [`PluginEngine`]: one per process. Owns the wasmtime `Engine` (pooling
@@ -36,29 +37,28 @@
 //!   many events run at once, each on its own instances.
 //! - [`Decision`]: the final verdict, which plugin (name and sha256)
 //!   decided it, the tags, each plugin's time, and the chain generation.
-//! - [`adapters::Judge`]: how an adapter hands an event to the chain in
-//!   force; the adapter then applies the verdict in its protocol's terms.
+//! - [`Judge`]: event in, final verdict out. Adapters ask it through their
+//!   [`adapters::Gate`] and apply the verdict in their protocol's terms;
+//!   the gateway wires it to the [`LiveChain`].
 //! - [`LiveChain`]: the chain in force. A reload builds a new chain in full
 //!   and swaps it in atomically; a failed reload keeps the old one.
 
 pub mod adapters;
-pub mod admin;
 pub mod archive;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod event;
-pub mod files;
 pub mod gateway;
 pub mod plugins;
-pub mod proxy;
-pub mod runtime;
 pub mod signing;
 pub mod tls;
+pub mod util;
 
 pub use config::{Config, FailurePolicy, PluginSpec};
-pub use event::{Action, Event, EventKind, FinalVerdict, Verdict};
+pub use event::{Action, Event, EventKind, FinalVerdict, Judge, Verdict};
 pub use plugins::{
-    CallFailure, Chain, Decision, LiveChain, LoadError, LoadedPlugin, PluginEngine, ReloadError,
+    CallFailure, Chain, Decision, LiveChain, LoadError, LoadedPlugin, PluginEngine, Runtime,
+    RuntimeError,
 };
-pub use runtime::Runtime;

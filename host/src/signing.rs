@@ -9,7 +9,6 @@
 //!
 //! Keys and signatures are hex text, so they paste into a config file.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -201,57 +200,52 @@ impl Binding<'_> {
 /// A signature file is a few hundred bytes; more is not one.
 const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn unhex<const N: usize>(text: &str) -> Result<[u8; N], String> {
-    let text = text.trim();
-    if text.len() != N * 2 {
-        return Err(format!(
-            "expected {} hex digits, found {}",
-            N * 2,
-            text.len()
-        ));
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16)
-            .map_err(|_| "not hexadecimal".to_string())?;
-    }
-    Ok(out)
+/// Why a key could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an imgate secret key: {source}")]
+    NotSecret {
+        path: String,
+        source: crate::util::hex::HexError,
+    },
+    #[error("not an ed25519 public key: {0}")]
+    NotPublic(String),
+    #[error("no randomness: {0}")]
+    NoRandomness(String),
 }
 
 /// Parses a public key written as 64 hex digits.
 ///
 /// # Errors
 /// Not hex of the right length, or not a valid ed25519 key.
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&unhex::<32>(text)?).map_err(|e| format!("not an ed25519 key: {e}"))
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes = crate::util::hex::decode::<32>(text.trim())
+        .map_err(|e| KeyError::NotPublic(e.to_string()))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::NotPublic(e.to_string()))
 }
 
 pub fn public_key_hex(key: &VerifyingKey) -> String {
-    hex(key.as_bytes())
+    crate::util::hex::encode(key.as_bytes())
 }
 
 /// A short, stable name for a public key: the first 16 hex digits of its
 /// sha256.
 pub fn key_id(key: &VerifyingKey) -> String {
-    hex(&Sha256::digest(key.as_bytes())[..8])
+    crate::util::hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
 /// A new signing key from the OS's random source.
 ///
 /// # Errors
 /// The OS random source failed.
-pub fn generate() -> Result<SigningKey, String> {
+pub fn generate() -> Result<SigningKey, KeyError> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut seed).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -269,7 +263,7 @@ pub fn write_key_pair(base: &Path, key: &SigningKey) -> std::io::Result<(PathBuf
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&secret)?;
-    writeln!(file, "{}", hex(&key.to_bytes()))?;
+    writeln!(file, "{}", crate::util::hex::encode(&key.to_bytes()))?;
     std::fs::write(
         &public,
         format!("{}\n", public_key_hex(&key.verifying_key())),
@@ -281,13 +275,19 @@ pub fn write_key_pair(base: &Path, key: &SigningKey) -> std::io::Result<(PathBuf
 ///
 /// # Errors
 /// Unreadable, or not 64 hex digits.
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
-    let text = crate::files::read_regular(path, 4096)
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let text = crate::util::files::read_regular(path, 4096)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(SigningKey::from_bytes(&unhex::<32>(&text).map_err(
-        |e| format!("{} is not an imgate secret key: {e}", path.display()),
-    )?))
+        .map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let bytes =
+        crate::util::hex::decode::<32>(text.trim()).map_err(|source| KeyError::NotSecret {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(SigningKey::from_bytes(&bytes))
 }
 
 fn message(plugin: &str, version: &str, sha256: &str) -> Vec<u8> {
@@ -303,7 +303,7 @@ pub fn sign(key: &SigningKey, plugin: &str, version: &str, sha256: &str) -> Sign
         version: version.into(),
         sha256: sha256.into(),
         key_id: key_id(&key.verifying_key()),
-        signature: hex(&signature.to_bytes()),
+        signature: crate::util::hex::encode(&signature.to_bytes()),
     }
 }
 
@@ -346,7 +346,8 @@ pub fn verify(
         .iter()
         .find(|k| k.id == sig.key_id)
         .ok_or_else(|| SignatureError::UnknownKey(sig.key_id.clone()))?;
-    let bytes = unhex::<64>(&sig.signature).map_err(|e| malformed(format!("signature: {e}")))?;
+    let bytes = crate::util::hex::decode::<64>(sig.signature.trim())
+        .map_err(|e| malformed(format!("signature: {e}")))?;
     key.key
         .verify_strict(
             &message(&sig.plugin, &sig.version, &sig.sha256),
@@ -375,7 +376,7 @@ pub fn check(
     binding: Option<&Binding<'_>>,
 ) -> Result<Option<Verified>, SignatureError> {
     let path = signature_path(component);
-    match crate::files::read_regular(&path, MAX_SIGNATURE_BYTES)
+    match crate::util::files::read_regular(&path, MAX_SIGNATURE_BYTES)
         .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
     {
         Ok(text) => {

@@ -1,47 +1,65 @@
 //! Protocol adapters: each turns one network's wire format into neutral
-//! events and applies verdicts in that network's terms. An adapter is one
-//! folder with the same files (see `xmpp/` and `irc/`):
+//! events and applies verdicts in that network's terms.
 //!
+//! Owns: the networks' wire formats and sessions. Must not touch: the
+//! plugin runtime, its contract or the capabilities — an adapter asks a
+//! [`Judge`] (through its [`Gate`]) and nothing else.
+//!
+//! A stream protocol is one folder (see `xmpp/` and `irc/`):
 //! - `codec.rs`: bytes to frames, no I/O; incomplete is not malformed.
 //! - `events.rs`: frames to and from the neutral event, one function per
 //!   direction.
-//! - `session.rs`: the sockets, buffers and state machine of a connection.
-//! - `config.rs`: the adapter's section of the operator's file.
+//! - `handshake.rs`: the protocol's [`stream::Protocol`]: TLS, its own
+//!   handshake, the upstream connection.
+//! - `session.rs`: its [`stream::Hooks`]: one connection's state, frame by frame.
+//! - `config.rs`: its section of the operator's file.
 //!
-//! What every adapter shares lives here: [`Judge`] hands events to the
-//! chain in force, [`AdapterStats`] counts what crossed, and `connection`
-//! holds the socket plumbing both sessions use.
+//! [`stream`] holds the accept loop and the session driver they share.
 
-pub mod connection;
 pub mod irc;
 pub mod section;
-pub mod stats;
+mod stats;
+pub mod stream;
 pub mod xmpp;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-pub use stats::AdapterStats;
+pub use stats::{AdapterStats, render_prometheus};
 
-use crate::capabilities::clock::now_ms;
-use crate::event::{Action, Direction, Event, EventKind, Session};
-use crate::plugins::{Decision, LiveChain};
+use crate::event::{Action, Direction, Event, EventKind, Judge, Session, now_ms};
 
-/// Hands an adapter's events to the chain in force.
+/// Why an adapter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("[{network}] {source}")]
+    Listen {
+        network: &'static str,
+        source: std::io::Error,
+    },
+    #[error("[{network}] {source}")]
+    Tls {
+        network: &'static str,
+        source: crate::tls::TlsError,
+    },
+}
+
+/// An adapter's way to policy: builds the neutral event, counts it, and
+/// asks the judge.
 #[derive(Clone)]
-pub struct Judge {
-    live: Arc<LiveChain>,
+pub struct Gate {
+    judge: Arc<dyn Judge>,
     stats: Arc<AdapterStats>,
     network: &'static str,
 }
 
 static NEXT_EVENT: AtomicU64 = AtomicU64::new(1);
 
-impl Judge {
-    pub fn new(live: Arc<LiveChain>, stats: Arc<AdapterStats>, network: &'static str) -> Self {
-        Judge {
-            live,
-            stats,
+impl Gate {
+    pub fn new(judge: Arc<dyn Judge>, network: &'static str) -> Self {
+        Gate {
+            judge,
+            stats: Arc::new(AdapterStats::new(network)),
             network,
         }
     }
@@ -50,11 +68,12 @@ impl Judge {
         &self.stats
     }
 
-    /// Runs one event through the chain and returns the final action.
-    /// Plugin calls are bounded by their deadlines but may take
-    /// milliseconds, so the tokio worker hands its other tasks to another
-    /// thread meanwhile (about 20 ns when idle). With no plugins at all
-    /// the event is not even built.
+    pub fn shared_stats(&self) -> Arc<AdapterStats> {
+        self.stats.clone()
+    }
+
+    /// Judges one event and returns the final action. With nothing to
+    /// judge by (no plugins) the event is not even built.
     pub fn judge(
         &self,
         session: &Session,
@@ -62,9 +81,8 @@ impl Judge {
         kind: EventKind,
         attributes: Vec<(String, String)>,
     ) -> Action {
-        let chain = self.live.current();
-        if chain.plugins().is_empty() {
-            self.stats.events.fetch_add(1, Relaxed);
+        self.stats.events.fetch_add(1, Relaxed);
+        if self.judge.allows_everything() {
             self.stats.count_action("allow");
             return Action::Allow;
         }
@@ -78,10 +96,65 @@ impl Judge {
             tags: Vec::new(),
             attributes,
         };
-        self.stats.events.fetch_add(1, Relaxed);
-        let decision: Decision = crate::capabilities::wait_off_worker(|| chain.evaluate(event));
-        let action = decision.verdict.action;
+        let action = self.judge.judge(event).action;
         self.stats.count_action(action.kind());
         action
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A judge with no WebAssembly: adapter tests decide by a closure.
+
+    use super::*;
+    use crate::event::FinalVerdict;
+    use std::sync::Mutex;
+
+    /// Decides with `rule` and remembers every event it saw.
+    pub struct FakeJudge {
+        rule: Box<dyn Fn(&Event) -> Action + Send + Sync>,
+        pub seen: Mutex<Vec<Event>>,
+    }
+
+    impl FakeJudge {
+        pub fn new(rule: impl Fn(&Event) -> Action + Send + Sync + 'static) -> Arc<Self> {
+            Arc::new(FakeJudge {
+                rule: Box::new(rule),
+                seen: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// Allows everything but messages holding `word`, which it blocks
+        /// saying "no <word>".
+        pub fn blocking(word: &'static str) -> Arc<Self> {
+            Self::new(move |e| match e.message() {
+                Some(m) if m.body.contains(word) => Action::Block(format!("no {word}")),
+                _ => Action::Allow,
+            })
+        }
+
+        pub fn kinds(&self) -> Vec<&'static str> {
+            let seen = self.seen.lock().unwrap();
+            seen.iter().map(|e| e.kind.name()).collect()
+        }
+    }
+
+    /// Asserts that `bytes` hold every one of `needles`.
+    pub fn assert_holds(bytes: &[u8], needles: &[&str]) {
+        let text = String::from_utf8_lossy(bytes);
+        for needle in needles {
+            assert!(text.contains(needle), "no {needle:?} in {text:?}");
+        }
+    }
+
+    impl Judge for FakeJudge {
+        fn judge(&self, event: Event) -> FinalVerdict {
+            let action = (self.rule)(&event);
+            self.seen.lock().unwrap().push(event);
+            FinalVerdict {
+                action,
+                ..FinalVerdict::allow()
+            }
+        }
     }
 }

@@ -12,8 +12,26 @@ pub struct CommonSection<'a> {
     /// The upstream hop is plain TCP.
     pub upstream_plain: bool,
     pub max_connections: usize,
-    /// Settings that must be more than 0, by key.
-    pub timeouts: [(&'static str, u64); 3],
+    pub handshake_timeout_ms: u64,
+    pub idle_timeout_s: u64,
+    pub connect_timeout_ms: u64,
+    pub drain_timeout_ms: u64,
+}
+
+/// An adapter's section of the operator's file.
+pub trait AdapterSection {
+    /// The settings every network has.
+    fn common(&self) -> CommonSection<'_>;
+
+    /// Problems with the settings only this network has.
+    fn own_problems(&self) -> Vec<String>;
+
+    /// Every problem with the section.
+    fn problems(&self) -> Vec<String> {
+        let mut out = self.common().problems();
+        out.extend(self.own_problems());
+        out
+    }
 }
 
 impl CommonSection<'_> {
@@ -46,13 +64,38 @@ impl CommonSection<'_> {
         if self.max_connections == 0 {
             out.push("max_connections must be at least 1".into());
         }
-        for (key, v) in self.timeouts {
+        for (key, v) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_s", self.idle_timeout_s),
+            ("upstream.connect_timeout_ms", self.connect_timeout_ms),
+        ] {
             if v == 0 {
                 out.push(format!("{key} must be more than 0"));
             }
         }
         out
     }
+}
+
+/// `[<network>.upstream]`: the real server imgate stands in front of.
+/// `T` is the network's ways of securing the hop; its `Default` is the
+/// usual one.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream<T: Default> {
+    /// `host:port` of the real server.
+    pub address: String,
+    #[serde(default)]
+    pub tls: T,
+    /// Trust these CAs (PEM) instead of the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry; by default the host
+    /// the client asked for (XMPP) or the host part of `address` (IRC).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
 }
 
 // Defaults every adapter section shares (serde `default = "…"`).
@@ -101,7 +144,10 @@ mod tests {
             upstream_address: upstream,
             upstream_plain: plain,
             max_connections: 10,
-            timeouts: [("a", 1), ("b", 1), ("c", 0)],
+            handshake_timeout_ms: 1,
+            idle_timeout_s: 1,
+            connect_timeout_ms: 0,
+            drain_timeout_ms: 0,
         }
     }
 
@@ -114,7 +160,7 @@ mod tests {
             [
                 "listen `nowhere` is not an ip:port address",
                 "upstream.address `irc.example.net` must be host:port",
-                "c must be more than 0",
+                "upstream.connect_timeout_ms must be more than 0",
             ]
         );
         assert!(section(&None, "x:1", false).problems()[0].contains("set listen"));

@@ -64,7 +64,7 @@ impl Checkpoint {
             head: head.into(),
             time_ms,
             key_id: key_id(&key.verifying_key()),
-            signature: crate::archive::store::hex(&signature.to_bytes()),
+            signature: crate::util::hex::encode(&signature.to_bytes()),
         }
     }
 
@@ -80,7 +80,7 @@ impl Checkpoint {
             });
         }
         let bad = || CheckpointError::BadSignature { line };
-        let bytes = unhex64(&self.signature).ok_or_else(bad)?;
+        let bytes = crate::util::hex::decode::<64>(&self.signature).map_err(|_| bad())?;
         key.verify_strict(
             &message(self.records, &self.head, self.time_ms),
             &Signature::from_bytes(&bytes),
@@ -95,17 +95,6 @@ impl Checkpoint {
         line.push('\n');
         line
     }
-}
-
-fn unhex64(text: &str) -> Option<[u8; 64]> {
-    if text.len() != 128 {
-        return None;
-    }
-    let mut out = [0u8; 64];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Appends `checkpoint` to `path` (created if missing) and syncs it.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::store::{Stored, hex};
+use super::Stored;
+use crate::util::hex::encode as hex;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Format {

@@ -1,10 +1,11 @@
 //! `clock`: wall and monotonic time. Config: none. Shared: none.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::{Capability, NotGranted};
-use crate::plugins::bindings::clock::Host;
+use crate::contract::clock::Host;
+use crate::event::now_ms;
 
 pub struct ClockInstance {
     plugin: Arc<str>,
@@ -19,14 +20,6 @@ impl ClockInstance {
     fn check(&self) -> wasmtime::Result<()> {
         NotGranted::check(self.granted, &self.plugin, Capability::Clock)
     }
-}
-
-/// Milliseconds since the Unix epoch (0 if the system clock is before it).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Nanoseconds since the first call in this process: monotonic, shared by

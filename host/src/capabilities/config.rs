@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Capability, NotGranted};
-use crate::plugins::bindings::config::Host;
+use crate::contract::config::Host;
 
 /// A plugin's settings as a JSON object.
 #[derive(Clone, Debug, Default, PartialEq)]

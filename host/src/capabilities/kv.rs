@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{Capability, NotGranted};
-use crate::plugins::bindings::kv::{Host, KvError};
+use crate::contract::kv::{Host, KvError};
 
 /// Operator limits, per plugin namespace (`[kv]` in the config file).
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Capability, NotGranted};
-use crate::plugins::bindings::log::{Host, Level};
+use crate::contract::log::{Host, Level};
 
 /// Longer lines are cut: a plugin must not be able to flood the log sink.
 pub const MAX_LINE_BYTES: usize = 4096;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Capability, NotGranted};
-use crate::plugins::bindings::metrics::Host;
+use crate::contract::metrics::Host;
 
 /// Most distinct metric names one plugin may define.
 pub const MAX_PLUGIN_METRICS: usize = 64;
@@ -105,6 +105,17 @@ impl Default for HostStats {
             archive_append_failures: AtomicU64::new(0),
             archive_append_seconds: Histogram::new(&APPEND_BUCKETS),
         }
+    }
+}
+
+impl crate::archive::AppendStats for HostStats {
+    fn appended(&self, ok: bool, took: std::time::Duration) {
+        if ok {
+            self.archive_appends.fetch_add(1, Relaxed);
+        } else {
+            self.archive_append_failures.fetch_add(1, Relaxed);
+        }
+        self.archive_append_seconds.observe(took.as_secs_f64());
     }
 }
 

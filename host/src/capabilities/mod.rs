@@ -9,8 +9,12 @@
 //!   implements the generated `Host` trait and checks the grant on every call.
 //!
 //! A plugin's imports are its permission request; [`Grants`] is the
-//! operator's answer, checked when the plugin loads (see
-//! `plugins::registry`) and again on every call.
+//! operator's answer, checked when the plugin loads (`plugins::LoadedPlugin`)
+//! and again on every call.
+//!
+//! Owns: the host side of `log`, `clock`, `config`, `kv`, `archive` and
+//! `metrics`. Must not touch: adapters or the gateway — a capability
+//! serves plugins the same on every network.
 
 pub mod archive;
 pub mod clock;
@@ -24,7 +28,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::plugins::bindings::CONTRACT_PACKAGE;
+use crate::contract::CONTRACT_PACKAGE;
 
 /// One grantable host interface of `imgate:policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,7 +154,7 @@ impl NotGranted {
 #[derive(Clone, Default)]
 pub struct SharedCapabilities {
     pub kv: Arc<kv::KvStore>,
-    pub archive: Option<Arc<archive::ArchiveWriter>>,
+    pub archive: Option<Arc<crate::archive::ArchiveWriter>>,
     pub metrics: Arc<metrics::MetricsRegistry>,
 }
 
@@ -171,7 +175,7 @@ pub struct PluginCapabilities {
     pub grants: Grants,
     pub settings: Arc<config::Settings>,
     pub kv: Option<Arc<kv::Namespace>>,
-    pub archive: Option<Arc<archive::ArchiveWriter>>,
+    pub archive: Option<Arc<crate::archive::ArchiveWriter>>,
     pub metrics: Arc<metrics::PluginMetrics>,
 }
 
@@ -217,20 +221,6 @@ impl PluginCapabilities {
                 granted(Capability::Metrics).then(|| self.metrics.clone()),
             ),
         }
-    }
-}
-
-/// Runs a blocking wait from a host call without stalling the async
-/// runtime: on a multi-threaded tokio worker the worker's other tasks move
-/// to another thread for the duration (`block_in_place`, the same approach
-/// wasmtime-wasi takes for its synchronous bindings). Elsewhere the caller
-/// is already a plain thread and simply blocks.
-pub fn wait_off_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::archive::{Filter, Store};
+use crate::archive::{Entry, Filter, Store};
 use crate::config::Config;
 
 fn archive_path(config: &Path, db: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -39,9 +39,12 @@ pub fn verify(
     let checkpoints = match &anchor {
         None => None,
         Some((file, public)) => {
-            let read = crate::files::read_regular(public, 4096)
+            let read = crate::util::files::read_regular(public, 4096)
                 .map_err(|e| e.to_string())
-                .and_then(|b| crate::signing::parse_public_key(&String::from_utf8_lossy(&b)))
+                .and_then(|b| {
+                    crate::signing::parse_public_key(&String::from_utf8_lossy(&b))
+                        .map_err(|e| e.to_string())
+                })
                 .map_err(|e| format!("archive public key {}: {e}", public.display()))
                 .and_then(|key| {
                     crate::archive::checkpoint::read_file(file, &key)
@@ -109,7 +112,7 @@ pub fn search_cmd(
     };
     if json {
         for r in &records {
-            println!("{r}");
+            println!("{}", serde_json::to_string(r)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -117,26 +120,31 @@ pub fn search_cmd(
         "{:>7}  {:<24}  {:<8}  {:<28}  {:<8}  text",
         "seq", "when (ms)", "network", "from -> to", "verdict"
     );
-    for r in &records {
-        let e = &r["event"];
-        let m = &e["message"];
-        let (from, to, text) = if m.is_object() {
-            (
-                m["sender"].as_str(),
-                m["room"].as_str().or(m["recipient"].as_str()),
-                m["body"].as_str(),
-            )
-        } else {
-            (e["session"]["user"].as_str(), None, None)
+    for entry in &records {
+        let (when, network, from, to, verdict, text) = match entry {
+            Entry::Record(r) => {
+                let e = &r.event;
+                let (from, to, text) = match &e.message {
+                    Some(m) => (
+                        m.sender.as_str(),
+                        m.room.as_deref().unwrap_or(&m.recipient),
+                        m.body.as_str(),
+                    ),
+                    None => (e.session.user.as_str(), "-", ""),
+                };
+                let verdict = r.verdict.as_ref().map_or("-", |v| v.action.name());
+                (r.appended_ms, e.network.as_str(), from, to, verdict, text)
+            }
+            Entry::Audit(a) => (a.at_ms, "-", a.by.as_str(), "-", a.entry.as_str(), ""),
         };
         println!(
             "{:>7}  {:<24}  {:<8}  {:<28}  {:<8}  {}",
-            r["seq"],
-            r["appended_ms"],
-            e["network"].as_str().unwrap_or(""),
-            format!("{} -> {}", from.unwrap_or("-"), to.unwrap_or("-")),
-            r["verdict"]["action"].as_str().unwrap_or("-"),
-            text.unwrap_or("").chars().take(60).collect::<String>()
+            entry.seq(),
+            when,
+            network,
+            format!("{} -> {}", if from.is_empty() { "-" } else { from }, to),
+            verdict,
+            text.chars().take(60).collect::<String>()
         );
     }
     println!("{} records", records.len());
@@ -180,7 +188,7 @@ fn who(by: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn open_rw(config: &Path) -> Result<(Store, crate::capabilities::archive::ArchiveConfig), String> {
+fn open_rw(config: &Path) -> Result<(Store, crate::archive::ArchiveConfig), String> {
     let loaded = Config::load(config).map_err(|e| e.to_string())?;
     let archive = loaded
         .archive
@@ -190,7 +198,7 @@ fn open_rw(config: &Path) -> Result<(Store, crate::capabilities::archive::Archiv
     Ok((store, archive))
 }
 
-fn fail(e: String) -> anyhow::Result<ExitCode> {
+fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("error: {e}");
     Ok(ExitCode::from(2))
 }
@@ -215,7 +223,7 @@ pub fn purge(
         println!("no retention is configured ([archive] retention_days): nothing to purge");
         return Ok(ExitCode::SUCCESS);
     }
-    let now = now.unwrap_or_else(crate::capabilities::clock::now_ms);
+    let now = now.unwrap_or_else(crate::event::now_ms);
     match store.purge(now, archive.retention_days, &archive.retention, &who(by)) {
         Ok(r) => {
             match r.entry {
@@ -245,15 +253,9 @@ pub fn hold_add(
     let (kind, value) = match (user, room) {
         (Some(u), _) => ("user", u),
         (None, Some(r)) => ("room", r),
-        (None, None) => return fail("give --user or --room".into()),
+        (None, None) => return fail("give --user or --room"),
     };
-    match store.hold_add(
-        kind,
-        &value,
-        reason,
-        &who(by),
-        crate::capabilities::clock::now_ms(),
-    ) {
+    match store.hold_add(kind, &value, reason, &who(by), crate::event::now_ms()) {
         Ok(id) => {
             println!("hold {id} placed on {kind} {value}");
             Ok(ExitCode::SUCCESS)
@@ -267,7 +269,7 @@ pub fn hold_remove(config: &Path, id: i64, by: Option<String>) -> anyhow::Result
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    match store.hold_remove(id, &who(by), crate::capabilities::clock::now_ms()) {
+    match store.hold_remove(id, &who(by), crate::event::now_ms()) {
         Ok(h) => {
             println!("hold {id} on {} {} lifted", h.kind, h.value);
             Ok(ExitCode::SUCCESS)

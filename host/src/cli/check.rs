@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::plugins::LoadedPlugin;
-use crate::runtime::Runtime;
+use crate::plugins::Runtime;
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (config, mut problems) = Config::load_all(config_path);

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::capabilities::SharedCapabilities;
 use crate::config::RuntimeConfig;
 use crate::plugins::PluginEngine;
-use crate::plugins::engine::sha256_hex;
-use crate::plugins::inspect::{ImportKind, Inspection, inspect};
+use crate::plugins::sha256_hex;
+use crate::plugins::{ImportKind, Inspection, inspect};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -22,7 +22,7 @@ struct Report<'a> {
 }
 
 pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let bytes = crate::files::read_regular(
+    let bytes = crate::util::files::read_regular(
         file,
         crate::config::RuntimeConfig::default().max_plugin_mib << 20,
     )

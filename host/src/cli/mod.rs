@@ -1,5 +1,8 @@
 //! The `imgate` command line. The binary only parses arguments and calls
 //! [`run`]; each command is one module.
+//!
+//! Owns: the process's edge — arguments, exit codes, signals, `anyhow`.
+//! It may use every part; no part uses it.
 
 mod archive;
 mod cert;

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::capabilities::clock::now_ms;
 use crate::config::Config;
 use crate::event::Event;
 use crate::event::json::{EventDoc, FinalVerdictDoc};
-use crate::plugins::chain::{Stage, Timing};
-use crate::runtime::Runtime;
+use crate::event::now_ms;
+use crate::plugins::Runtime;
+use crate::plugins::{Stage, Timing};
 
 /// One output line.
 #[derive(Serialize)]

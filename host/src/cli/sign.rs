@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::plugins::engine::sha256_hex;
+use crate::plugins::sha256_hex;
 use crate::signing::{self, SigningPolicy, TrustedKey};
 
 pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
-    let key = signing::generate().map_err(anyhow::Error::msg)?;
+    let key = signing::generate()?;
     let (secret, public) = signing::write_key_pair(out, &key)
         .with_context(|| format!("cannot write the key pair at {}", out.display()))?;
     let public_key = key.verifying_key();
@@ -25,8 +25,8 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn sign(key: &Path, name: &str, version: &str, file: &Path) -> anyhow::Result<ExitCode> {
-    let key = signing::read_signing_key(key).map_err(anyhow::Error::msg)?;
-    let bytes = crate::files::read_regular(
+    let key = signing::read_signing_key(key)?;
+    let bytes = crate::util::files::read_regular(
         file,
         crate::config::RuntimeConfig::default().max_plugin_mib << 20,
     )
@@ -54,7 +54,7 @@ pub fn verify(
         (Some(public), _) => {
             let text = std::fs::read_to_string(public)
                 .with_context(|| format!("cannot read {}", public.display()))?;
-            let key = signing::parse_public_key(&text).map_err(anyhow::Error::msg)?;
+            let key = signing::parse_public_key(&text)?;
             vec![TrustedKey {
                 vendor: public.display().to_string(),
                 id: signing::key_id(&key),
@@ -69,7 +69,7 @@ pub fn verify(
         }
         (None, None) => anyhow::bail!("give the key to trust: --pub FILE or --config FILE"),
     };
-    let bytes = crate::files::read_regular(
+    let bytes = crate::util::files::read_regular(
         file,
         crate::config::RuntimeConfig::default().max_plugin_mib << 20,
     )

@@ -417,6 +417,18 @@ pub enum ActionDoc {
     Rewrite { body: String },
 }
 
+impl ActionDoc {
+    /// `allow`, `block`, `drop` or `rewrite`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionDoc::Allow => "allow",
+            ActionDoc::Block { .. } => "block",
+            ActionDoc::Drop => "drop",
+            ActionDoc::Rewrite { .. } => "rewrite",
+        }
+    }
+}
+
 impl From<&Action> for ActionDoc {
     fn from(a: &Action) -> Self {
         match a {

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::bindings::{Action, Event, EventKind, FinalVerdict};
 use super::engine::PluginEngine;
 use super::instance::CallFailure;
 use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
+use crate::event::{Action, Event, EventKind, FinalVerdict};
 
 /// Which export a timing or failure refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -17,21 +17,16 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::imgate::policy as wit;
 use super::instance::{EPOCH_TICK, HostState};
 use crate::capabilities::SharedCapabilities;
 use crate::capabilities::archive::{ArchiveCtx, ArchiveData};
 use crate::config::RuntimeConfig;
+use crate::contract as wit;
 use crate::signing::SigningPolicy;
 
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    crate::util::hex::encode(&Sha256::digest(bytes))
 }
 
 /// Where a compiled component came from.
@@ -57,7 +52,7 @@ impl PluginEngine {
     /// # Errors
     /// The engine configuration is rejected (e.g. the pool cannot reserve
     /// its address space) or linking the host interfaces fails.
-    pub fn new(runtime: &RuntimeConfig, shared: SharedCapabilities) -> anyhow::Result<Self> {
+    pub fn new(runtime: &RuntimeConfig, shared: SharedCapabilities) -> wasmtime::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let n = runtime.max_instances;
         // Per component instance: a Rust plugin has 3 core instances (main,
@@ -200,7 +195,7 @@ fn checksum_path(path: &Path) -> PathBuf {
     path.with_extension("cwasm.sha256")
 }
 
-fn store_cached(path: &Path, component: &Component) -> anyhow::Result<()> {
+fn store_cached(path: &Path, component: &Component) -> wasmtime::Result<()> {
     let bytes = component.serialize()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

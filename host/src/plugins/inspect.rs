@@ -9,8 +9,8 @@ use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
 use crate::capabilities::Capability;
+use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "capability")]

@@ -9,11 +9,12 @@ use wasmtime::component::{InstancePre, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{Event, FinalVerdict, Verdict, handler, lifecycle, observer};
 use super::limits::{Deadline, MemoryCap};
-use super::view::{EventSlot, ViewData};
 use super::wasi::WaitPastDeadline;
 use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
+use crate::contract::view::{EventSlot, ViewData};
+use crate::contract::{handler, lifecycle, observer, types as wit};
+use crate::event::{Event, FinalVerdict, Verdict};
 
 /// How often the engine's epoch advances; deadlines are checked at this
 /// granularity and then refined against the clock.
@@ -49,7 +50,7 @@ impl HostState {
     }
 }
 
-impl super::bindings::imgate::policy::types::Host for HostState {}
+impl wit::Host for HostState {}
 
 /// Why a call into a plugin did not produce a usable answer.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -239,7 +240,9 @@ impl PluginInstance {
             event: event.clone(),
             verdict: None,
         });
-        let result = handler.call_handle(&mut self.store, view);
+        let result = handler
+            .call_handle(&mut self.store, view)
+            .map(Verdict::from);
         self.store.data_mut().view.close();
         result.map_err(|e| self.classify(e, budget))
     }
@@ -261,7 +264,8 @@ impl PluginInstance {
             event: event.clone(),
             verdict: Some(verdict.clone()),
         });
-        let result = observer.call_observe(&mut self.store, view, verdict);
+        let result =
+            observer.call_observe(&mut self.store, view, &wit::FinalVerdict::from(&**verdict));
         self.store.data_mut().view.close();
         match result {
             Ok(Ok(())) => Ok(()),

@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{
-    Action, Decider, Event, FinalVerdict, Verdict, handler, lifecycle, observer,
-};
 use super::engine::{CompileSource, PluginEngine, sha256_hex};
 use super::inspect::{ImportKind, Inspection, compatible, inspect};
 use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, error_text};
 use super::verdict::VerdictLimits;
 use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
 use crate::config::PluginSpec;
+use crate::contract::{CONTRACT_VERSION, handler, lifecycle, observer};
+use crate::event::{Action, Decider, Event, FinalVerdict, Verdict};
 use crate::signing::{self, SignatureError, Verified};
 
 /// Why a plugin could not be loaded. Each names the plugin's problem in
@@ -137,11 +136,12 @@ impl LoadedPlugin {
     /// See [`LoadError`]: each variant is one reason, named for the operator.
     pub fn load(engine: &PluginEngine, spec: &PluginSpec) -> Result<LoadedPlugin, LoadError> {
         let max = engine.runtime.max_plugin_mib << 20;
-        let bytes =
-            crate::files::read_regular(&spec.path, max).map_err(|source| LoadError::Read {
+        let bytes = crate::util::files::read_regular(&spec.path, max).map_err(|source| {
+            LoadError::Read {
                 path: spec.path.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
         let sha256 = sha256_hex(&bytes);
         if let Some(pin) = &spec.sha256
             && *pin != sha256
@@ -371,7 +371,7 @@ fn check_imports(spec: &PluginSpec, inspection: &Inspection) -> Result<(), LoadE
         if !compatible(version) {
             return Err(LoadError::IncompatibleContract {
                 found: format!("imgate:policy@{version}"),
-                host: super::bindings::CONTRACT_VERSION.into(),
+                host: CONTRACT_VERSION.into(),
             });
         }
     }

@@ -8,8 +8,9 @@
 //! the gateway's own `imgate:` namespace. Block reasons are free text: the
 //! adapters make them safe as they write them.
 
-use super::bindings::{Action, Event, EventKind, Verdict};
 use crate::config::RuntimeConfig;
+use crate::event::text::unsafe_char;
+use crate::event::{Action, Event, EventKind, Verdict};
 
 /// Tags under this prefix are the host's own (`imgate:failed:<plugin>`).
 pub const HOST_TAG_PREFIX: &str = "imgate:";
@@ -92,25 +93,6 @@ fn check_tag(tag: &str, max_bytes: usize) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The first character of `text` that `network` cannot carry in a
-/// message body, if any.
-///
-/// - IRC: NUL ends the server's reading of the buffer, and `\x01` is the
-///   CTCP frame, which the adapter writes itself. CR and LF are allowed:
-///   the adapter sends each line of a rewrite as a message of its own.
-/// - XMPP: only XML 1.0 characters (no NUL, no other C0 control but tab,
-///   LF and CR, no U+FFFE or U+FFFF).
-/// - Any other network (a replay, a future adapter): both rules.
-pub fn unsafe_char(network: &str, text: &str) -> Option<char> {
-    let irc = |c: char| matches!(c, '\0' | '\x01');
-    let xml = |c: char| !crate::adapters::xmpp::codec::is_xml_char(c);
-    match network {
-        "irc" => text.chars().find(|&c| irc(c)),
-        "xmpp" => text.chars().find(|&c| xml(c)),
-        _ => text.chars().find(|&c| irc(c) || xml(c)),
-    }
 }
 
 #[cfg(test)]

@@ -1,74 +1,13 @@
-//! The `event-view` resource: how a plugin sees the event it is judging.
-//!
-//! The host keeps the event; the plugin gets a borrowed handle and asks for
-//! the fields it needs. Every string or list that crosses into a component
-//! costs a call into the guest's allocator (about 60 ns here), so passing
-//! the whole event record to every plugin would cost more than most
-//! plugins' own logic. With the view, a no-op plugin copies nothing and a
-//! keyword filter copies only the body.
-//!
-//! One event is in flight per instance, so the view lives in a single slot
-//! in the store rather than a table; each call gets a fresh handle number,
-//! so a handle from an earlier call can never read a later event.
-
-use std::sync::Arc;
+//! The `event-view` resource's methods: a plugin reads the event it is
+//! judging field by field, each converted to the contract's type only when
+//! asked for (the slot itself is `contract::view`).
 
 use wasmtime::component::Resource;
 
-use super::bindings::imgate::policy::types::HostEventView;
-use super::bindings::{
-    Direction, Event, EventKind, FileOffer, FinalVerdict, Kind, Message, Presence, RoomChange,
-    Session,
-};
 use super::instance::HostState;
-
-/// The resource's type marker; its data lives in [`EventSlot`].
-pub struct EventView;
-
-/// What the current view shows: the event, and the final verdict once the
-/// chain has one (during `observe`).
-#[derive(Clone)]
-pub struct ViewData {
-    pub event: Arc<Event>,
-    pub verdict: Option<Arc<FinalVerdict>>,
-}
-
-/// The one event an instance is looking at.
-#[derive(Default)]
-pub struct EventSlot {
-    rep: u32,
-    current: Option<ViewData>,
-}
-
-/// A handle used outside the call it was given for.
-#[derive(Debug, thiserror::Error)]
-#[error("event-view handle is not valid in this call")]
-pub struct StaleView;
-
-impl EventSlot {
-    /// Puts `data` in the slot and returns the borrowed handle to pass.
-    pub fn open(&mut self, data: ViewData) -> Resource<EventView> {
-        self.rep = self.rep.wrapping_add(1);
-        self.current = Some(data);
-        Resource::new_borrow(self.rep)
-    }
-
-    /// Empties the slot after the call, so the chain's `Arc` is unique again.
-    pub fn close(&mut self) {
-        self.current = None;
-    }
-
-    /// The data behind `handle`, if it is the current one.
-    ///
-    /// # Errors
-    /// [`StaleView`], a trap: only a hostile component can cause it.
-    pub fn get(&self, handle: &Resource<EventView>) -> Result<&ViewData, StaleView> {
-        match &self.current {
-            Some(data) if handle.rep() == self.rep => Ok(data),
-            _ => Err(StaleView),
-        }
-    }
-}
+use crate::contract::types::{self as wit, HostEventView};
+use crate::contract::view::EventView;
+use crate::event::{Event, EventKind, Message};
 
 impl HostState {
     fn event(&self, handle: &Resource<EventView>) -> wasmtime::Result<&Event> {
@@ -92,20 +31,20 @@ impl HostEventView for HostState {
         Ok(self.event(&h)?.network.clone())
     }
 
-    fn direction(&mut self, h: Resource<EventView>) -> wasmtime::Result<Direction> {
-        Ok(self.event(&h)?.direction)
+    fn direction(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Direction> {
+        Ok(self.event(&h)?.direction.into())
     }
 
-    fn session(&mut self, h: Resource<EventView>) -> wasmtime::Result<Session> {
-        Ok(self.event(&h)?.session.clone())
+    fn session(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Session> {
+        Ok((&self.event(&h)?.session).into())
     }
 
     fn timestamp(&mut self, h: Resource<EventView>) -> wasmtime::Result<u64> {
         Ok(self.event(&h)?.timestamp)
     }
 
-    fn kind(&mut self, h: Resource<EventView>) -> wasmtime::Result<Kind> {
-        Ok(self.event(&h)?.kind.kind())
+    fn kind(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Kind> {
+        Ok(self.event(&h)?.kind.kind().into())
     }
 
     fn body(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<String>> {
@@ -115,27 +54,27 @@ impl HostEventView for HostState {
             .map(|m| m.body.clone()))
     }
 
-    fn message(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<Message>> {
-        Ok(self.message_of(&h)?.cloned())
+    fn message(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::Message>> {
+        Ok(self.message_of(&h)?.map(Into::into))
     }
 
-    fn presence(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<Presence>> {
+    fn presence(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::Presence>> {
         Ok(match &self.event(&h)?.kind {
-            EventKind::Presence(p) => Some(p.clone()),
+            EventKind::Presence(p) => Some(p.into()),
             _ => None,
         })
     }
 
-    fn file_offer(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<FileOffer>> {
+    fn file_offer(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::FileOffer>> {
         Ok(match &self.event(&h)?.kind {
-            EventKind::FileOffer(f) => Some(f.clone()),
+            EventKind::FileOffer(f) => Some(f.into()),
             _ => None,
         })
     }
 
-    fn room_change(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<RoomChange>> {
+    fn room_change(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::RoomChange>> {
         Ok(match &self.event(&h)?.kind {
-            EventKind::RoomJoin(r) | EventKind::RoomLeave(r) => Some(r.clone()),
+            EventKind::RoomJoin(r) | EventKind::RoomLeave(r) => Some(r.into()),
             _ => None,
         })
     }
@@ -172,40 +111,12 @@ impl HostEventView for HostState {
         Ok(self.event(&h)?.attributes.clone())
     }
 
-    fn snapshot(&mut self, h: Resource<EventView>) -> wasmtime::Result<Event> {
-        Ok((*self.event(&h)?).clone())
+    fn snapshot(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Event> {
+        Ok(self.event(&h)?.into())
     }
 
     fn drop(&mut self, _h: Resource<EventView>) -> wasmtime::Result<()> {
         // Views are only ever lent to plugins; the host owns the event.
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_handle_is_only_valid_for_its_own_call() {
-        let event = crate::event::json::EventDoc {
-            network: "xmpp".into(),
-            session_start: Some(Default::default()),
-            ..Default::default()
-        }
-        .into_event("e", 0)
-        .unwrap();
-        let data = ViewData {
-            event: Arc::new(event),
-            verdict: None,
-        };
-        let mut slot = EventSlot::default();
-        let first = slot.open(data.clone());
-        assert!(slot.get(&first).is_ok());
-        slot.close();
-        assert!(slot.get(&first).is_err());
-        let second = slot.open(data);
-        assert!(slot.get(&first).is_err());
-        assert!(slot.get(&second).is_ok());
     }
 }

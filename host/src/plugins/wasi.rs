@@ -25,7 +25,7 @@ use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use crate::capabilities::log::{LineRate, MAX_LINE_BYTES, emit_limited};
-use crate::plugins::bindings::log::Level;
+use crate::contract::log::Level;
 
 /// A fresh deny-all context for one instance of `plugin`.
 pub fn deny_all(plugin: &Arc<str>) -> WasiCtx {

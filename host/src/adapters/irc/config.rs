@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::adapters::section::{self, CommonSection, host_of};
+use crate::adapters::section::{self, AdapterSection, CommonSection, host_of};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,28 +44,15 @@ pub struct IrcConfig {
     pub drain_timeout_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamTls {
+    #[default]
     Tls,
     Plain,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    pub address: String,
-    #[serde(default = "default_tls")]
-    pub tls: UpstreamTls,
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// The name the server's certificate must carry; by default the host
-    /// part of `address`.
-    #[serde(default)]
-    pub server_name: Option<String>,
-    #[serde(default = "section::default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-}
+pub type UpstreamConfig = section::Upstream<UpstreamTls>;
 
 fn default_server_name() -> String {
     "imgate".into()
@@ -76,9 +63,6 @@ fn default_flood_rate() -> u32 {
 fn default_flood_burst() -> u32 {
     100
 }
-fn default_tls() -> UpstreamTls {
-    UpstreamTls::Tls
-}
 
 impl IrcConfig {
     pub fn resolve(mut self, base: &Path) -> Self {
@@ -88,24 +72,29 @@ impl IrcConfig {
         self
     }
 
-    /// Every problem with the section.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = CommonSection {
+    /// The host part of the upstream address, for TLS.
+    pub fn upstream_host(&self) -> &str {
+        host_of(&self.upstream.address)
+    }
+}
+
+impl AdapterSection for IrcConfig {
+    fn common(&self) -> CommonSection<'_> {
+        CommonSection {
             listen: &self.listen,
             listen_tls: &self.listen_tls,
             upstream_address: &self.upstream.address,
             upstream_plain: self.upstream.tls == UpstreamTls::Plain,
             max_connections: self.max_connections,
-            timeouts: [
-                ("handshake_timeout_ms", self.handshake_timeout_ms),
-                ("idle_timeout_s", self.idle_timeout_s),
-                (
-                    "upstream.connect_timeout_ms",
-                    self.upstream.connect_timeout_ms,
-                ),
-            ],
+            handshake_timeout_ms: self.handshake_timeout_ms,
+            idle_timeout_s: self.idle_timeout_s,
+            connect_timeout_ms: self.upstream.connect_timeout_ms,
+            drain_timeout_ms: self.drain_timeout_ms,
         }
-        .problems();
+    }
+
+    fn own_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
         if self.listen_tls.is_some() && (self.cert.is_none() || self.key.is_none()) {
             out.push("listen_tls needs cert and key".into());
         }
@@ -113,11 +102,6 @@ impl IrcConfig {
             out.push("server_name must be one word".into());
         }
         out
-    }
-
-    /// The host part of the upstream address, for TLS.
-    pub fn upstream_host(&self) -> &str {
-        host_of(&self.upstream.address)
     }
 }
 

@@ -1,88 +1,79 @@
 //! The IRC adapter: a proxy in front of a real IRC server, plain or TLS on
-//! either side.
+//! either side. Owns IRC's lines and registration; the accept loop, relay
+//! and close are `stream`'s, and policy is reached only through the `Gate`.
 //!
-//! - [`codec`]: bytes to lines (CRLF or LF, IRCv3 length limits) and lines
+//! - [`codec`]: bytes to lines (CR or LF, IRCv3 length limits) and lines
 //!   to their parts; re-splitting text to fit.
 //! - [`events`]: lines to events and verdicts back to lines.
-//! - [`session`]: one connection's sockets and state machine.
+//! - `handshake`: TLS with the client, the connection to the server.
+//! - `session`: one connection's lines, as hooks of the session driver.
 //! - [`config`]: the `[irc]` section.
 
 pub mod codec;
 pub mod config;
 pub mod events;
-pub mod session;
+mod handshake;
+mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::IrcConfig;
-use session::IrcShared;
 
-use super::{AdapterStats, Judge};
-use crate::plugins::LiveChain;
-use crate::proxy::Listeners;
+use super::section::AdapterSection;
+use super::stream::{Adapter, Base, Timeouts};
+use super::{AdapterError, Gate};
+use crate::event::Judge;
 
-pub struct IrcAdapter {
-    shared: Arc<IrcShared>,
-    listeners: Listeners,
-    stats: Arc<AdapterStats>,
+/// The IRC protocol as the session driver runs it; built once per adapter.
+pub struct Irc {
+    config: IrcConfig,
+    acceptor: Option<TlsAcceptor>,
+    connector: TlsConnector,
+    base: Base,
 }
+
+impl Irc {
+    /// Loads the certificates.
+    ///
+    /// # Errors
+    /// A certificate, key or CA file is unusable.
+    pub fn new(config: &IrcConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
+        let tls = |source| AdapterError::Tls {
+            network: "irc",
+            source,
+        };
+        let acceptor = match (&config.cert, &config.key) {
+            (Some(cert), Some(key)) => Some(TlsAcceptor::from(
+                crate::tls::server_config(cert, key).map_err(tls)?,
+            )),
+            _ => None,
+        };
+        let connector = TlsConnector::from(
+            crate::tls::client_config(config.upstream.ca_file.as_deref()).map_err(tls)?,
+        );
+        Ok(Irc {
+            base: Base {
+                gate: Gate::new(judge, "irc"),
+                timeouts: Timeouts::of(&config.common()),
+            },
+            config: config.clone(),
+            acceptor,
+            connector,
+        })
+    }
+}
+
+/// The IRC adapter with its listeners bound.
+pub type IrcAdapter = Adapter<Irc>;
 
 impl IrcAdapter {
     /// Loads certificates and binds the listeners.
     ///
     /// # Errors
     /// A certificate, key or CA file is unusable, or an address cannot be bound.
-    pub async fn bind(config: &IrcConfig, live: Arc<LiveChain>) -> anyhow::Result<Self> {
-        let acceptor = match (&config.cert, &config.key) {
-            (Some(cert), Some(key)) => {
-                Some(TlsAcceptor::from(crate::tls::server_config(cert, key)?))
-            }
-            _ => None,
-        };
-        let connector = TlsConnector::from(crate::tls::client_config(
-            config.upstream.ca_file.as_deref(),
-        )?);
-        let stats = Arc::new(AdapterStats::new("irc"));
-        let listeners = Listeners::bind("irc", &config.listen, &config.listen_tls).await?;
-        Ok(IrcAdapter {
-            shared: Arc::new(IrcShared {
-                config: config.clone(),
-                acceptor,
-                connector,
-                judge: Judge::new(live, stats.clone(), "irc"),
-            }),
-            listeners,
-            stats,
-        })
-    }
-
-    pub fn stats(&self) -> Arc<AdapterStats> {
-        self.stats.clone()
-    }
-
-    /// The bound addresses: (address, TLS from the first byte).
-    pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
-        self.listeners.local_addrs()
-    }
-
-    pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        let config = &self.shared.config;
-        let shared = self.shared.clone();
-        self.listeners
-            .serve(
-                config.max_connections,
-                Duration::from_millis(config.drain_timeout_ms),
-                self.stats,
-                shutdown,
-                move |tcp, peer, tls, shutdown| {
-                    session::serve(shared.clone(), tcp, peer, tls, shutdown)
-                },
-            )
-            .await
+    pub async fn start(config: &IrcConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
+        Adapter::bind(Irc::new(config, judge)?, config.common()).await
     }
 }

@@ -1,113 +1,61 @@
-//! One IRC client connection: optional TLS with the client, a connection
-//! to the real server (plain or TLS), then the relay that puts every line
-//! that means something through the chain.
+//! One IRC connection's lines, as hooks of the session driver.
 //!
 //! ```text
-//! connect:  client ──(plain | TLS)──▶ imgate ──(plain | TLS)──▶ server
-//! relay:    registration (CAP, SASL AUTHENTICATE, NICK, USER) passes through;
-//!           001 names the nick (900 the account): session-start;
-//!           PRIVMSG/NOTICE/JOIN/PART/KICK ─▶ chain ─▶ forward | rewrite (re-split) | drop | NOTICE
-//!           everything else passes through untouched
-//! close:    session-end, always, once the session had started
+//! registration (CAP, SASL AUTHENTICATE, NICK, USER) passes through;
+//! 001 names the nick (900 the account): session-start;
+//! PRIVMSG/NOTICE/JOIN/PART/KICK ─▶ judge ─▶ forward | rewrite (re-split) | drop | NOTICE
+//! everything else passes through untouched
 //! ```
-//!
-//! Like the XMPP session: one task owns both sockets, reads a side, handles
-//! every complete line, writes, and reads again — a reader that does not
-//! read stalls only its own session.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tracing::Instrument;
 
+use super::Irc;
 use super::codec::{self, Frame, Framer, LineError, Message as Line, Next};
-use super::config::{IrcConfig, UpstreamTls};
 use super::events::{self, Me, Outcome};
-use crate::adapters::Judge;
-use crate::adapters::connection::{Io, Peer, linger};
+use crate::adapters::Gate;
+use crate::adapters::stream::{self, Farewell, FrameError, Hooks, Outbox, SessionError, Side};
 use crate::event::{Action, Direction, EventKind, Session};
 
-/// Built once per adapter; every session shares it.
-pub struct IrcShared {
-    pub config: IrcConfig,
-    pub acceptor: Option<TlsAcceptor>,
-    pub connector: TlsConnector,
-    pub judge: Judge,
-}
-
+/// Why IRC ended a session, beyond what every stream protocol has.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("{side} connection failed during {phase}: {source}")]
-    Io {
-        side: Peer,
-        phase: &'static str,
-        source: std::io::Error,
-    },
-    #[error("TLS with {side} failed: {source}")]
-    Tls { side: Peer, source: std::io::Error },
-    #[error("{side} closed the connection")]
-    Closed { side: Peer },
+pub enum IrcError {
     #[error("client sent a {0}")]
     Refused(LineError),
     #[error("excess flood: more than {0} lines a second")]
     Flood(u32),
-    #[error("{phase} took too long")]
-    Timeout { phase: &'static str },
-    #[error("{0}")]
-    Config(String),
+    #[error("TLS listener without a certificate")]
+    NoCertificate,
 }
 
-struct Side {
-    io: Box<dyn Io>,
-    buf: BytesMut,
-    framer: Framer,
-    peer: Peer,
+// The line framer never fails: a bad line is a frame of its own
+// (`Frame::Refused`), answered in IRC's terms.
+impl From<FrameError<std::convert::Infallible>> for IrcError {
+    fn from(e: FrameError<std::convert::Infallible>) -> Self {
+        match e.source {}
+    }
 }
 
-impl Side {
-    fn new(io: Box<dyn Io>, peer: Peer) -> Self {
-        Side {
-            io,
-            buf: BytesMut::with_capacity(4096),
-            framer: Framer::default(),
-            peer,
-        }
-    }
+impl stream::Framer for Framer {
+    type Frame = Frame;
+    type Error = std::convert::Infallible;
 
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        self.buf.reserve(8192);
-        self.io.read_buf(&mut self.buf).await
-    }
-
-    fn next_frame(&mut self) -> Option<Frame> {
+    fn next_frame(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<Option<Frame>, std::convert::Infallible> {
+        use bytes::Buf;
         loop {
-            match self.framer.next(&self.buf) {
+            match self.next(buf) {
                 Next::Frame(frame, n) => {
-                    self.buf.advance(n);
-                    return Some(frame);
+                    buf.advance(n);
+                    return Ok(Some(frame));
                 }
-                Next::Discard(n) => self.buf.advance(n),
-                Next::More => return None,
+                Next::Discard(n) => buf.advance(n),
+                Next::More => return Ok(None),
             }
         }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        let io = |source| SessionError::Io {
-            side: self.peer,
-            phase: "relay",
-            source,
-        };
-        self.io.write_all(bytes).await.map_err(io)?;
-        self.io.flush().await.map_err(io)
     }
 }
 
@@ -143,250 +91,131 @@ impl Flood {
     }
 }
 
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-/// Serves one accepted connection to its end. Errors end this session only.
-pub async fn serve(
-    shared: Arc<IrcShared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: bool,
-    shutdown: watch::Receiver<bool>,
-) {
-    let id = format!("irc-{}", NEXT_SESSION.fetch_add(1, Relaxed));
-    let span = tracing::info_span!("irc", session = %id, %peer);
-    async move {
-        if let Err(e) = run(&shared, tcp, peer, tls, id, shutdown).await {
-            shared.judge.stats().connection_errors.fetch_add(1, Relaxed);
-            tracing::info!(error = %e, "session ended by an error");
-        }
+/// A line as the session handles it: UTF-8 (bad bytes replaced, as the
+/// text judged must be the text sent), or why it was refused.
+fn text_of(frame: Frame) -> Result<Vec<u8>, LineError> {
+    match frame {
+        Frame::Line(raw) => codec::into_utf8(raw),
+        Frame::Refused(e) => Err(e),
     }
-    .instrument(span)
-    .await
 }
 
-async fn connect(
-    shared: &IrcShared,
-    tcp: TcpStream,
-    tls: bool,
-) -> Result<(Side, Side), SessionError> {
-    let client: Box<dyn Io> = match (&shared.acceptor, tls) {
-        (Some(acceptor), true) => {
-            Box::new(
-                acceptor
-                    .accept(tcp)
-                    .await
-                    .map_err(|source| SessionError::Tls {
-                        side: Peer::Client,
-                        source,
-                    })?,
-            )
-        }
-        (None, true) => return Err(SessionError::Config("no TLS certificate".into())),
-        (_, false) => Box::new(tcp),
-    };
-    let up = &shared.config.upstream;
-    let tcp = TcpStream::connect(&up.address)
-        .await
-        .map_err(|source| SessionError::Io {
-            side: Peer::Upstream,
-            phase: "connect",
-            source,
-        })?;
-    let _ = tcp.set_nodelay(true);
-    let upstream: Box<dyn Io> = match up.tls {
-        UpstreamTls::Plain => Box::new(tcp),
-        UpstreamTls::Tls => {
-            let name = up
-                .server_name
-                .clone()
-                .unwrap_or_else(|| shared.config.upstream_host().to_owned());
-            let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-                .map_err(|_| SessionError::Config(format!("`{name}` is not a TLS server name")))?;
-            Box::new(
-                shared
-                    .connector
-                    .connect(server_name, tcp)
-                    .await
-                    .map_err(|source| SessionError::Tls {
-                        side: Peer::Upstream,
-                        source,
-                    })?,
-            )
-        }
-    };
-    Ok((
-        Side::new(client, Peer::Client),
-        Side::new(upstream, Peer::Upstream),
-    ))
-}
-
-async fn run(
-    shared: &IrcShared,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: bool,
-    id: String,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), SessionError> {
-    let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
-    let (mut client, mut upstream) =
-        match tokio::time::timeout(deadline, connect(shared, tcp, tls)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(SessionError::Timeout {
-                    phase: "connecting",
-                });
-            }
-        };
-    let mut relay = Relay {
-        shared,
-        session: Session {
-            id,
-            user: String::new(),
-            peer: peer.to_string(),
-        },
-        me: Me::default(),
-        started: false,
-        flood: Flood::new(shared.config.flood_lines_per_s, shared.config.flood_burst),
-        to_client: Vec::new(),
-        to_upstream: Vec::new(),
-        closing: None,
-    };
-    let result = relay.run(&mut client, &mut upstream, shutdown).await;
-    let reason = match &result {
-        Ok(()) => relay.closing.clone().unwrap_or_else(|| "closed".into()),
-        Err(e) => e.to_string(),
-    };
-    if let Err(e) = &result {
-        let mut out = std::mem::take(&mut relay.to_client);
-        out.extend_from_slice(format!("ERROR :Closing link: {e}\r\n").as_bytes());
-        let _ = tokio::time::timeout(Duration::from_secs(1), client.send(&out)).await;
-        if !matches!(
-            e,
-            SessionError::Io {
-                side: Peer::Upstream,
-                ..
-            } | SessionError::Closed {
-                side: Peer::Upstream
-            }
-        ) {
-            let quit = format!("QUIT :{}\r\n", "connection closed by the gateway");
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), upstream.send(quit.as_bytes())).await;
-        }
-        if matches!(e, SessionError::Refused(_) | SessionError::Flood(_)) {
-            linger(&mut client.io).await;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), client.io.shutdown()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), upstream.io.shutdown()).await;
-    if relay.started {
-        shared.judge.judge(
-            &relay.session,
-            Direction::Outbound,
-            EventKind::SessionEnd(reason.clone()),
-            Vec::new(),
-        );
-    }
-    tracing::info!(user = %relay.session.user, %reason, "session closed");
-    result
-}
-
-struct Relay<'a> {
-    shared: &'a IrcShared,
+/// One IRC session's state.
+pub struct IrcSession {
+    gate: Gate,
+    server_name: String,
+    flood_rate: u32,
     session: Session,
     me: Me,
     /// session-start was judged (001 seen).
     started: bool,
     flood: Flood,
-    to_client: Vec<u8>,
-    to_upstream: Vec<u8>,
-    closing: Option<String>,
 }
 
-impl Relay<'_> {
-    async fn run(
+impl IrcSession {
+    pub fn new(irc: &Irc, id: &str, peer: SocketAddr) -> Self {
+        IrcSession {
+            gate: irc.base.gate.clone(),
+            server_name: irc.config.server_name.clone(),
+            flood_rate: irc.config.flood_lines_per_s,
+            session: Session {
+                id: id.to_owned(),
+                user: String::new(),
+                peer: peer.to_string(),
+            },
+            me: Me::default(),
+            started: false,
+            flood: Flood::new(irc.config.flood_lines_per_s, irc.config.flood_burst),
+        }
+    }
+}
+
+impl Hooks for IrcSession {
+    type Framer = Framer;
+    type Error = IrcError;
+
+    fn client_frame(
         &mut self,
-        client: &mut Side,
-        upstream: &mut Side,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), SessionError> {
-        let idle = Duration::from_secs(self.shared.config.idle_timeout_s);
-        let stats = self.shared.judge.stats();
-        let mut idle_deadline = Instant::now() + idle;
-        loop {
-            if !self.to_upstream.is_empty() {
-                let out = std::mem::take(&mut self.to_upstream);
-                tokio::time::timeout(idle, upstream.send(&out))
-                    .await
-                    .map_err(|_| SessionError::Timeout {
-                        phase: "writing upstream",
-                    })??;
-            }
-            if !self.to_client.is_empty() {
-                let out = std::mem::take(&mut self.to_client);
-                tokio::time::timeout(idle, client.send(&out))
-                    .await
-                    .map_err(|_| SessionError::Timeout {
-                        phase: "writing to the client",
-                    })??;
-            }
-            if self.closing.is_some() {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = shutdown.changed() => {
-                    self.to_client.extend_from_slice(b"ERROR :Closing link: the gateway is shutting down\r\n");
-                    self.to_upstream.extend_from_slice(b"QUIT :gateway shutting down\r\n");
-                    self.closing = Some("gateway shutdown".into());
-                }
-                read = client.fill() => {
-                    let read = match read {
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
-                        other => other,
-                    };
-                    let n = read.map_err(|source| SessionError::Io { side: Peer::Client, phase: "relay", source })?;
-                    if n == 0 {
-                        self.closing = Some(self.closing.take().unwrap_or_else(|| "client disconnected".into()));
-                        continue;
-                    }
-                    stats.bytes_from_clients.fetch_add(n as u64, Relaxed);
-                    idle_deadline = Instant::now() + idle;
-                    while let Some(frame) = client.next_frame() {
-                        self.client_frame(frame)?;
-                    }
-                }
-                read = upstream.fill() => {
-                    let n = read.map_err(|source| SessionError::Io { side: Peer::Upstream, phase: "relay", source })?;
-                    if n == 0 {
-                        // The server's ERROR (if any) has been relayed.
-                        self.closing = Some("server closed the connection".into());
-                        continue;
-                    }
-                    stats.bytes_from_upstream.fetch_add(n as u64, Relaxed);
-                    while let Some(frame) = upstream.next_frame() {
-                        self.upstream_frame(frame);
-                    }
-                }
-                _ = tokio::time::sleep_until(idle_deadline) => {
-                    return Err(SessionError::Timeout { phase: "idle session" });
-                }
-            }
+        frame: Frame,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError<IrcError>> {
+        self.on_client_line(frame, out)
+    }
+
+    fn upstream_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError<IrcError>> {
+        self.on_upstream_line(frame, out);
+        Ok(())
+    }
+
+    fn client_closed(
+        &mut self,
+        _side: &Side<Framer>,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError<IrcError>> {
+        // A line cut off by the hang-up was never sent; servers drop it too.
+        out.close("client disconnected");
+        Ok(())
+    }
+
+    fn upstream_closed(
+        &mut self,
+        _side: &Side<Framer>,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError<IrcError>> {
+        // The server's ERROR (if any) has been relayed.
+        out.close("server closed the connection");
+        Ok(())
+    }
+
+    fn shutdown(&mut self, out: &mut Outbox) {
+        out.to_client
+            .extend_from_slice(b"ERROR :Closing link: the gateway is shutting down\r\n");
+        out.to_upstream
+            .extend_from_slice(b"QUIT :gateway shutting down\r\n");
+        out.close("gateway shutdown");
+    }
+
+    fn farewell(&mut self, error: &SessionError<IrcError>) -> Farewell {
+        Farewell {
+            to_client: format!(
+                "ERROR :Closing link: {}\r\n",
+                events::one_line(&error.to_string())
+            )
+            .into_bytes(),
+            to_upstream: (!error.upstream_lost())
+                .then(|| b"QUIT :connection closed by the gateway\r\n".to_vec()),
+            linger: matches!(
+                error,
+                SessionError::Protocol(IrcError::Refused(_) | IrcError::Flood(_))
+            ),
         }
     }
 
-    fn client_frame(&mut self, frame: Frame) -> Result<(), SessionError> {
+    fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn started(&self) -> bool {
+        self.started
+    }
+}
+
+impl IrcSession {
+    fn on_client_line(
+        &mut self,
+        frame: Frame,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError<IrcError>> {
         if !self.flood.take() {
-            return Err(SessionError::Flood(self.shared.config.flood_lines_per_s));
+            return Err(SessionError::Protocol(IrcError::Flood(self.flood_rate)));
         }
-        let raw = match frame {
-            Frame::Line(raw) => codec::into_utf8(raw).map_or_else(Frame::Refused, Frame::Line),
-            refused => refused,
-        };
-        let raw = match raw {
-            Frame::Line(raw) => raw,
-            Frame::Refused(LineError::TooLong) => {
+        let raw = match text_of(frame) {
+            Ok(raw) => raw,
+            Err(LineError::TooLong) => {
                 // ERR_INPUTTOOLONG (IRCv3): the line is dropped, the
                 // session goes on.
                 let nick = if self.me.nick.is_empty() {
@@ -394,16 +223,18 @@ impl Relay<'_> {
                 } else {
                     &self.me.nick
                 };
-                self.to_client.extend_from_slice(
+                out.to_client.extend_from_slice(
                     format!(
                         ":{} 417 {nick} :Input line was too long\r\n",
-                        self.shared.config.server_name
+                        self.server_name
                     )
                     .as_bytes(),
                 );
                 return Ok(());
             }
-            Frame::Refused(e @ LineError::Nul) => return Err(SessionError::Refused(e)),
+            Err(e @ LineError::Nul) => {
+                return Err(SessionError::Protocol(IrcError::Refused(e)));
+            }
         };
         let Some(line) = Line::parse(&raw) else {
             return Ok(()); // an empty line: servers ignore them too
@@ -421,20 +252,16 @@ impl Relay<'_> {
                     .first()
                     .cloned()
                     .unwrap_or_else(|| "quit".into());
-                self.closing = Some(format!("client quit: {reason}"));
+                out.close(format!("client quit: {reason}"));
             }
             _ => {}
         }
-        self.judge_line(raw, &line, Direction::Outbound);
+        self.judge_line(raw, &line, Direction::Outbound, out);
         Ok(())
     }
 
-    fn upstream_frame(&mut self, frame: Frame) {
-        let raw = match frame {
-            Frame::Line(raw) => codec::into_utf8(raw),
-            Frame::Refused(e) => Err(e),
-        };
-        let raw = match raw {
+    fn on_upstream_line(&mut self, frame: Frame, out: &mut Outbox) {
+        let raw = match text_of(frame) {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::warn!(error = %e, "upstream sent a line the gateway cannot relay; dropped");
@@ -450,9 +277,9 @@ impl Relay<'_> {
                 if let Some(nick) = line.params.first() {
                     self.me.nick = nick.clone();
                 }
-                self.to_client.extend_from_slice(&raw);
-                self.to_client.extend_from_slice(b"\r\n");
-                self.start();
+                out.to_client.extend_from_slice(&raw);
+                out.to_client.extend_from_slice(b"\r\n");
+                self.start(out);
                 return;
             }
             // RPL_LOGGEDIN: `<nick> <nick!user@host> <account> :...`.
@@ -471,12 +298,12 @@ impl Relay<'_> {
             }
             _ => {}
         }
-        self.judge_line(raw, &line, Direction::Inbound);
+        self.judge_line(raw, &line, Direction::Inbound, out);
     }
 
-    fn start(&mut self) {
+    fn start(&mut self, out: &mut Outbox) {
         self.session.user = self.me.user().to_owned();
-        let action = self.shared.judge.judge(
+        let action = self.gate.judge(
             &self.session,
             Direction::Outbound,
             EventKind::SessionStart,
@@ -485,24 +312,24 @@ impl Relay<'_> {
         self.started = true;
         tracing::info!(user = %self.session.user, "session started");
         if let Action::Block(reason) = &action {
-            self.to_client.extend_from_slice(
+            out.to_client.extend_from_slice(
                 format!(
                     "ERROR :Closing link: session refused: {}\r\n",
                     events::one_line(reason)
                 )
                 .as_bytes(),
             );
-            self.to_upstream
+            out.to_upstream
                 .extend_from_slice(b"QUIT :session refused by policy\r\n");
-            self.closing = Some(format!("session refused: {reason}"));
+            out.close(format!("session refused: {reason}"));
         }
     }
 
     /// Judges what the line means (if anything) and queues what to write.
-    fn judge_line(&mut self, raw: Vec<u8>, line: &Line, direction: Direction) {
+    fn judge_line(&mut self, raw: Vec<u8>, line: &Line, direction: Direction, out: &mut Outbox) {
         let (forward, back) = match direction {
-            Direction::Outbound => (&mut self.to_upstream, &mut self.to_client),
-            Direction::Inbound => (&mut self.to_client, &mut self.to_upstream),
+            Direction::Outbound => (&mut out.to_upstream, &mut out.to_client),
+            Direction::Inbound => (&mut out.to_client, &mut out.to_upstream),
         };
         let readings = if self.started {
             events::read(line, direction, &self.me)
@@ -514,19 +341,16 @@ impl Relay<'_> {
             forward.extend_from_slice(b"\r\n");
             return;
         }
-        let gateway = &self.shared.config.server_name;
+        let gateway = &self.server_name;
         // JOIN/PART of several channels: each is judged; the line goes on
         // with the channels that were allowed.
         if readings.len() > 1 || readings[0].channel.is_some() {
             let mut allowed = Vec::new();
             for reading in readings {
                 let channel = reading.channel.clone().unwrap_or_default();
-                let action = self.shared.judge.judge(
-                    &self.session,
-                    direction,
-                    reading.kind,
-                    reading.attributes,
-                );
+                let action =
+                    self.gate
+                        .judge(&self.session, direction, reading.kind, reading.attributes);
                 match action {
                     Action::Block(reason) if direction == Direction::Outbound => {
                         back.extend_from_slice(
@@ -565,10 +389,9 @@ impl Relay<'_> {
             return;
         };
         let ctcp = reading.ctcp;
-        let action =
-            self.shared
-                .judge
-                .judge(&self.session, direction, reading.kind, reading.attributes);
+        let action = self
+            .gate
+            .judge(&self.session, direction, reading.kind, reading.attributes);
         match events::apply(line, direction, ctcp, &action, &self.me, gateway) {
             Outcome::Forward => {
                 forward.extend_from_slice(&raw);
@@ -588,6 +411,7 @@ impl Relay<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::testing::{FakeJudge, assert_holds};
 
     #[test]
     fn the_flood_bucket_allows_a_burst_then_the_rate() {
@@ -596,5 +420,84 @@ mod tests {
         assert!(!f.take());
         let mut off = Flood::new(0, 1);
         assert!((0..10_000).all(|_| off.take()));
+    }
+
+    /// An IRC session driven frame by frame against a fake judge: the
+    /// adapter's whole reading and writing of IRC, with no socket and no
+    /// WebAssembly.
+    fn session(judge: std::sync::Arc<FakeJudge>) -> IrcSession {
+        let config: super::super::IrcConfig = toml::from_str(
+            "listen = '127.0.0.1:0'\nflood_burst = 5\nflood_lines_per_s = 1\n\
+             [upstream]\naddress = '127.0.0.1:6667'\ntls = 'plain'\n",
+        )
+        .unwrap();
+        let irc = Irc::new(&config, judge).unwrap();
+        IrcSession::new(&irc, "irc-test", "127.0.0.1:5000".parse().unwrap())
+    }
+
+    fn line(text: &str) -> Frame {
+        Frame::Line(text.as_bytes().to_vec())
+    }
+
+    fn registered(judge: &std::sync::Arc<FakeJudge>) -> IrcSession {
+        let mut s = session(judge.clone());
+        let mut out = Outbox::default();
+        s.client_frame(line("NICK alice"), &mut out).unwrap();
+        s.upstream_frame(line(":srv 001 alice :Welcome"), &mut out)
+            .unwrap();
+        assert!(s.started());
+        s
+    }
+
+    #[test]
+    fn registration_starts_the_session_and_messages_are_judged() {
+        let judge = FakeJudge::blocking("secret");
+        let mut s = registered(&judge);
+        assert_eq!(s.session().user, "alice");
+        let mut out = Outbox::default();
+        s.client_frame(line("PRIVMSG bob :hello"), &mut out)
+            .unwrap();
+        s.client_frame(line("PRIVMSG bob :the secret plan"), &mut out)
+            .unwrap();
+        assert_eq!(out.to_upstream, b"PRIVMSG bob :hello\r\n");
+        assert_holds(&out.to_client, &["NOTICE alice", "no secret"]);
+        assert_eq!(judge.kinds(), ["session_start", "message", "message"]);
+    }
+
+    #[test]
+    fn a_flood_or_a_nul_ends_the_session_and_the_client_is_told() {
+        let judge = FakeJudge::new(|_| Action::Allow);
+        let mut s = registered(&judge);
+        let mut out = Outbox::default();
+        // The burst was 5; NICK used one.
+        let results: Vec<_> = (0..6)
+            .map(|i| s.client_frame(line(&format!("PING {i}")), &mut out))
+            .collect();
+        let Some(Err(e)) = results.into_iter().find(Result::is_err) else {
+            panic!("no flood")
+        };
+        let farewell = s.farewell(&e);
+        assert!(farewell.linger);
+        assert!(
+            String::from_utf8_lossy(&farewell.to_client)
+                .starts_with("ERROR :Closing link: excess flood")
+        );
+        let mut s = registered(&judge);
+        let e = s
+            .client_frame(Frame::Refused(LineError::Nul), &mut out)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "client sent a NUL byte in line");
+        assert!(s.farewell(&e).to_upstream.is_some());
+    }
+
+    #[test]
+    fn a_closed_upstream_is_not_sent_a_quit() {
+        let judge = FakeJudge::new(|_| Action::Allow);
+        let mut s = registered(&judge);
+        let lost: SessionError<IrcError> = SessionError::Closed {
+            side: crate::adapters::stream::Peer::Upstream,
+            phase: "relay",
+        };
+        assert!(s.farewell(&lost).to_upstream.is_none());
     }
 }

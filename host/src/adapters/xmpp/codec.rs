@@ -10,6 +10,7 @@
 //! comments and processing instructions. Stanza size and nesting depth are
 //! limited. "Not enough bytes yet" is `Ok(None)`, distinct from malformed.
 
+use crate::event::text::is_xml_char;
 use std::fmt::Write as _;
 
 /// Limits on what one peer may send.
@@ -301,11 +302,6 @@ fn is_xml_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// Whether `c` may appear in an XML 1.0 document (`Char`, §2.2).
-pub fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
 /// A frame must be UTF-8 made of XML characters only, as the server
 /// demands (Prosody closes the stream otherwise): refusing it here keeps
 /// the gateway's reading and the server's the same.
@@ -462,6 +458,26 @@ impl Element {
     pub fn with_text(mut self, text: &str) -> Element {
         self.children.push(Node::Text(text.to_owned()));
         self
+    }
+
+    /// The local name of a framed element's start tag (`message` for
+    /// `<message ...>` and `<c:message ...>`), read without parsing, so an
+    /// element the adapter does not look into is never parsed.
+    pub fn local_name_of(frame: &[u8]) -> &[u8] {
+        let start = frame
+            .iter()
+            .position(|&b| b == b'<')
+            .map_or(frame.len(), |i| i + 1);
+        let rest = &frame[start..];
+        let end = rest
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        match name.iter().position(|&b| b == b':') {
+            Some(colon) => &name[colon + 1..],
+            None => name,
+        }
     }
 
     /// Parses one complete top-level element as framed by [`Framer`].
@@ -986,5 +1002,20 @@ mod tests {
     fn stream_header_attributes() {
         let attrs = stream_attrs(&OPEN.as_bytes()[21..]).unwrap();
         assert!(attrs.contains(&("to".into(), "example.com".into())));
+    }
+
+    #[test]
+    fn the_local_name_is_read_without_parsing() {
+        assert_eq!(
+            Element::local_name_of(b"<message to='a'>x</message>"),
+            b"message"
+        );
+        assert_eq!(Element::local_name_of(b"<c:iq/>"), b"iq");
+        assert_eq!(
+            Element::local_name_of(b"<a xmlns='urn:xmpp:sm:3' h='1'/>"),
+            b"a"
+        );
+        assert_eq!(Element::local_name_of(b"<stream:features>"), b"features");
+        assert_eq!(Element::local_name_of(b""), b"");
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::adapters::section::{self, CommonSection};
+use crate::adapters::section::{self, AdapterSection, CommonSection};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,10 +44,11 @@ pub struct XmppConfig {
 }
 
 /// How imgate reaches the real server.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamTls {
     /// Plain TCP, then STARTTLS (the usual 5222).
+    #[default]
     Starttls,
     /// TLS from the first byte (XEP-0368, usually 5223).
     Direct,
@@ -55,23 +56,7 @@ pub enum UpstreamTls {
     Plain,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `host:port` of the real server.
-    pub address: String,
-    #[serde(default = "default_tls")]
-    pub tls: UpstreamTls,
-    /// Trust these CAs (PEM) instead of the system's roots.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// The name the server's certificate must carry; by default the domain
-    /// the client asked for.
-    #[serde(default)]
-    pub server_name: Option<String>,
-    #[serde(default = "section::default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-}
+pub type UpstreamConfig = section::Upstream<UpstreamTls>;
 
 fn default_listen() -> Option<String> {
     Some("0.0.0.0:5222".into())
@@ -82,9 +67,6 @@ fn default_max_stanza_bytes() -> usize {
 fn default_max_depth() -> usize {
     32
 }
-fn default_tls() -> UpstreamTls {
-    UpstreamTls::Starttls
-}
 
 impl XmppConfig {
     /// Resolves relative paths against the config file's directory.
@@ -94,25 +76,25 @@ impl XmppConfig {
         self.upstream.ca_file = self.upstream.ca_file.map(|f| base.join(f));
         self
     }
+}
 
-    /// Every problem with the section.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = CommonSection {
+impl AdapterSection for XmppConfig {
+    fn common(&self) -> CommonSection<'_> {
+        CommonSection {
             listen: &self.listen,
             listen_tls: &self.listen_tls,
             upstream_address: &self.upstream.address,
             upstream_plain: self.upstream.tls == UpstreamTls::Plain,
             max_connections: self.max_connections,
-            timeouts: [
-                ("handshake_timeout_ms", self.handshake_timeout_ms),
-                ("idle_timeout_s", self.idle_timeout_s),
-                (
-                    "upstream.connect_timeout_ms",
-                    self.upstream.connect_timeout_ms,
-                ),
-            ],
+            handshake_timeout_ms: self.handshake_timeout_ms,
+            idle_timeout_s: self.idle_timeout_s,
+            connect_timeout_ms: self.upstream.connect_timeout_ms,
+            drain_timeout_ms: self.drain_timeout_ms,
         }
-        .problems();
+    }
+
+    fn own_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
         if self.max_stanza_bytes < 10_000 {
             out.push("max_stanza_bytes must be at least 10000 (RFC 6120 §13.12)".into());
         }

@@ -6,7 +6,7 @@
 //! writes: the stanza as it was, rewritten, nothing, or a
 //! `<policy-violation/>` error for the sender.
 
-use std::collections::{HashMap, HashSet};
+use super::rooms::Rooms;
 
 use super::codec::{Element, JABBER_CLIENT, Node};
 use crate::event::{
@@ -63,42 +63,6 @@ pub struct Reading {
     /// recipient, id), so a carbon of a message the gateway already judged
     /// is not judged again; see [`message_key`].
     pub dedupe_key: Option<String>,
-}
-
-/// MUC rooms this session is in, and who it has seen in each, so that
-/// leaves are recognised and occupants' status updates are not re-joins.
-#[derive(Debug, Default)]
-pub struct Rooms {
-    joined: HashMap<String, HashSet<String>>,
-}
-
-impl Rooms {
-    pub fn is_joined(&self, room: &str) -> bool {
-        self.joined.contains_key(room)
-    }
-
-    /// Records what an allowed room event means for membership.
-    pub fn note(&mut self, kind: &EventKind, direction: Direction) {
-        match (kind, direction) {
-            (EventKind::RoomJoin(r), Direction::Outbound) => {
-                self.joined.entry(r.room.clone()).or_default();
-            }
-            (EventKind::RoomLeave(r), Direction::Outbound) => {
-                self.joined.remove(&r.room);
-            }
-            (EventKind::RoomJoin(r), Direction::Inbound) => {
-                if let (Some(set), Some(nick)) = (self.joined.get_mut(&r.room), &r.nick) {
-                    set.insert(nick.clone());
-                }
-            }
-            (EventKind::RoomLeave(r), Direction::Inbound) => {
-                if let (Some(set), Some(nick)) = (self.joined.get_mut(&r.room), &r.nick) {
-                    set.remove(nick);
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// What `stanza`, travelling `direction` in the session of `user` (bare
@@ -336,10 +300,7 @@ fn read_presence(
                 let is_self = x
                     .elements()
                     .any(|s| s.is("status", NS_MUC_USER) && s.attr("code") == Some("110"));
-                let known = rooms
-                    .joined
-                    .get(room)
-                    .is_some_and(|set| nick.is_some_and(|n| set.contains(n)));
+                let known = nick.is_some_and(|n| rooms.has_occupant(room, n));
                 // Our own join was judged on the way out; an occupant already
                 // seen is only changing status.
                 if is_self

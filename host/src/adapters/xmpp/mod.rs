@@ -1,87 +1,88 @@
 //! The XMPP adapter: a TLS-terminating client-to-server proxy in front of a
-//! real XMPP server.
+//! real XMPP server. Owns XMPP's streams and stanzas; the accept loop, relay
+//! and close are `stream`'s, and policy is reached only through the `Gate`.
 //!
 //! - [`codec`]: bytes to frames and elements, with XMPP's XML restrictions.
 //! - [`events`]: stanzas to events and verdicts back to stanzas.
-//! - [`sm`]: XEP-0198 counters translated across dropped and injected stanzas.
-//! - [`seen`]: verdicts remembered so carbon copies are judged once.
-//! - [`session`]: one connection's sockets and state machine.
+//! - `handshake`: TLS with the client, its header, the stream to the server.
+//! - `session`: one connection's frames, as hooks of the session driver.
+//! - `rooms`: room membership as one session sees it.
+//! - `seen`: verdicts remembered so carbon copies are judged once.
+//! - `sm`: XEP-0198 counters translated across dropped and injected stanzas.
+//! - `wire`: stream headers and errors the gateway writes itself.
 //! - [`config`]: the `[xmpp]` section.
 
 pub mod codec;
 pub mod config;
 pub mod events;
-pub mod seen;
-pub mod session;
-pub mod sm;
+mod handshake;
+mod rooms;
+mod seen;
+mod session;
+mod sm;
+mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::XmppConfig;
-use session::XmppShared;
 
-use super::{AdapterStats, Judge};
-use crate::plugins::LiveChain;
-use crate::proxy::Listeners;
+use super::section::AdapterSection;
+use super::stream::{Adapter, Base, Timeouts};
+use super::{AdapterError, Gate};
+use crate::event::Judge;
 
-/// The adapter with its listeners bound, ready to serve.
-pub struct XmppAdapter {
-    shared: Arc<XmppShared>,
-    listeners: Listeners,
-    stats: Arc<AdapterStats>,
+/// The XMPP protocol as the session driver runs it; built once per adapter.
+pub struct Xmpp {
+    config: XmppConfig,
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+    seen: Arc<seen::SeenMessages>,
+    base: Base,
 }
+
+impl Xmpp {
+    /// Loads the certificates.
+    ///
+    /// # Errors
+    /// A certificate, key or CA file is unusable.
+    pub fn new(config: &XmppConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
+        let tls = |source| AdapterError::Tls {
+            network: "xmpp",
+            source,
+        };
+        let server = crate::tls::server_config(&config.cert, &config.key).map_err(tls)?;
+        let client = crate::tls::client_config(config.upstream.ca_file.as_deref()).map_err(tls)?;
+        Ok(Xmpp {
+            base: Base {
+                gate: Gate::new(judge, "xmpp"),
+                timeouts: Timeouts::of(&config.common()),
+            },
+            config: config.clone(),
+            acceptor: TlsAcceptor::from(server),
+            connector: TlsConnector::from(client),
+            seen: Arc::new(seen::SeenMessages::new(65_536)),
+        })
+    }
+
+    fn framer(&self) -> codec::Framer {
+        codec::Framer::new(codec::Limits {
+            max_stanza_bytes: self.config.max_stanza_bytes,
+            max_depth: self.config.max_depth,
+        })
+    }
+}
+
+/// The XMPP adapter with its listeners bound.
+pub type XmppAdapter = Adapter<Xmpp>;
 
 impl XmppAdapter {
     /// Loads the certificates and binds the listeners.
     ///
     /// # Errors
     /// A certificate, key or CA file is unusable, or an address cannot be bound.
-    pub async fn bind(config: &XmppConfig, live: Arc<LiveChain>) -> anyhow::Result<Self> {
-        let server = crate::tls::server_config(&config.cert, &config.key)?;
-        let client = crate::tls::client_config(config.upstream.ca_file.as_deref())?;
-        let stats = Arc::new(AdapterStats::new("xmpp"));
-        let listeners = Listeners::bind("xmpp", &config.listen, &config.listen_tls).await?;
-        Ok(XmppAdapter {
-            shared: Arc::new(XmppShared {
-                config: config.clone(),
-                acceptor: TlsAcceptor::from(server),
-                connector: TlsConnector::from(client),
-                judge: Judge::new(live, stats.clone(), "xmpp"),
-                seen: seen::SeenMessages::new(65_536),
-            }),
-            listeners,
-            stats,
-        })
-    }
-
-    pub fn stats(&self) -> Arc<AdapterStats> {
-        self.stats.clone()
-    }
-
-    /// The bound addresses: (address, TLS from the first byte).
-    pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
-        self.listeners.local_addrs()
-    }
-
-    /// Serves every listener until `shutdown`, then drains sessions.
-    pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        let config = &self.shared.config;
-        let shared = self.shared.clone();
-        self.listeners
-            .serve(
-                config.max_connections,
-                Duration::from_millis(config.drain_timeout_ms),
-                self.stats,
-                shutdown,
-                move |tcp, peer, direct_tls, shutdown| {
-                    session::serve(shared.clone(), tcp, peer, direct_tls, shutdown)
-                },
-            )
-            .await
+    pub async fn start(config: &XmppConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
+        Adapter::bind(Xmpp::new(config, judge)?, config.common()).await
     }
 }

@@ -68,6 +68,7 @@ impl Counter {
     }
 
     /// Stanzas forwarded and not yet acknowledged.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -31,8 +30,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::Gateway;
 use crate::config::AdminConfig;
-use crate::gateway::Gateway;
 
 pub struct AdminServer {
     listener: TcpListener,
@@ -41,14 +40,36 @@ pub struct AdminServer {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("token_file {path}: {source}")]
+    TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("has no token: set token_file, or the {0} environment variable")]
+    NoToken(String),
+    #[error("TLS: {0}")]
+    Tls(crate::tls::TlsError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
 /// Reads the bearer token: `token_file` if set, else `token_env`.
 ///
 /// # Errors
 /// Neither gives a non-empty token: the API is never served open.
-fn read_token(config: &AdminConfig) -> anyhow::Result<String> {
+fn read_token(config: &AdminConfig) -> Result<String, AdminError> {
     let token = match &config.token_file {
         Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("[admin] token_file {}", path.display()))?
+            .map_err(|source| AdminError::TokenFile {
+                path: path.display().to_string(),
+                source,
+            })?
             .lines()
             .next()
             .unwrap_or("")
@@ -57,10 +78,7 @@ fn read_token(config: &AdminConfig) -> anyhow::Result<String> {
         None => std::env::var(&config.token_env).unwrap_or_default(),
     };
     if token.is_empty() {
-        anyhow::bail!(
-            "[admin] has no token: set token_file, or the {} environment variable",
-            config.token_env
-        );
+        return Err(AdminError::NoToken(config.token_env.clone()));
     }
     Ok(token)
 }
@@ -74,17 +92,24 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl AdminServer {
     /// # Errors
     /// No token, or the address cannot be bound.
-    pub async fn bind(config: &AdminConfig, gateway: Arc<Gateway>) -> anyhow::Result<AdminServer> {
+    pub async fn bind(
+        config: &AdminConfig,
+        gateway: Arc<Gateway>,
+    ) -> Result<AdminServer, AdminError> {
         let token = read_token(config)?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::server_config(cert, key).context("[admin] TLS")?,
+                crate::tls::server_config(cert, key).map_err(AdminError::Tls)?,
             )),
             _ => None,
         };
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("[admin] cannot listen on {}", config.listen))?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| AdminError::Listen {
+                    address: config.listen.clone(),
+                    source,
+                })?;
         if tls.is_none()
             && let Ok(addr) = listener.local_addr()
             && !addr.ip().is_loopback()
@@ -230,7 +255,7 @@ async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<F
             StatusCode::OK,
             "text/plain; version=0.0.4",
             gateway.engine.shared().metrics.render_prometheus()
-                + &crate::adapters::stats::render_prometheus(&gateway.adapter_stats()),
+                + &crate::adapters::render_prometheus(&gateway.adapter_stats()),
         ),
         (&Method::GET, "/plugins") => json_response(StatusCode::OK, plugins(&gateway)),
         (&Method::GET, "/connections") => {
@@ -249,7 +274,7 @@ async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<F
                 }
                 Ok(Err(error)) => json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"error": error, "generation": gateway.live.current().generation()}),
+                    json!({"error": error.to_string(), "generation": gateway.live.current().generation()}),
                 ),
                 Err(e) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,37 +3,13 @@
 
 use std::sync::Arc;
 
+use super::{Chain, PluginEngine, RuntimeError};
+use crate::archive::ArchiveWriter;
 use crate::capabilities::SharedCapabilities;
-use crate::capabilities::archive::ArchiveWriter;
 use crate::capabilities::kv::KvStore;
 use crate::capabilities::metrics::MetricsRegistry;
-use crate::config::{Config, PluginSpec};
-use crate::plugins::{Chain, LoadError, PluginEngine};
+use crate::config::Config;
 use crate::signing::SigningPolicy;
-
-/// Why the runtime could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot open the archive {path}: {source}")]
-    Archive {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot start the plugin engine: {0:#}")]
-    Engine(anyhow::Error),
-    #[error("[signing]: {}", .0.join("; "))]
-    Signing(Vec<String>),
-    #[error("{}", describe_plugins(.0))]
-    Plugins(Vec<(PluginSpec, LoadError)>),
-}
-
-fn describe_plugins(errors: &[(PluginSpec, LoadError)]) -> String {
-    let lines: Vec<String> = errors
-        .iter()
-        .map(|(spec, e)| format!("{}: {e}", spec.location()))
-        .collect();
-    lines.join("\n")
-}
 
 pub struct Runtime {
     pub engine: PluginEngine,
@@ -45,12 +21,12 @@ impl Runtime {
     ///
     /// # Errors
     /// The archive file cannot be opened.
-    pub fn capabilities(config: &Config) -> Result<SharedCapabilities, StartError> {
+    pub fn capabilities(config: &Config) -> Result<SharedCapabilities, RuntimeError> {
         let metrics = Arc::new(MetricsRegistry::default());
         let archive = match &config.archive {
             Some(a) => Some(Arc::new(
                 ArchiveWriter::open(a, metrics.host.clone()).map_err(|source| {
-                    StartError::Archive {
+                    RuntimeError::Archive {
                         path: a.path.display().to_string(),
                         source,
                     }
@@ -69,21 +45,24 @@ impl Runtime {
     ///
     /// # Errors
     /// The engine cannot start, or a trusted key is invalid.
-    pub fn engine(config: &Config, shared: SharedCapabilities) -> Result<PluginEngine, StartError> {
-        let policy = SigningPolicy::from_config(&config.signing).map_err(StartError::Signing)?;
+    pub fn engine(
+        config: &Config,
+        shared: SharedCapabilities,
+    ) -> Result<PluginEngine, RuntimeError> {
+        let policy = SigningPolicy::from_config(&config.signing).map_err(RuntimeError::Signing)?;
         Ok(PluginEngine::new(&config.runtime, shared)
-            .map_err(StartError::Engine)?
+            .map_err(RuntimeError::Engine)?
             .with_signing(policy))
     }
 
     /// Starts the engine and loads every plugin in the config.
     ///
     /// # Errors
-    /// See [`StartError`]; plugin errors are all collected.
-    pub fn start(config: &Config) -> Result<Runtime, StartError> {
+    /// See [`RuntimeError`]; plugin errors are all collected.
+    pub fn start(config: &Config) -> Result<Runtime, RuntimeError> {
         let shared = Self::capabilities(config)?;
         let engine = Self::engine(config, shared)?;
-        let chain = Chain::load(&engine, &config.plugins).map_err(StartError::Plugins)?;
+        let chain = Chain::load(&engine, &config.plugins).map_err(RuntimeError::Plugins)?;
         Ok(Runtime { engine, chain })
     }
 }

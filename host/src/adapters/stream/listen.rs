@@ -25,18 +25,17 @@ impl Listeners {
     /// Binds `listen` (plain) and `listen_tls`, whichever are set.
     ///
     /// # Errors
-    /// An address cannot be bound; the message names the `[section]`.
+    /// An address cannot be bound.
     pub async fn bind(
-        section: &str,
         listen: &Option<String>,
         listen_tls: &Option<String>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, std::io::Error> {
         let mut bound = Vec::new();
         for (address, tls) in [(listen, false), (listen_tls, true)] {
             if let Some(address) = address {
-                let listener = TcpListener::bind(address)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("[{section}] cannot listen on {address}: {e}"))?;
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+                })?;
                 bound.push((listener, tls));
             }
         }
@@ -85,7 +84,7 @@ impl Listeners {
 /// Accepts on `listener` until `shutdown`, running `handle` for each
 /// connection while `permits` last (listeners of one adapter share them). On shutdown, waits up to
 /// `drain` for the open connections (which see the same signal) to close.
-pub async fn serve<H, F>(
+async fn serve<H, F>(
     listener: TcpListener,
     permits: Arc<Semaphore>,
     drain: Duration,

@@ -1,0 +1,15 @@
+//! Host-side bindings generated from `wit/` (package `imgate:policy`).
+//!
+//! Imports are `trappable` so a capability can refuse a call it was not
+//! granted with a trap, the per-call half of the grant check.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "host-view",
+    imports: { default: trappable },
+    additional_derives: [PartialEq, Eq],
+    with: { "imgate:policy/types.event-view": super::view::EventView },
+});
+
+pub use self::imgate::policy::{archive, clock, config, kv, log, metrics, types};
+pub use exports::imgate::policy::{handler, lifecycle, observer};

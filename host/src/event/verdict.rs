@@ -1,0 +1,60 @@
+//! What the policy decides about an event.
+
+/// What is done with an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    /// Refuse it and tell the sender why.
+    Block(String),
+    /// Discard it silently.
+    Drop,
+    /// Deliver it with this body instead.
+    Rewrite(String),
+}
+
+impl Action {
+    /// The action's name as it appears in logs, metrics and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Block(_) => "block",
+            Action::Drop => "drop",
+            Action::Rewrite(_) => "rewrite",
+        }
+    }
+}
+
+/// One plugin's answer: an action and the tags it adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub action: Action,
+    pub tags: Vec<String>,
+}
+
+/// The plugin whose verdict stood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decider {
+    pub plugin: String,
+    /// Hex sha256 of the component that decided.
+    pub sha256: String,
+}
+
+/// The chain's outcome for one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinalVerdict {
+    pub action: Action,
+    /// None when every plugin allowed the event.
+    pub decided_by: Option<Decider>,
+    pub tags: Vec<String>,
+}
+
+impl FinalVerdict {
+    /// Allowed, with nobody deciding: the answer of an empty chain.
+    pub fn allow() -> Self {
+        FinalVerdict {
+            action: Action::Allow,
+            decided_by: None,
+            tags: Vec::new(),
+        }
+    }
+}

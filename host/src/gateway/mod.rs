@@ -1,0 +1,183 @@
+//! The long-running gateway process (`imgate run`): it wires the parts
+//! together — adapters to the chain in force (as their [`Judge`]), the
+//! admin API, the reload triggers and the archive's schedule — and stops
+//! them all when told to.
+//!
+//! Owns: the assembly and the process's lifetime. Must not touch: any
+//! network's wire format or a plugin's calls; it only connects parts.
+//! Shutdown is a parameter: the caller owns the signals.
+//!
+//! - `admin`: the admin HTTP API.
+//! - `triggers`: SIGHUP, the file watch, the scheduled purge.
+
+mod admin;
+mod triggers;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use admin::AdminServer;
+
+use crate::adapters::irc::IrcAdapter;
+use crate::adapters::xmpp::XmppAdapter;
+use crate::adapters::{AdapterError, AdapterStats};
+use crate::config::{Config, ConfigError};
+use crate::event::Judge;
+use crate::plugins::{LiveChain, PluginEngine, Runtime, RuntimeError};
+
+/// Why the gateway could not start, or a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    #[error("[admin] {0}")]
+    Admin(#[from] admin::AdminError),
+}
+
+/// Everything a reload needs, shared by its triggers.
+pub struct Gateway {
+    pub engine: PluginEngine,
+    pub live: Arc<LiveChain>,
+    /// Every adapter's counters, for the admin API and metrics.
+    adapters: Mutex<Vec<Arc<AdapterStats>>>,
+    pub config_path: PathBuf,
+    config: Config,
+}
+
+impl Gateway {
+    /// Loads the config and starts the runtime.
+    ///
+    /// # Errors
+    /// The config has problems or a plugin cannot load (all are listed).
+    pub fn start(config_path: &Path) -> Result<Gateway, GatewayError> {
+        let config = Config::load(config_path)?;
+        let Runtime { engine, chain } = Runtime::start(&config)?;
+        Ok(Gateway {
+            live: Arc::new(LiveChain::new(chain, &config)),
+            adapters: Default::default(),
+            engine,
+            config_path: config_path.to_owned(),
+            config,
+        })
+    }
+
+    pub fn register_adapter(&self, stats: Arc<AdapterStats>) {
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stats);
+    }
+
+    /// A snapshot of the adapters' counters.
+    pub fn adapter_stats(&self) -> Vec<Arc<AdapterStats>> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Re-reads the config file and reloads the chain; `trigger` says who
+    /// asked, for the log. Returns the new chain's generation.
+    ///
+    /// # Errors
+    /// The new config or chain is bad; the old chain stays in force.
+    pub fn reload(&self, trigger: &str) -> Result<u64, GatewayError> {
+        tracing::info!(trigger, "reload requested");
+        let config = Config::load(&self.config_path)?;
+        Ok(self.live.reload(&self.engine, &config)?)
+    }
+
+    /// Files whose change triggers a reload: the config and every plugin
+    /// component with its signature, as the current config names them.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.config_path.clone()];
+        if let Ok(config) = Config::load(&self.config_path) {
+            for p in &config.plugins {
+                files.push(crate::signing::signature_path(&p.path));
+                files.push(p.path.clone());
+            }
+        }
+        files
+    }
+}
+
+/// Runs the gateway until `shutdown` completes, then stops every part and
+/// drains the sessions.
+///
+/// # Errors
+/// Startup fails: the config, a plugin, an adapter or the admin listener.
+pub async fn run(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let gateway = Arc::new(Gateway::start(config_path)?);
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let judge: Arc<dyn Judge> = gateway.live.clone();
+
+    if let Some(admin) = gateway.config().admin.clone() {
+        let server = AdminServer::bind(&admin, gateway.clone()).await?;
+        tracing::info!(listen = %server.local_addr(), tls = server.is_tls(), "admin API listening");
+        tasks.spawn(server.serve(stopping.clone()));
+    }
+    if let Some(xmpp) = gateway.config().xmpp.clone() {
+        let adapter = XmppAdapter::start(&xmpp, judge.clone()).await?;
+        for (address, direct_tls) in adapter.local_addrs() {
+            tracing::info!(listen = %address, direct_tls, upstream = %xmpp.upstream.address, "XMPP listening");
+        }
+        gateway.register_adapter(adapter.stats());
+        tasks.spawn(adapter.serve(stopping.clone()));
+    }
+    if let Some(irc) = gateway.config().irc.clone() {
+        let adapter = IrcAdapter::start(&irc, judge.clone()).await?;
+        for (address, tls) in adapter.local_addrs() {
+            tracing::info!(listen = %address, tls, upstream = %irc.upstream.address, "IRC listening");
+        }
+        gateway.register_adapter(adapter.stats());
+        tasks.spawn(adapter.serve(stopping.clone()));
+    }
+    if let Some(archive) = gateway.config().archive.clone()
+        && let Some(every) = archive.purge_interval_s
+        && (archive.retention_days.is_some() || !archive.retention.is_empty())
+    {
+        tasks.spawn(triggers::purge_on_schedule(
+            archive,
+            Duration::from_secs(every.max(1)),
+            stopping.clone(),
+        ));
+    }
+    #[cfg(unix)]
+    tasks.spawn(triggers::reload_on_sighup(
+        gateway.clone(),
+        stopping.clone(),
+    ));
+    let reload = gateway.config().reload.clone();
+    if reload.watch {
+        tasks.spawn(triggers::watch_files(
+            gateway.clone(),
+            Duration::from_millis(reload.debounce_ms),
+            stopping.clone(),
+        ));
+    }
+    tracing::info!(
+        plugins = gateway.live.current().plugins().len(),
+        "imgate running; SIGHUP reloads, SIGTERM stops"
+    );
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
