@@ -167,6 +167,7 @@ impl From<&event::FinalVerdict> for wit::FinalVerdict {
 }
 
 impl From<wit::Action> for event::Action {
+    #[inline]
     fn from(a: wit::Action) -> Self {
         match a {
             wit::Action::Allow => event::Action::Allow,
@@ -178,6 +179,7 @@ impl From<wit::Action> for event::Action {
 }
 
 impl From<wit::Verdict> for event::Verdict {
+    #[inline]
     fn from(v: wit::Verdict) -> Self {
         event::Verdict {
             action: v.action.into(),
