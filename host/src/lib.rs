@@ -20,9 +20,9 @@
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
 //! - [`archive`]: the compliance archive (SQLite, hash-chained, searchable).
 //! - [`config`]: the operator's TOML file, validated with every problem located.
-//! - [`signing`]: ed25519 signatures over plugin components, and the trust policy.
+//! - `signing`: ed25519 signatures over plugin components, and the trust policy.
 //! - [`tls`]: rustls configs for both sides, and development certificates.
-//! - [`gateway`]: the long-running process (`imgate run`): wiring, reloads, admin API.
+//! - `gateway`: the long-running process (`imgate run`): wiring, reloads, admin API.
 //! - [`cli`]: the `imgate` commands.
 //! - [`util`]: bounded file reads, hex, blocking from async code.
 //!
@@ -50,9 +50,9 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod event;
-pub mod gateway;
+mod gateway;
 pub mod plugins;
-pub mod signing;
+mod signing;
 pub mod tls;
 pub mod util;
 
