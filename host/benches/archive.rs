@@ -68,16 +68,7 @@ fn main() {
 
     // Through the capability's writer with 64 concurrent appenders and a
     // 2 ms group-commit window: each commit carries many appends.
-    let config = ArchiveConfig {
-        path: dir.path().join("group.db"),
-        group_commit_ms: 2,
-        retention_days: None,
-        retention: Default::default(),
-        purge_interval_s: None,
-        checkpoint_key: None,
-        checkpoint_file: None,
-        checkpoint_interval_s: 60,
-    };
+    let config = ArchiveConfig::at(dir.path().join("group.db"));
     let writer = Arc::new(ArchiveWriter::open(&config, Arc::new(HostStats::default())).unwrap());
     let per_thread = 300;
     let start = Instant::now();

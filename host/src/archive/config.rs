@@ -43,6 +43,20 @@ fn default_checkpoint_interval() -> u64 {
 }
 
 impl ArchiveConfig {
+    /// An archive at `path` with every other setting at its default.
+    pub fn at(path: PathBuf) -> Self {
+        ArchiveConfig {
+            path,
+            group_commit_ms: default_window(),
+            retention_days: None,
+            retention: Default::default(),
+            purge_interval_s: None,
+            checkpoint_key: None,
+            checkpoint_file: None,
+            checkpoint_interval_s: default_checkpoint_interval(),
+        }
+    }
+
     /// What is wrong with the section beyond its types.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();

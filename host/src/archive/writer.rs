@@ -210,16 +210,7 @@ mod tests {
     #[test]
     fn concurrent_appends_are_durable_numbered_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ArchiveConfig {
-            path: dir.path().join("a.jsonl"),
-            group_commit_ms: 2,
-            retention_days: None,
-            retention: Default::default(),
-            purge_interval_s: None,
-            checkpoint_key: None,
-            checkpoint_file: None,
-            checkpoint_interval_s: 60,
-        };
+        let config = ArchiveConfig::at(dir.path().join("a.jsonl"));
         let stats = Arc::new(Counted::default());
         let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());
         let threads: Vec<_> = (0..4)
