@@ -63,8 +63,55 @@ pub fn shared_cache() -> PathBuf {
     workspace().join("target/imgate-test-cache")
 }
 
+/// A component built against an earlier contract and committed under
+/// `tests/fixtures/contract-<CONTRACT>/` (never rebuilt; gzipped when
+/// large), checked against that folder's `SHA256SUMS` and unpacked under
+/// `target/golden/`. Returns the `.wasm`'s path.
+pub fn golden(contract: &str, name: &str) -> PathBuf {
+    use sha2::Digest;
+    let dir = workspace().join(format!("tests/fixtures/contract-{contract}"));
+    let file = format!("{name}.wasm");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).expect("SHA256SUMS");
+    let want = sums
+        .lines()
+        .find_map(|l| l.strip_suffix(&format!("  {file}")))
+        .unwrap_or_else(|| panic!("{file} is not in {}/SHA256SUMS", dir.display()))
+        .to_owned();
+    let bytes = match std::fs::read(dir.join(&file)) {
+        Ok(b) => b,
+        Err(_) => {
+            let gz = std::fs::File::open(dir.join(format!("{file}.gz")))
+                .unwrap_or_else(|e| panic!("{file}(.gz) in {}: {e}", dir.display()));
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut out)
+                .expect("gunzip a golden component");
+            out
+        }
+    };
+    let got: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, want, "{file} is not the committed golden component");
+    let unpacked = workspace().join(format!("target/golden/contract-{contract}"));
+    std::fs::create_dir_all(&unpacked).expect("target/golden");
+    let path = unpacked.join(&file);
+    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+        // Tests run in parallel: write aside, then rename into place.
+        let tmp = unpacked.join(format!(
+            "{file}.{}.{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, &bytes).expect("unpack a golden component");
+        std::fs::rename(&tmp, &path).expect("unpack a golden component");
+    }
+    path
+}
+
 /// A config file in a fresh temp dir; `{wasm:NAME}` in `toml` is replaced
-/// by the component's absolute path and `{cache}` by [`shared_cache`].
+/// by the component's absolute path, `{golden-0.1.0:NAME}` by the golden
+/// 0.1.0 component's (see [`golden`]) and `{cache}` by [`shared_cache`].
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
@@ -77,6 +124,14 @@ pub fn write_config(toml: &str) -> TestConfig {
         let end = start + text[start..].find('}').expect("closing brace");
         let name = &text[start + 6..end];
         let path = wasm(name).display().to_string();
+        text.replace_range(start..=end, &path);
+    }
+    while let Some(start) = text.find("{golden-") {
+        let end = start + text[start..].find('}').expect("closing brace");
+        let (contract, name) = text[start + 8..end]
+            .split_once(':')
+            .expect("{golden-VERSION:NAME}");
+        let path = golden(contract, name).display().to_string();
         text.replace_range(start..=end, &path);
     }
     let text = text.replace("{cache}", &shared_cache().display().to_string());

@@ -1,0 +1,146 @@
+//! Contract compatibility: components built against `imgate:policy@0.1.0`
+//! and committed under `tests/fixtures/contract-0.1.0/` — never rebuilt —
+//! load on today's host and decide every event exactly as today's builds
+//! of the same plugins do. A host change that breaks an old plugin fails
+//! here even though every plugin built from today's WIT still passes.
+
+use std::path::{Path, PathBuf};
+
+use imgate_tests::{replay_with, workspace, write_config};
+
+/// One replayed event's outcome: what must not change.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    event: String,
+    action: String,
+    reason: Option<String>,
+    tags: Vec<String>,
+}
+
+/// `imgate replay` of `transcript` through one plugin at `path` (a config
+/// placeholder) with `grants` and the settings under `[plugins.config]`.
+fn replay(path: &str, grants: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
+    let cfg = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "{{cache}}"
+
+[[plugins]]
+name = "plugin"
+path = "{path}"
+grants = {grants}
+# Verdicts are compared here, not speed: room for a loaded CI machine.
+deadline_ms = 1000
+
+[plugins.config]
+{settings}
+"#
+    ));
+    let (verdicts, stderr) = replay_with(&cfg.path, transcript, &[]);
+    assert!(!stderr.contains("plugin call failed"), "{path}: {stderr}");
+    verdicts
+        .iter()
+        .map(|v| Outcome {
+            event: v["event"].as_str().unwrap_or_default().to_owned(),
+            action: v["action"].as_str().unwrap_or_default().to_owned(),
+            reason: v["reason"].as_str().map(str::to_owned),
+            tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The golden and today's build of `component` agree on `transcript`;
+/// returns the outcomes.
+fn assert_same(component: &str, grants: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
+    let golden = replay(
+        &format!("{{golden-0.1.0:{component}}}"),
+        grants,
+        settings,
+        transcript,
+    );
+    let today = replay(
+        &format!("{{wasm:{component}}}"),
+        grants,
+        settings,
+        transcript,
+    );
+    assert!(!today.is_empty(), "the transcript has events");
+    assert_eq!(
+        golden, today,
+        "{component}: the 0.1.0 build decides otherwise"
+    );
+    today
+}
+
+const KEYWORDS: &str = r#"words = ["confidential", "project falcon", "insider", "secret"]
+match = "whole-word"
+case_insensitive = true
+reason = "message blocked by compliance policy: \"{word}\" may not be sent""#;
+
+/// Messages from one user, a millisecond apart, with some words to find.
+fn transcript(dir: &Path, bodies: &[&str]) -> PathBuf {
+    let mut text = String::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let event = serde_json::json!({
+            "id": format!("g-{i}"),
+            "network": if i % 3 == 0 { "irc" } else { "xmpp" },
+            "direction": "outbound",
+            "session": {"id": "s1", "user": "alice@corp.example"},
+            "timestamp": 1_764_075_600_000u64 + i as u64,
+            "message": {"sender": "alice@corp.example", "recipient": "bob@partner.example", "body": body},
+        });
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
+    let path = dir.join("golden.jsonl");
+    std::fs::write(&path, text).expect("write transcript");
+    path
+}
+
+const BODIES: &[&str] = &[
+    "hello",
+    "this is SECRET",
+    "secretary duties",
+    "the Project Falcon numbers",
+    "Straßenbahn secret",
+    "",
+    "insider",
+    "nothing to see",
+];
+
+#[test]
+fn golden_keyword_blocks_in_rust_python_and_javascript_decide_as_todays_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = transcript(dir.path(), BODIES);
+    let sample = workspace().join("examples/transcript.jsonl");
+    for component in ["keyword_block", "keyword_block_py", "keyword_block_js"] {
+        let outcomes = assert_same(component, "[]", KEYWORDS, &ours);
+        let blocked: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.action == "block")
+            .map(|o| o.event.as_str())
+            .collect();
+        assert_eq!(blocked, ["g-1", "g-3", "g-4", "g-6"], "{component}");
+        let sample = assert_same(component, "[]", KEYWORDS, &sample);
+        assert!(sample.iter().any(|o| o.action == "block"), "{component}");
+    }
+}
+
+#[test]
+fn golden_rate_limit_keeps_its_kv_state_as_todays_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = transcript(dir.path(), &["a"; 6]);
+    let outcomes = assert_same(
+        "rate_limit",
+        r#"["kv", "clock"]"#,
+        "messages_per_minute = 1\nburst = 2",
+        &ours,
+    );
+    let actions: Vec<&str> = outcomes.iter().map(|o| o.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["allow", "allow", "block", "block", "block", "block"],
+        "a burst of 2, then blocks: the bucket is kept in kv across events"
+    );
+    assert!(outcomes[2].tags.contains(&"rate-limit:exceeded".to_owned()));
+}
