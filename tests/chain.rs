@@ -200,6 +200,170 @@ fn a_fail_open_observer_failure_is_tagged_and_delivery_goes_on() {
     );
 }
 
+/// The archive's records of the message events, in order: (plugin,
+/// action, tags).
+fn recorded(cfg: &imgate_tests::TestConfig) -> Vec<(String, String, serde_json::Value)> {
+    archive_lines(cfg)
+        .iter()
+        .map(|r| {
+            (
+                r["plugin"].as_str().unwrap_or_default().to_owned(),
+                r["verdict"]["action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                r["verdict"]["tags"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn observers_that_can_veto_go_first_so_no_observer_records_a_verdict_that_did_not_stand() {
+    // The fail-open logger is listed first; before, it recorded "allow"
+    // and then the archiver's failure turned the message into a block.
+    let (cfg, rt) = start(
+        r#"
+[archive]
+path = "archive.db"
+group_commit_ms = 1
+
+[[plugins]]
+name = "logger"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+failure = "fail-open"
+[plugins.config]
+refuse_if_body_contains = "never"
+
+[[plugins]]
+name = "archiver"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#,
+    );
+    let d = rt.chain.evaluate(message("please refuse-archive this"));
+    assert_eq!(
+        d.verdict.action,
+        Action::Block("message could not be recorded by `archiver`".into())
+    );
+    let records = recorded(&cfg);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (records[0].0.as_str(), records[0].1.as_str()),
+        ("logger", "block")
+    );
+    assert_eq!(
+        records[0].2,
+        serde_json::json!(["imgate:failed:archiver"]),
+        "the logger sees why"
+    );
+}
+
+#[test]
+fn an_observer_that_saw_a_verdict_before_a_veto_is_shown_the_one_that_stood() {
+    let (cfg, rt) = start(
+        r#"
+[archive]
+path = "archive.db"
+group_commit_ms = 1
+
+[[plugins]]
+name = "first"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+[plugins.config]
+refuse_if_body_contains = "never"
+
+[[plugins]]
+name = "second"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#,
+    );
+    let d = rt.chain.evaluate(message("refuse-archive"));
+    assert!(matches!(d.verdict.action, Action::Block(_)));
+    let records = recorded(&cfg);
+    let actions: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(p, a, _)| (p.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(actions, [("first", "allow"), ("first", "block")]);
+    let observed = d
+        .timings
+        .iter()
+        .filter(|t| t.stage == imgate::plugins::Stage::Observe)
+        .count();
+    assert_eq!(observed, 3, "first, second, first again");
+}
+
+const WALLED_AND_CARD: &str = r#"
+[archive]
+path = "archive.db"
+group_commit_ms = 1
+
+[[plugins]]
+name = "wall"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["merger"]
+
+[[plugins]]
+name = "card-finder"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+tag = "dlp:card-number"
+replace = ["4111", "****"]
+
+[[plugins]]
+name = "recorder"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#;
+
+#[test]
+fn the_record_of_a_blocked_message_carries_the_tags_of_the_plugins_after_the_blocker() {
+    let (cfg, rt) = start(WALLED_AND_CARD);
+    let d = rt
+        .chain
+        .evaluate(message("merger card 4111 1111 1111 1111"));
+    assert!(matches!(d.verdict.action, Action::Block(_)));
+    assert_eq!(d.verdict.decided_by.as_ref().unwrap().plugin, "wall");
+    let tags = serde_json::json!(["keyword:blocked", "dlp:card-number"]);
+    assert_eq!(serde_json::json!(d.verdict.tags), tags);
+    let after: Vec<_> = d
+        .timings
+        .iter()
+        .filter(|t| t.stage == imgate::plugins::Stage::AfterBlock)
+        .map(|t| (&*t.plugin, t.outcome))
+        .collect();
+    assert_eq!(
+        after,
+        [("card-finder", "rewrite")],
+        "run, its rewrite ignored"
+    );
+    let lines = archive_lines(&cfg);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["verdict"]["action"], "block");
+    assert_eq!(lines[0]["verdict"]["tags"], tags);
+    assert_eq!(
+        lines[0]["event"]["message"]["body"], "merger card 4111 1111 1111 1111",
+        "the body as attempted"
+    );
+
+    // Off: the chain stops at the block, as it does with no archiver.
+    let (cfg, rt) = start(&format!(
+        "[chain]\ntags_after_block = false\n{WALLED_AND_CARD}"
+    ));
+    let d = rt.chain.evaluate(message("merger card 4111"));
+    assert_eq!(d.verdict.tags, ["keyword:blocked"]);
+    assert_eq!(
+        archive_lines(&cfg)[0]["verdict"]["tags"],
+        serde_json::json!(["keyword:blocked"])
+    );
+}
+
 #[test]
 fn many_events_run_concurrently_with_correct_verdicts_and_shared_state() {
     let (_cfg, rt) = start(

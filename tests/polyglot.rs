@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use imgate::{Action, CallFailure, Runtime};
-use imgate_tests::{attack, failure, imgate_bin, replay_with, start, workspace, write_config};
+use imgate_tests::{
+    attack, failure, imgate_bin, message, replay_with, start, workspace, write_config,
+};
 
 /// The three builds of keyword-block, by component name.
 const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
@@ -431,4 +433,46 @@ fn exceptions_in_python_and_javascript_are_traps() {
             d.failures
         );
     }
+}
+
+/// A Python plugin built against imgate:policy 0.1.1, which adds `kv.keys`:
+/// componentize-py imports every function of the world, so before the host
+/// stubbed what it lacks, this plugin could not load at all.
+#[test]
+fn a_python_plugin_built_for_a_newer_contract_loads_and_only_the_missing_function_fails() {
+    let (_cfg, rt) = start(
+        r#"
+[runtime]
+cache_dir = "{cache}"
+
+[[plugins]]
+name = "future"
+path = "{wasm:test_future_py}"
+grants = ["kv"]
+failure = "fail-open"
+deadline_ms = 2000
+"#,
+    );
+    let d = rt.chain.evaluate(message("hello"));
+    assert_eq!(d.verdict.action, Action::Allow);
+    assert_eq!(d.verdict.tags, ["future:served"]);
+    let d = rt.chain.evaluate(message("count"));
+    assert_eq!(
+        d.verdict.tags,
+        ["future:count:1"],
+        "the functions it shares with the host work"
+    );
+    let d = rt.chain.evaluate(message("keys"));
+    assert_eq!(d.verdict.action, Action::Allow, "fail-open");
+    assert_eq!(d.verdict.tags, ["imgate:failed:future"]);
+    let CallFailure::Trap(why) = failure(&d) else {
+        panic!("not a trap: {:?}", failure(&d))
+    };
+    assert!(
+        why.contains("keys"),
+        "the failure names the missing function: {why}"
+    );
+    // And the plugin serves the next event.
+    let d = rt.chain.evaluate(message("hello"));
+    assert_eq!(d.verdict.tags, ["future:served"]);
 }

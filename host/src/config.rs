@@ -26,6 +26,7 @@ pub struct Config {
     pub signing: SigningConfig,
     pub admin: Option<AdminConfig>,
     pub reload: ReloadConfig,
+    pub chain: ChainConfig,
     /// `[xmpp]`: the XMPP adapter, when configured.
     pub xmpp: Option<crate::adapters::xmpp::XmppConfig>,
     /// `[irc]`: the IRC adapter, when configured.
@@ -97,6 +98,17 @@ fn default_admin_listen() -> String {
 
 fn default_token_env() -> String {
     "IMGATE_ADMIN_TOKEN".into()
+}
+
+/// `[chain]`: how the chain runs (a reload applies changes).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// After a block or drop, the remaining policy plugins still run for
+    /// their tags only (their actions are ignored), so the record of a
+    /// blocked event carries everything the chain found. Unset: on when a
+    /// plugin is granted `archive`.
+    pub tags_after_block: Option<bool>,
 }
 
 /// `[reload]`: when `imgate run` reloads the chain by itself.
@@ -324,6 +336,8 @@ struct RawConfig {
     #[serde(default)]
     reload: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    chain: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     xmpp: Option<Spanned<toml::Value>>,
     #[serde(default)]
     irc: Option<Spanned<toml::Value>>,
@@ -375,6 +389,18 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+impl Config {
+    /// `[chain] tags_after_block`, or its default: on when a plugin may
+    /// archive, since the archive is where a reviewer reads the tags.
+    pub fn tags_after_block(&self) -> bool {
+        self.chain.tags_after_block.unwrap_or_else(|| {
+            self.plugins
+                .iter()
+                .any(|p| p.grants.contains(Capability::Archive))
+        })
+    }
 }
 
 impl Config {
@@ -553,6 +579,9 @@ impl Config {
         }
         if let Some(reload) = section::<ReloadConfig>(text, "reload", raw.reload, &mut problems) {
             config.reload = reload;
+        }
+        if let Some(chain) = section::<ChainConfig>(text, "chain", raw.chain, &mut problems) {
+            config.chain = chain;
         }
         let xmpp_line = raw.xmpp.as_ref().map(|v| line_of(text, v.span().start));
         config.xmpp =

@@ -99,7 +99,12 @@ class Lifecycle(exports.Lifecycle):
 class Handler(exports.Handler):
     def handle(self, event: EventView) -> Verdict:
         direction = event.direction()
-        if event.kind() != Kind.MESSAGE or not settings.counts(direction):
+        # A message another plugin blocked is not sent: it does not count.
+        if (
+            event.kind() != Kind.MESSAGE
+            or not settings.counts(direction)
+            or event.has_tag("imgate:after-block")
+        ):
             return Verdict(Action_Allow(), [])
         if direction == Direction.OUTBOUND:
             user = event.session().user

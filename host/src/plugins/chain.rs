@@ -1,13 +1,21 @@
 //! The chain: every event through the policy plugins in order, then the
 //! observers, giving one [`Decision`].
 //!
-//! Rules: the first `block` or `drop` wins and ends the chain; a `rewrite`
+//! Rules: the first `block` or `drop` wins and decides; a `rewrite`
 //! changes the body the next plugin sees; tags accumulate and later
 //! plugins see them. A failing plugin answers through its failure policy:
-//! `fail-closed` blocks, `fail-open` is skipped. Observers then see the
-//! event as attempted and the final verdict; they cannot change it, but a
-//! `fail-closed` observer that fails (an archive that cannot persist)
-//! stops delivery, so nothing is delivered unrecorded.
+//! `fail-closed` blocks, `fail-open` is skipped. With `tags_after_block`
+//! the plugins after a block still run for their tags only (their actions
+//! are ignored), so the record of a blocked message says everything the
+//! chain found — that a walled message also held a card number.
+//!
+//! Observers then see the event as attempted and the final verdict; they
+//! cannot change it, except that a `fail-closed` observer that fails (an
+//! archive that cannot persist) stops delivery, so nothing is delivered
+//! unrecorded. Those that can veto run first; if one vetoes, those that
+//! had already seen the verdict are shown the one that stands, and only
+//! then do the others see it: no observer's last word is a verdict that
+//! did not stand.
 //!
 //! `evaluate` takes `&self` and no lock: concurrent events each take their
 //! own instance from each plugin's pool.
@@ -29,6 +37,8 @@ use crate::event::{Action, Event, EventKind, FinalVerdict};
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Handle,
+    /// A policy plugin after a block, run for its tags only.
+    AfterBlock,
     Observe,
 }
 
@@ -97,6 +107,9 @@ impl Decision {
     }
 }
 
+/// Tag the plugins after a block see while they run for their tags only.
+pub const AFTER_BLOCK_TAG: &str = "imgate:after-block";
+
 /// Tag added when a plugin failed on an event, so the archive records it.
 pub fn failure_tag(plugin: &str) -> String {
     format!("imgate:failed:{plugin}")
@@ -105,6 +118,8 @@ pub fn failure_tag(plugin: &str) -> String {
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
     has_observers: bool,
+    /// After a block or drop, run the rest for their tags.
+    tags_after_block: bool,
     /// Which load of the config this is (see `live`); 0 when not live.
     generation: u64,
 }
@@ -114,8 +129,16 @@ impl Chain {
         Chain {
             has_observers: plugins.iter().any(|p| p.is_observer()),
             plugins,
+            tags_after_block: false,
             generation: 0,
         }
+    }
+
+    /// Whether the plugins after a block or drop still run, for their tags
+    /// only (`[chain] tags_after_block`).
+    pub fn with_tags_after_block(mut self, on: bool) -> Self {
+        self.tags_after_block = on;
+        self
     }
 
     pub fn with_generation(mut self, generation: u64) -> Self {
@@ -168,7 +191,8 @@ impl Chain {
         // The body before the first rewrite; observers see the original.
         let mut attempted_body: Option<String> = None;
 
-        for plugin in self.plugins.iter().filter(|p| p.is_policy()) {
+        let mut policy = self.plugins.iter().filter(|p| p.is_policy());
+        for plugin in policy.by_ref() {
             let Timed { result, took } = plugin.handle(&event);
             let verdict = match result {
                 Ok(v) => v,
@@ -231,6 +255,20 @@ impl Chain {
             }
         }
 
+        if self.tags_after_block && matches!(action, Action::Block(_) | Action::Drop) {
+            // The plugins can tell (`has-tag`), and skip what only matters
+            // for delivery (a disclaimer); the tag itself is not kept.
+            Arc::make_mut(&mut event)
+                .tags
+                .push(AFTER_BLOCK_TAG.to_owned());
+            for plugin in policy {
+                tags_only(plugin, &mut event, &mut timings, &mut failures);
+            }
+            Arc::make_mut(&mut event)
+                .tags
+                .retain(|t| t != AFTER_BLOCK_TAG);
+        }
+
         if let Some(body) = attempted_body
             && let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind
         {
@@ -264,9 +302,48 @@ impl Chain {
     }
 }
 
+/// A policy plugin after a block: its tags count, its action does not,
+/// and its failure changes nothing but a tag.
+fn tags_only(
+    plugin: &LoadedPlugin,
+    event: &mut Arc<Event>,
+    timings: &mut Vec<Timing>,
+    failures: &mut Vec<Failure>,
+) {
+    let Timed { result, took } = plugin.handle(event);
+    match result {
+        Ok(verdict) => {
+            timings.push(Timing::new(
+                plugin,
+                Stage::AfterBlock,
+                took,
+                verdict.action.kind(),
+            ));
+            if !verdict.tags.is_empty() {
+                let tags = &mut Arc::make_mut(event).tags;
+                for tag in verdict.tags {
+                    add_tag(tags, tag);
+                }
+            }
+        }
+        Err(failure) => {
+            timings.push(Timing::new(plugin, Stage::AfterBlock, took, failure.kind()));
+            add_tag(&mut Arc::make_mut(event).tags, failure_tag(plugin.name()));
+            failures.push(Failure {
+                plugin: plugin.name().to_owned(),
+                stage: Stage::AfterBlock,
+                failure,
+                policy: plugin.spec.failure,
+            });
+        }
+    }
+}
+
 impl Chain {
-    /// Shows every observer the final verdict; a fail-closed observer that
-    /// fails turns it into a block.
+    /// Shows every observer the final verdict. The observers that can veto
+    /// (`fail-closed`) go first, and a failure of one turns the verdict
+    /// into a block; those of them that had seen the verdict before it
+    /// changed see the one that stands; then the rest see it.
     fn observe(
         &self,
         event: &Arc<Event>,
@@ -274,38 +351,66 @@ impl Chain {
         timings: &mut Vec<Timing>,
         failures: &mut Vec<Failure>,
     ) -> Arc<FinalVerdict> {
-        for plugin in self.plugins.iter().filter(|p| p.is_observer()) {
-            let Timed { result, took } = plugin.observe(event, &verdict);
-            let outcome = match &result {
-                Ok(()) => "observed",
-                Err(f) => f.kind(),
-            };
-            timings.push(Timing::new(plugin, Stage::Observe, took, outcome));
-            if let Err(failure) = result {
-                let policy = plugin.spec.failure;
-                let v = Arc::make_mut(&mut verdict);
-                add_tag(&mut v.tags, failure_tag(plugin.name()));
-                failures.push(Failure {
-                    plugin: plugin.name().to_owned(),
-                    stage: Stage::Observe,
-                    failure,
-                    policy,
-                });
-                match policy {
-                    FailurePolicy::FailOpen => {
-                        plugin.metrics().stats.fail_open_skips.fetch_add(1, Relaxed);
-                    }
-                    FailurePolicy::FailClosed => {
-                        v.action = Action::Block(format!(
-                            "message could not be recorded by `{}`",
-                            plugin.name()
-                        ));
-                        v.decided_by = Some(plugin.decider().clone());
-                    }
-                }
+        let observers = || self.plugins.iter().filter(|p| p.is_observer());
+        let can_veto = |p: &&Arc<LoadedPlugin>| p.spec.failure == FailurePolicy::FailClosed;
+        let mut saw = Vec::new();
+        for plugin in observers().filter(can_veto) {
+            if self.show(plugin, event, &mut verdict, timings, failures) {
+                saw.push((plugin, verdict.clone()));
             }
         }
+        for (plugin, seen) in saw {
+            if seen.action != verdict.action {
+                self.show(plugin, event, &mut verdict, timings, failures);
+            }
+        }
+        for plugin in observers().filter(|p| !can_veto(p)) {
+            self.show(plugin, event, &mut verdict, timings, failures);
+        }
         verdict
+    }
+
+    /// Shows one observer the verdict; applies its failure policy if it
+    /// fails. Returns whether it observed.
+    fn show(
+        &self,
+        plugin: &LoadedPlugin,
+        event: &Arc<Event>,
+        verdict: &mut Arc<FinalVerdict>,
+        timings: &mut Vec<Timing>,
+        failures: &mut Vec<Failure>,
+    ) -> bool {
+        let Timed { result, took } = plugin.observe(event, verdict);
+        let outcome = match &result {
+            Ok(()) => "observed",
+            Err(f) => f.kind(),
+        };
+        timings.push(Timing::new(plugin, Stage::Observe, took, outcome));
+        let Err(failure) = result else {
+            return true;
+        };
+        let policy = plugin.spec.failure;
+        let v = Arc::make_mut(verdict);
+        add_tag(&mut v.tags, failure_tag(plugin.name()));
+        failures.push(Failure {
+            plugin: plugin.name().to_owned(),
+            stage: Stage::Observe,
+            failure,
+            policy,
+        });
+        match policy {
+            FailurePolicy::FailOpen => {
+                plugin.metrics().stats.fail_open_skips.fetch_add(1, Relaxed);
+            }
+            FailurePolicy::FailClosed => {
+                v.action = Action::Block(format!(
+                    "message could not be recorded by `{}`",
+                    plugin.name()
+                ));
+                v.decided_by = Some(plugin.decider().clone());
+            }
+        }
+        false
     }
 }
 

@@ -50,6 +50,21 @@ pub struct Inspection {
     pub lifecycle: bool,
 }
 
+impl Inspection {
+    /// Whether the component was built against a later version of this
+    /// host's contract (a 0.1.3 plugin on a 0.1.0 host), so it may import
+    /// functions the host does not have.
+    pub fn targets_newer_contract(&self) -> bool {
+        let Ok(host) = semver::Version::parse(CONTRACT_VERSION) else {
+            return false;
+        };
+        self.contract_versions
+            .iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .any(|v| v > host)
+    }
+}
+
 /// Splits `imgate:policy/iface@1.2.3` into (`iface`, `1.2.3`).
 fn contract_name(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(CONTRACT_PACKAGE)?.strip_prefix('/')?;

@@ -132,10 +132,12 @@ impl LiveChain {
         let policy = SigningPolicy::from_config(&config.signing).map_err(RuntimeError::Signing)?;
         let previous = engine.signing();
         engine.set_signing(policy);
-        Chain::load(engine, &config.plugins).map_err(|errors| {
-            engine.set_signing((*previous).clone());
-            RuntimeError::Plugins(errors)
-        })
+        Chain::load(engine, &config.plugins)
+            .map(|chain| chain.with_tags_after_block(config.tags_after_block()))
+            .map_err(|errors| {
+                engine.set_signing((*previous).clone());
+                RuntimeError::Plugins(errors)
+            })
     }
 
     /// Reloads that succeeded and that failed since start.

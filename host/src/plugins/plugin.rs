@@ -15,7 +15,7 @@ use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, er
 use super::verdict::VerdictLimits;
 use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
 use crate::config::PluginSpec;
-use crate::contract::{CONTRACT_VERSION, handler, lifecycle, observer};
+use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION, handler, lifecycle, observer};
 use crate::event::{Action, Decider, Event, FinalVerdict, Verdict};
 use crate::signing::{self, SignatureError, Verified};
 
@@ -170,11 +170,25 @@ impl LoadedPlugin {
         if !inspection.lifecycle {
             return Err(LoadError::NoLifecycle);
         }
-        let pre = engine
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link(error_text(&e)))?;
         let link = |e: wasmtime::Error| LoadError::Link(error_text(&e));
+        let pre = match engine.linker().instantiate_pre(&component) {
+            Ok(pre) => pre,
+            // Built against a later compatible contract: the functions this
+            // host lacks are defined for this plugin alone as traps, so it
+            // loads, and calling one is its failure (its policy answers).
+            Err(_) if inspection.targets_newer_contract() => {
+                let mut linker = engine.linker().clone();
+                stub_newer_functions(&mut linker, engine.engine(), &component).map_err(link)?;
+                tracing::warn!(
+                    plugin = %spec.name,
+                    built_for = ?inspection.contract_versions,
+                    host = CONTRACT_VERSION,
+                    "plugin built against a newer contract: the functions this host lacks fail when called"
+                );
+                linker.instantiate_pre(&component).map_err(link)?
+            }
+            Err(e) => return Err(link(e)),
+        };
         let lifecycle = lifecycle::GuestIndices::new(&pre).map_err(link)?;
         let handler = inspection
             .policy
@@ -361,6 +375,45 @@ impl LoadedPlugin {
     pub fn idle_instances(&self) -> usize {
         self.pool.len()
     }
+}
+
+/// Defines, in a linker for one plugin, a trapping stand-in for every
+/// function the plugin imports from a later version of the contract that
+/// this host does not define. They go into the host's own interfaces, so
+/// the plugin's newer imports still link to them by semver.
+fn stub_newer_functions(
+    linker: &mut wasmtime::component::Linker<HostState>,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    for (name, item) in component.component_type().imports(engine) {
+        let (Some(rest), ComponentItem::ComponentInstance(instance)) =
+            (name.strip_prefix(CONTRACT_PACKAGE), item.ty)
+        else {
+            continue;
+        };
+        let iface = rest
+            .trim_start_matches('/')
+            .split('@')
+            .next()
+            .unwrap_or_default();
+        let mut ours =
+            linker.instance(&format!("{CONTRACT_PACKAGE}/{iface}@{CONTRACT_VERSION}"))?;
+        for (function, item) in instance.exports(engine) {
+            if !matches!(item.ty, ComponentItem::ComponentFunc(_)) {
+                continue;
+            }
+            let missing = format!("{name}#{function}");
+            // Refused (already defined) when the host has it: keep the host's.
+            let _ = ours.func_new(function, move |_, _, _, _| {
+                Err(wasmtime::format_err!(
+                    "`{missing}` is not in this host's contract ({CONTRACT_VERSION})"
+                ))
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The load-time half of the grant check: every `imgate:policy` interface

@@ -62,7 +62,9 @@ impl Runtime {
     pub fn start(config: &Config) -> Result<Runtime, RuntimeError> {
         let shared = Self::capabilities(config)?;
         let engine = Self::engine(config, shared)?;
-        let chain = Chain::load(&engine, &config.plugins).map_err(RuntimeError::Plugins)?;
+        let chain = Chain::load(&engine, &config.plugins)
+            .map_err(RuntimeError::Plugins)?
+            .with_tags_after_block(config.tags_after_block());
         Ok(Runtime { engine, chain })
     }
 }

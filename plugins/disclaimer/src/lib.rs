@@ -74,7 +74,9 @@ impl Plugin for Disclaimer {
     }
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
-        if !event.is_outbound() {
+        // Already blocked, running for tags only: nothing will be delivered,
+        // so there is nothing to disclaim.
+        if !event.is_outbound() || event.has_tag("imgate:after-block") {
             return Verdict::allow();
         }
         let Some(message) = event.message() else {

@@ -97,7 +97,11 @@ impl Plugin for RateLimit {
     }
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
-        if event.message().is_none() || !self.counts(event.direction()) {
+        // A message another plugin blocked is not sent: it does not count.
+        if event.message().is_none()
+            || !self.counts(event.direction())
+            || event.has_tag("imgate:after-block")
+        {
             return Verdict::allow();
         }
         let user = match event.direction() {

@@ -1,18 +1,24 @@
 //! A test observer: archives every event with its final verdict through
 //! the `archive` capability (which waits for durability), and refuses
-//! (returns an error) when a message body contains `refuse-archive`.
+//! (returns an error) when a message body contains `refuse-archive`, or
+//! the config's `refuse_if_body_contains`.
 
 use imgate_sdk::{Config, Event, FinalVerdict, Plugin, archive};
 
-pub struct Recorder;
+pub struct Recorder {
+    refuse: String,
+}
 
 impl Plugin for Recorder {
-    fn init(_config: Config) -> Result<Self, String> {
-        Ok(Recorder)
+    fn init(config: Config) -> Result<Self, String> {
+        let refuse = config
+            .get::<String>("refuse_if_body_contains")?
+            .unwrap_or_else(|| "refuse-archive".into());
+        Ok(Recorder { refuse })
     }
 
     fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
-        if event.body().is_some_and(|b| b.contains("refuse-archive")) {
+        if event.body().is_some_and(|b| b.contains(&self.refuse)) {
             return Err("told to refuse".into());
         }
         let _ = verdict;

@@ -1,0 +1,25 @@
+"""A plugin from the future, for tests/polyglot.rs: built against
+imgate:policy 0.1.1, whose `kv` has a `keys` function a 0.1.0 host lacks.
+It loads on such a host all the same; a message `keys` calls the missing
+function (a trap: the plugin's failure), anything else is allowed with the
+tag `future:served`, and `count` uses `kv.increment`, which the host has.
+"""
+
+from wit_world import exports
+from wit_world.imports import kv
+from wit_world.imports.types import Action_Allow, EventView, Verdict
+
+
+class Lifecycle(exports.Lifecycle):
+    def init(self, config: str) -> None:
+        pass
+
+
+class Handler(exports.Handler):
+    def handle(self, event: EventView) -> Verdict:
+        body = event.body()
+        if body == "keys":
+            return Verdict(Action_Allow(), [f"future:keys:{len(kv.keys())}"])
+        if body == "count":
+            return Verdict(Action_Allow(), [f"future:count:{kv.increment('n', 1)}"])
+        return Verdict(Action_Allow(), ["future:served"])
