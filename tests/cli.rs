@@ -138,6 +138,20 @@ fn inspect_shows_hash_contract_exports_and_requested_capabilities() {
     let (code, out, _) = run(&["plugin", "inspect", wasm("test_recorder").to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.contains("observer") && out.contains("archive"), "{out}");
+    assert!(!out.contains("newer than this host"), "{out}");
+
+    // Built for a later contract: said so, and that it loads.
+    let (code, out, _) = run(&[
+        "plugin",
+        "inspect",
+        wasm("test_future_py").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("contract:  imgate:policy@0.1.1")
+            && out.contains("newer than this host's imgate:policy@0.1.0"),
+        "{out}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");

@@ -68,6 +68,13 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
             versions.join(", ")
         }
     );
+    if inspection.targets_newer_contract() {
+        println!(
+            "           newer than this host's imgate:policy@{}: it loads, and any function \
+             this host lacks fails when the plugin calls it",
+            crate::contract::CONTRACT_VERSION
+        );
+    }
     let roles: Vec<&str> = [
         (inspection.policy, "policy (handler)"),
         (inspection.observer, "observer"),
