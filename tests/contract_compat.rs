@@ -6,48 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imgate_tests::{replay_with, workspace, write_config};
-
-/// One replayed event's outcome: what must not change.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    event: String,
-    action: String,
-    reason: Option<String>,
-    tags: Vec<String>,
-}
-
-/// `imgate replay` of `transcript` through one plugin at `path` (a config
-/// placeholder) with `grants` and the settings under `[plugins.config]`.
-fn replay(path: &str, grants: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
-    let cfg = write_config(&format!(
-        r#"
-[runtime]
-cache_dir = "{{cache}}"
-
-[[plugins]]
-name = "plugin"
-path = "{path}"
-grants = {grants}
-# Verdicts are compared here, not speed: room for a loaded CI machine.
-deadline_ms = 1000
-
-[plugins.config]
-{settings}
-"#
-    ));
-    let (verdicts, stderr) = replay_with(&cfg.path, transcript, &[]);
-    assert!(!stderr.contains("plugin call failed"), "{path}: {stderr}");
-    verdicts
-        .iter()
-        .map(|v| Outcome {
-            event: v["event"].as_str().unwrap_or_default().to_owned(),
-            action: v["action"].as_str().unwrap_or_default().to_owned(),
-            reason: v["reason"].as_str().map(str::to_owned),
-            tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
-        })
-        .collect()
-}
+use imgate_tests::{Outcome, replay_outcomes as replay, workspace};
 
 /// The golden and today's build of `component` agree on `transcript`;
 /// returns the outcomes.

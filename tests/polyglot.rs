@@ -10,55 +10,16 @@ use std::time::Duration;
 
 use imgate::{Action, CallFailure, Runtime};
 use imgate_tests::{
-    attack, failure, imgate_bin, message, replay_with, start, workspace, write_config,
+    Outcome, attack, failure, imgate_bin, message, replay_outcomes, replay_with, start, workspace,
+    write_config,
 };
 
 /// The three builds of keyword-block, by component name.
 const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
 
-/// One replayed event's outcome, the parts that must agree across languages.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    event: String,
-    action: String,
-    reason: Option<String>,
-    tags: Vec<String>,
-}
-
-/// `imgate replay` of `transcript` through one plugin `component` with the
-/// plugin settings `settings` (TOML lines under `[plugins.config]`).
+/// `imgate replay` of `transcript` through one build of keyword-block.
 fn replay(component: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
-    let cfg = write_config(&format!(
-        r#"
-[runtime]
-cache_dir = "{{cache}}"
-
-[[plugins]]
-name = "keyword-block"
-path = "{{wasm:{component}}}"
-# Verdicts are compared here, not speed: room for a loaded CI machine.
-deadline_ms = 1000
-
-[plugins.config]
-{settings}
-"#
-    ));
-    let (verdicts, stderr) = replay_with(&cfg.path, transcript, &[]);
-    // A plugin failure would be answered by the failure policy and could
-    // look like a verdict; there must be none.
-    assert!(
-        !stderr.contains("plugin call failed"),
-        "{component}: {stderr}"
-    );
-    verdicts
-        .iter()
-        .map(|v| Outcome {
-            event: v["event"].as_str().unwrap_or_default().to_owned(),
-            action: v["action"].as_str().unwrap_or_default().to_owned(),
-            reason: v["reason"].as_str().map(str::to_owned),
-            tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
-        })
-        .collect()
+    replay_outcomes(&format!("{{wasm:{component}}}"), "[]", settings, transcript)
 }
 
 /// Asserts the three keyword-blocks agree on every event of `transcript`,

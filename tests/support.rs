@@ -177,6 +177,54 @@ pub fn replay_with(
     (verdicts, stderr)
 }
 
+/// One replayed event's outcome: the parts compared across builds of a plugin.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub event: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// `imgate replay` of `transcript` through one plugin at `path` (a config
+/// placeholder such as `{wasm:NAME}`) with `grants` and the TOML lines
+/// `settings` under `[plugins.config]`. A plugin failure would be answered
+/// by its failure policy and could look like a verdict; there must be none.
+pub fn replay_outcomes(
+    path: &str,
+    grants: &str,
+    settings: &str,
+    transcript: &Path,
+) -> Vec<Outcome> {
+    let cfg = write_config(&format!(
+        r#"
+[runtime]
+cache_dir = "{{cache}}"
+
+[[plugins]]
+name = "plugin"
+path = "{path}"
+grants = {grants}
+# Verdicts are compared here, not speed: room for a loaded CI machine.
+deadline_ms = 1000
+
+[plugins.config]
+{settings}
+"#
+    ));
+    let (verdicts, stderr) = replay_with(&cfg.path, transcript, &[]);
+    assert!(!stderr.contains("plugin call failed"), "{path}: {stderr}");
+    verdicts
+        .iter()
+        .map(|v| Outcome {
+            event: v["event"].as_str().unwrap_or_default().to_owned(),
+            action: v["action"].as_str().unwrap_or_default().to_owned(),
+            reason: v["reason"].as_str().map(str::to_owned),
+            tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// A self-signed certificate for `names`, written as `gateway.crt` and
 /// `gateway.key` beside the config (where test configs point `cert` and
 /// `key`); returns the certificate's path, for clients to trust.

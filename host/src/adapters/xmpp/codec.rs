@@ -474,7 +474,9 @@ impl Element {
             .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
             .unwrap_or(rest.len());
         let name = &rest[..end];
-        match name.iter().position(|&b| b == b':') {
+        // After the last colon: a name with two is not a stanza to the
+        // server, but reading it as one only means parsing it.
+        match name.iter().rposition(|&b| b == b':') {
             Some(colon) => &name[colon + 1..],
             None => name,
         }
@@ -1011,6 +1013,7 @@ mod tests {
             b"message"
         );
         assert_eq!(Element::local_name_of(b"<c:iq/>"), b"iq");
+        assert_eq!(Element::local_name_of(b"<a:b:message>"), b"message");
         assert_eq!(
             Element::local_name_of(b"<a xmlns='urn:xmpp:sm:3' h='1'/>"),
             b"a"
