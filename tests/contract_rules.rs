@@ -1,5 +1,5 @@
-//! The contract's own compatibility check: `wit/` against the last released
-//! contract (`tests/fixtures/contract-<version>/wit/`). Inside one minor
+//! The contract's own compatibility check: `wit/` against the released
+//! contracts (`wit/released/<version>/`). Inside one minor
 //! version only the changes `wit/README.md` calls compatible may happen —
 //! new interfaces, functions, methods, worlds and types — and everything
 //! released must stay exactly as it was: every interface, every function's
@@ -13,8 +13,24 @@ use std::path::Path;
 use imgate_tests::workspace;
 use wit_parser::{FunctionKind, Handle, PackageId, Resolve, Type, TypeDefKind, WorldItem};
 
-/// The last released contract.
+/// A released contract the self-checks below edit.
 const RELEASED: &str = "0.1.0";
+
+/// Every released contract: its folder and (major, minor).
+fn released() -> Vec<(std::path::PathBuf, (u64, u64))> {
+    let dir = workspace().join("wit/released");
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .map(|path| {
+            let (r, p) = load(&path);
+            let v = minor_version(&r, p);
+            (path, v)
+        })
+        .collect();
+    out.sort_by_key(|(_, v)| *v);
+    out
+}
 
 fn load(dir: &Path) -> (Resolve, PackageId) {
     let mut resolve = Resolve::default();
@@ -167,17 +183,31 @@ fn kind(r: &Resolve, kind: &FunctionKind) -> String {
 
 #[test]
 fn wit_keeps_every_promise_of_the_released_contract_within_its_minor_version() {
-    let (old, old_pkg) = load(&workspace().join(format!("tests/fixtures/contract-{RELEASED}/wit")));
     let (new, new_pkg) = load(&workspace().join("wit"));
-    if minor_version(&old, old_pkg) != minor_version(&new, new_pkg) {
-        // A new minor version may break; old plugins are held to it by
-        // the golden components in contract_compat.rs.
+    let current = minor_version(&new, new_pkg);
+    let released = released();
+    assert!(
+        !released.is_empty(),
+        "no released contract in wit/released/"
+    );
+    let same_minor: Vec<_> = released.iter().filter(|(_, v)| *v == current).collect();
+    let Some((dir, _)) = same_minor.last() else {
+        // A new minor version may break; it must be newer than every
+        // released one, and old plugins are held to it by the golden
+        // components in contract_compat.rs.
+        let newest = released.last().map(|(_, v)| *v).unwrap_or_default();
+        assert!(
+            current > newest,
+            "wit/ is {current:?}, older than the released {newest:?} but not released itself"
+        );
         return;
-    }
+    };
+    let (old, old_pkg) = load(dir);
     let broken = breaks(&surface(&old, old_pkg), &surface(&new, new_pkg));
     assert!(
         broken.is_empty(),
-        "wit/ breaks imgate:policy@{RELEASED} inside its minor version (see wit/README.md):\n{}",
+        "wit/ breaks {} inside its minor version (see wit/README.md):\n{}",
+        dir.display(),
         broken.join("\n")
     );
 }
@@ -185,7 +215,7 @@ fn wit_keeps_every_promise_of_the_released_contract_within_its_minor_version() {
 /// The released WIT with `edit` applied, loaded as text.
 fn edited(edit: impl Fn(String) -> String) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
-    let released = workspace().join(format!("tests/fixtures/contract-{RELEASED}/wit"));
+    let released = workspace().join(format!("wit/released/{RELEASED}"));
     for file in ["types.wit", "host.wit", "plugin.wit"] {
         let text = std::fs::read_to_string(released.join(file)).unwrap();
         let text = if file == "types.wit" || file == "host.wit" {

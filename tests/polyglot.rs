@@ -299,9 +299,12 @@ fn inspect_reads_python_and_javascript_components() {
         // listed as ignored (and the tests above show it is never called).
         let ignored = v["ignored_exports"].as_array().expect("ignored_exports");
         assert_eq!(!ignored.is_empty(), leftovers, "{component}: {v}");
+        // lifecycle and handler, and rate-limit-py's interest.
+        let interest = component == "rate_limit_py";
+        assert_eq!(v["interest"], interest, "{component}: {v}");
         assert_eq!(
             v["exports"].as_array().map(Vec::len),
-            Some(2),
+            Some(2 + usize::from(interest)),
             "{component}: {v}"
         );
     }

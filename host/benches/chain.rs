@@ -104,14 +104,14 @@ fn bare_call(
     store: &mut Store<HostState>,
     h: &handler::Guest,
     event: &Arc<Event>,
-) -> imgate::contract::types::Verdict {
+) -> imgate::contract::view::VerdictDraft {
     let view = store.data_mut().view.open(ViewData {
         event: event.clone(),
         verdict: None,
     });
-    let v = h.call_handle(&mut *store, view).unwrap();
-    store.data_mut().view.close();
-    v
+    let out = store.data_mut().view.open_out();
+    h.call_handle(&mut *store, view, out).unwrap();
+    store.data_mut().view.close().unwrap()
 }
 
 fn benches(c: &mut Criterion) {

@@ -137,7 +137,8 @@ fn measure(language: &'static str, file: &str, cache: &Path) -> Row {
                     event: event.clone(),
                     verdict: None,
                 });
-                h.call_handle(&mut store, view).expect("handle");
+                let out = store.data_mut().view.open_out();
+                h.call_handle(&mut store, view, out).expect("handle");
                 store.data_mut().view.close();
                 memory = store.data().limiter.linear_bytes;
                 took

@@ -1,4 +1,6 @@
-// keyword-block, in JavaScript: blocks messages that contain a configured word.
+// keyword-block, in JavaScript: blocks messages that contain a configured word,
+// and room subjects, reactions and kinds added after it was written whose
+// text does.
 //
 // The same behaviour and config keys as the Rust plugins/keyword-block:
 // - `words`: list of words or phrases (required, non-empty);
@@ -78,15 +80,26 @@ export const lifecycle = {
   },
 };
 
+// Kinds with no text to judge. Kinds this plugin does not know are judged by
+// their texts (`texts()`), as reactions are; these are allowed.
+const KNOWN_WITHOUT_TEXT = new Set(["presence", "file-offer", "membership", "session-start", "session-end"]);
+
 export const handler = {
-  handle(event) {
+  // Calling nothing on `out` allows the event.
+  handle(event, out) {
     const body = event.body();
-    if (!body) return { action: { tag: "allow" }, tags: [] };
-    const word = find(settings, body);
-    if (word === null) return { action: { tag: "allow" }, tags: [] };
-    return {
-      action: { tag: "block", val: settings.reason.replaceAll("{word}", word) },
-      tags: ["keyword:blocked"],
-    };
+    let word = null;
+    if (body !== undefined) {
+      word = find(settings, body);
+    } else if (!KNOWN_WITHOUT_TEXT.has(event.kind())) {
+      for (const text of event.texts()) {
+        word = find(settings, text.value);
+        if (word !== null) break;
+      }
+    }
+    if (word !== null) {
+      out.tag("keyword:blocked");
+      out.block(settings.reason.replaceAll("{word}", word));
+    }
   },
 };

@@ -1,4 +1,6 @@
-"""keyword-block, in Python: blocks messages that contain a configured word.
+"""keyword-block, in Python: blocks messages that contain a configured word,
+and room subjects, reactions and kinds added after it was written whose text
+does.
 
 The same behaviour and config keys as the Rust plugins/keyword-block:
 - `words`: list of words or phrases (required, non-empty);
@@ -15,7 +17,11 @@ import json
 from componentize_py_types import Err
 from wit_world import exports
 from word_chars import is_word_char
-from wit_world.imports.types import Action_Allow, Action_Block, EventView, Verdict
+from wit_world.imports.types import EventView, VerdictOut
+
+# Kinds judged by their texts (`texts()`) when they have no body. Kinds this
+# plugin does not know are judged the same way; the rest are allowed.
+KNOWN_WITHOUT_TEXT = {"presence", "file-offer", "membership", "session-start", "session-end"}
 
 DEFAULT_REASON = 'message blocked: contains "{word}"'
 KEYS = {"words", "match", "case_insensitive", "reason"}
@@ -80,11 +86,15 @@ class Lifecycle(exports.Lifecycle):
 
 
 class Handler(exports.Handler):
-    def handle(self, event: EventView) -> Verdict:
+    def handle(self, event: EventView, out: VerdictOut) -> None:
+        # Calling nothing on `out` allows the event.
         body = event.body()
-        if not body:
-            return Verdict(Action_Allow(), [])
-        word = settings.find(body)
-        if word is None:
-            return Verdict(Action_Allow(), [])
-        return Verdict(Action_Block(settings.reason.replace("{word}", word)), ["keyword:blocked"])
+        if body is not None:
+            word = settings.find(body)
+        elif event.kind() in KNOWN_WITHOUT_TEXT:
+            word = None
+        else:
+            word = next((w for w in map(lambda t: settings.find(t.value), event.texts()) if w), None)
+        if word is not None:
+            out.tag("keyword:blocked")
+            out.block(settings.reason.replace("{word}", word))

@@ -15,14 +15,7 @@ import json
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import clock, config, kv, log
-from wit_world.imports.types import (
-    Action_Allow,
-    Action_Block,
-    Direction,
-    EventView,
-    Kind,
-    Verdict,
-)
+from wit_world.imports.types import Direction, EventView, VerdictOut
 
 KEYS = {"messages_per_minute", "burst", "directions", "exempt", "reason"}
 # Thousandths of a message, so slow rates refill smoothly.
@@ -96,32 +89,35 @@ class Lifecycle(exports.Lifecycle):
         log.log(log.Level.INFO, f"limiting to {settings.per_minute}/min, burst {settings.burst}")
 
 
+class Interest(exports.Interest):
+    def kinds(self):
+        # Messages are what it counts; the host does not call it for the rest.
+        return ["message"]
+
+
 class Handler(exports.Handler):
-    def handle(self, event: EventView) -> Verdict:
+    def handle(self, event: EventView, out: VerdictOut) -> None:
+        # Calling nothing on `out` allows the event.
         direction = event.direction()
         # A message another plugin blocked is not sent: it does not count.
-        if (
-            event.kind() != Kind.MESSAGE
-            or not settings.counts(direction)
-            or event.has_tag("imgate:after-block")
-        ):
-            return Verdict(Action_Allow(), [])
+        if not settings.counts(direction) or event.has_tag("imgate:after-block"):
+            return
         if direction == Direction.OUTBOUND:
             user = event.session().user
         else:
-            message = event.message()
-            user = message.sender if message else ""
+            user = event.sender()
         if user.lower() in settings.exempt:
-            return Verdict(Action_Allow(), [])
+            return
         try:
             allowed = take(user)
         except (Err, RuntimeError) as e:
             # Without its state the plugin cannot count; it lets the
             # message through and says so, as the Rust plugin does.
             log.log(log.Level.WARN, f"rate state unavailable for {user}: {e}")
-            return Verdict(Action_Allow(), ["rate-limit:state-unavailable"])
+            out.tag("rate-limit:state-unavailable")
+            return
         if allowed:
-            return Verdict(Action_Allow(), [])
+            return
         log.log(log.Level.INFO, f"{user} is over the limit")
-        reason = settings.reason.replace("{rate}", str(settings.per_minute))
-        return Verdict(Action_Block(reason), ["rate-limit:exceeded"])
+        out.tag("rate-limit:exceeded")
+        out.block(settings.reason.replace("{rate}", str(settings.per_minute)))

@@ -65,11 +65,19 @@ pub trait Plugin: Sized + 'static {
         Verdict::allow()
     }
 
-    /// Sees the chain's final verdict (observer plugins). Cannot change it;
+    /// Sees the chain's final outcome (observer plugins). Cannot change it;
     /// an error is a failure handled by the plugin's failure policy.
-    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
-        let _ = (event, verdict);
+    fn observe(&mut self, event: &Event<'_>, outcome: &Outcome<'_>) -> Result<(), String> {
+        let _ = (event, outcome);
         Ok(())
+    }
+
+    /// The kinds of event (contract names: `message`, `reaction`, …) the
+    /// plugin wants to see; the host skips it for the others. `None`, the
+    /// default, is every kind, including kinds added later. Asked once,
+    /// after the first `init`.
+    fn interest(&self) -> Option<Vec<String>> {
+        None
     }
 }
 

@@ -18,16 +18,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::{
-    Config, Conversation, Direction, Event, EventKind, EventRecord, FileOffer, FinalVerdict,
-    KvError, Level, Message, Plugin, Presence, RoomChange, Session, Verdict,
+    Config, Direction, Event, EventRecord, FileOffer, KvError, Level, Membership, Outcome,
+    OutcomeRecord, Plugin, Presence, Relation, Session, Text, Verdict,
 };
 
 /// One record appended through [`crate::archive::append`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArchivedRecord {
     pub event: EventRecord,
-    /// The final verdict, when appended from `observe`.
-    pub verdict: Option<FinalVerdict>,
+    /// The final outcome, when appended from `observe`.
+    pub verdict: Option<OutcomeRecord>,
     pub annotations: Vec<(String, String)>,
 }
 
@@ -42,8 +42,8 @@ pub struct TestHost {
     pub counters: HashMap<String, u64>,
     pub histograms: HashMap<String, Vec<f64>>,
     pub config: serde_json::Map<String, serde_json::Value>,
-    /// The final verdict while [`Harness::observe`] runs.
-    pub observing: Option<FinalVerdict>,
+    /// The final outcome while [`Harness::observe`] runs.
+    pub observing: Option<OutcomeRecord>,
 }
 
 impl TestHost {
@@ -128,15 +128,32 @@ impl<P: Plugin> Harness<P> {
         })
     }
 
+    /// Judges `event` as the host would: a plugin whose `interest` leaves
+    /// out its kind is not asked, and allows it.
     pub fn handle(&mut self, event: &EventRecord) -> Verdict {
+        if !self.wants(event) {
+            return Verdict::allow();
+        }
         self.plugin.handle(&Event::from_record(event))
+    }
+
+    /// Whether the plugin's `interest` covers the event's kind.
+    pub fn wants(&self, event: &EventRecord) -> bool {
+        self.plugin
+            .interest()
+            .is_none_or(|kinds| kinds.contains(&event.kind))
     }
 
     /// # Errors
     /// Whatever `observe` returns.
-    pub fn observe(&mut self, event: &EventRecord, verdict: &FinalVerdict) -> Result<(), String> {
-        with_host(|h| h.observing = Some(verdict.clone()));
-        let result = self.plugin.observe(&Event::from_record(event), verdict);
+    pub fn observe(&mut self, event: &EventRecord, outcome: &OutcomeRecord) -> Result<(), String> {
+        if !self.wants(event) {
+            return Ok(());
+        }
+        with_host(|h| h.observing = Some(outcome.clone()));
+        let result = self
+            .plugin
+            .observe(&Event::from_record(event), &Outcome::from_record(outcome));
         with_host(|h| h.observing = None);
         result
     }
@@ -146,9 +163,9 @@ impl<P: Plugin> Harness<P> {
     }
 }
 
-fn event(kind: EventKind, user: &str) -> EventRecord {
+fn event(kind: &str, user: &str, sender: &str) -> EventRecord {
     EventRecord {
-        id: "test-1".into(),
+        id: "0190a000-0000-7000-8000-000000000001".into(),
         network: "xmpp".into(),
         direction: Direction::Outbound,
         session: Session {
@@ -157,88 +174,119 @@ fn event(kind: EventKind, user: &str) -> EventRecord {
             peer: "127.0.0.1:40000".into(),
         },
         timestamp: with_host(|h| h.now_ms),
-        kind,
-        tags: Vec::new(),
-        attributes: Vec::new(),
+        kind: kind.into(),
+        sender: sender.into(),
+        ..EventRecord::default()
+    }
+}
+
+fn text(role: &str, value: &str) -> Text {
+    Text {
+        role: role.into(),
+        value: value.into(),
     }
 }
 
 /// An outbound one-to-one message from `sender` to `recipient`.
 pub fn message(sender: &str, recipient: &str, body: &str) -> EventRecord {
-    event(
-        EventKind::Message(Message {
-            id: None,
-            sender: sender.into(),
-            recipient: recipient.into(),
-            conversation: Conversation::Direct,
-            body: body.into(),
-            markup: None,
-            thread: None,
-            reply_to: None,
-            attachments: Vec::new(),
-            encrypted: false,
-            action: false,
-            edit_of: None,
-            retraction_of: None,
-        }),
-        sender,
-    )
+    EventRecord {
+        recipient: Some(recipient.into()),
+        body: Some(body.into()),
+        texts: if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![text("body", body)]
+        },
+        ..event("message", sender, sender)
+    }
 }
 
 /// An outbound message to a room.
 pub fn room_message(sender: &str, room: &str, body: &str) -> EventRecord {
-    let mut e = message(sender, room, body);
-    if let EventKind::Message(m) = &mut e.kind {
-        m.conversation = Conversation::Group(room.into());
+    EventRecord {
+        recipient: None,
+        room: Some(room.into()),
+        ..message(sender, room, body)
     }
-    e
+}
+
+/// An end-to-end encrypted message: no body the gateway can read.
+pub fn encrypted_message(sender: &str, recipient: &str) -> EventRecord {
+    EventRecord {
+        body: None,
+        texts: Vec::new(),
+        encrypted: true,
+        ..message(sender, recipient, "")
+    }
+}
+
+/// `sender` reacting with `key` to message `target` in `room`.
+pub fn reaction(sender: &str, room: &str, target: &str, key: &str) -> EventRecord {
+    EventRecord {
+        room: Some(room.into()),
+        texts: vec![text("reaction", key)],
+        relations: vec![Relation {
+            rel_type: "reaction".into(),
+            target: target.into(),
+            key: Some(key.into()),
+        }],
+        ..event("reaction", sender, sender)
+    }
+}
+
+/// `sender` setting `room`'s subject (topic) to `subject`.
+pub fn subject(sender: &str, room: &str, subject: &str) -> EventRecord {
+    EventRecord {
+        room: Some(room.into()),
+        body: Some(subject.into()),
+        texts: vec![text("subject", subject)],
+        ..event("subject", sender, sender)
+    }
 }
 
 /// An outbound file offer.
 pub fn file_offer(sender: &str, recipient: &str, name: &str, size: u64) -> EventRecord {
-    event(
-        EventKind::FileOffer(FileOffer {
-            id: None,
-            sender: sender.into(),
-            recipient: recipient.into(),
+    EventRecord {
+        recipient: Some(recipient.into()),
+        texts: vec![text("file-name", name)],
+        file_offer: Some(FileOffer {
             name: name.into(),
             size: Some(size),
             media_type: None,
         }),
-        sender,
-    )
+        ..event("file-offer", sender, sender)
+    }
 }
 
 /// Available presence from `sender`.
 pub fn presence(sender: &str) -> EventRecord {
-    event(
-        EventKind::Presence(Presence {
-            sender: sender.into(),
-            recipient: None,
+    EventRecord {
+        presence: Some(Presence {
             available: true,
             show: None,
             status: None,
         }),
-        sender,
-    )
+        ..event("presence", sender, sender)
+    }
 }
 
 /// `occupant` joining `room`.
 pub fn room_join(occupant: &str, room: &str) -> EventRecord {
-    event(
-        EventKind::RoomJoin(RoomChange {
-            room: room.into(),
+    EventRecord {
+        room: Some(room.into()),
+        membership: Some(Membership {
+            change: "join".into(),
             occupant: occupant.into(),
             nick: None,
             reason: None,
         }),
-        occupant,
-    )
+        ..event("membership", occupant, occupant)
+    }
 }
 
 /// A session starting for `user`.
 pub fn session_start(user: &str) -> EventRecord {
-    event(EventKind::SessionStart, user)
+    event("session-start", user, "")
 }
 
 /// The same event travelling network → client.
@@ -274,9 +322,13 @@ mod tests {
             }
         }
 
-        fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
-            let _ = verdict;
+        fn observe(&mut self, event: &Event<'_>, outcome: &Outcome<'_>) -> Result<(), String> {
+            let _ = outcome;
             archive::append(event, &[("k".into(), "v".into())]).map(|_| ())
+        }
+
+        fn interest(&self) -> Option<Vec<String>> {
+            (self.limit == 7).then(|| vec!["message".to_owned()])
         }
     }
 
@@ -304,11 +356,7 @@ mod tests {
     fn observe_archives_with_the_final_verdict() {
         let mut h = Harness::<Probe>::new(serde_json::json!({})).unwrap();
         let e = room_message("alice@corp", "room@muc", "hi");
-        let verdict = FinalVerdict {
-            action: Action::Drop,
-            decided_by: None,
-            tags: vec![],
-        };
+        let verdict = OutcomeRecord::of(&Action::Drop);
         h.observe(&e, &verdict).unwrap();
         with_host(|host| {
             assert_eq!(host.archive.len(), 1);
@@ -316,6 +364,18 @@ mod tests {
             assert_eq!(host.archive[0].event, e);
             assert!(host.observing.is_none());
         });
+    }
+
+    #[test]
+    fn interest_keeps_the_plugin_from_other_kinds() {
+        let mut h = Harness::<Probe>::new(serde_json::json!({"limit": 7})).unwrap();
+        assert!(!h.wants(&presence("a")));
+        assert!(h.handle(&presence("a")).is_allow());
+        assert!(h.wants(&message("a", "b", "hi")));
+        assert_eq!(
+            h.handle(&message("a", "b", "hi")).tags,
+            vec!["probe:seen".to_owned()]
+        );
     }
 
     #[test]
@@ -329,22 +389,28 @@ mod tests {
         assert!(!ev.is_outbound());
         assert_eq!(ev.body(), None);
         assert_eq!(ev.file_offer().unwrap().size, Some(42));
+        assert_eq!(ev.texts()[0].value, "plan.pdf");
         assert!(ev.has_tag("dlp:x") && !ev.has_tag("dlp:y"));
         assert_eq!(ev.attribute("irc.dcc").as_deref(), Some("1"));
         assert_eq!(ev.user(), "bob@ext");
-        assert_eq!(ev.snapshot(), e);
-        let mut secret = message("a", "b", "cipher");
-        if let EventKind::Message(m) = &mut secret.kind {
-            m.encrypted = true;
-        }
+        let secret = encrypted_message("a", "b");
         assert_eq!(Event::from_record(&secret).body(), None);
-        assert!(Event::from_record(&secret).message().unwrap().encrypted);
+        assert!(Event::from_record(&secret).encrypted());
         assert_eq!(
             Event::from_record(&room_join("a", "r"))
-                .room_change()
+                .membership()
                 .unwrap()
-                .room,
-            "r"
+                .change,
+            "join"
+        );
+        let r = reaction("a", "r@muc", "m1", "👍");
+        assert_eq!(Event::from_record(&r).kind(), Kind::Reaction);
+        assert_eq!(Event::from_record(&r).relations()[0].target, "m1");
+        assert_eq!(
+            Event::from_record(&subject("a", "r@muc", "q3"))
+                .body()
+                .as_deref(),
+            Some("q3")
         );
         assert!(
             Event::from_record(&presence("a"))
@@ -356,5 +422,6 @@ mod tests {
             Event::from_record(&session_start("a")).kind(),
             Kind::SessionStart
         );
+        assert_eq!(Kind::from_name("typing"), Kind::Other("typing".into()));
     }
 }

@@ -23,11 +23,11 @@ pub mod stream;
 pub mod xmpp;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 pub use stats::{AdapterStats, render_prometheus};
 
-use crate::event::{Action, Direction, Event, EventKind, Judge, Session, now_ms};
+use crate::event::{Action, Direction, Event, EventKind, Judge, Session, new_event_id, now_ms};
 
 /// Why an adapter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +52,6 @@ pub struct Gate {
     stats: Arc<AdapterStats>,
     network: &'static str,
 }
-
-static NEXT_EVENT: AtomicU64 = AtomicU64::new(1);
 
 impl Gate {
     pub fn new(judge: Arc<dyn Judge>, network: &'static str) -> Self {
@@ -87,7 +85,7 @@ impl Gate {
             return Action::Allow;
         }
         let event = Event {
-            id: format!("{}-{}", self.network, NEXT_EVENT.fetch_add(1, Relaxed)),
+            id: new_event_id(),
             network: self.network.to_owned(),
             direction,
             session: session.clone(),
@@ -95,6 +93,7 @@ impl Gate {
             kind,
             tags: Vec::new(),
             attributes,
+            ids: Vec::new(),
         };
         let action = self.judge.judge(event).action;
         self.stats.count_action(action.kind());

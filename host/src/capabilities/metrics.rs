@@ -132,6 +132,7 @@ pub struct PluginStats {
     pub block: AtomicU64,
     pub drop: AtomicU64,
     pub rewrite: AtomicU64,
+    pub hold: AtomicU64,
     pub latency: Histogram,
 }
 
@@ -149,6 +150,7 @@ impl Default for PluginStats {
             block: AtomicU64::new(0),
             drop: AtomicU64::new(0),
             rewrite: AtomicU64::new(0),
+            hold: AtomicU64::new(0),
             latency: Histogram::new(&LATENCY_BUCKETS),
         }
     }
@@ -337,6 +339,7 @@ impl MetricsRegistry {
                 ("block", &s.block),
                 ("drop", &s.drop),
                 ("rewrite", &s.rewrite),
+                ("hold", &s.hold),
             ] {
                 let _ = writeln!(
                     out,

@@ -22,6 +22,7 @@ pub mod config;
 pub mod kv;
 pub mod log;
 pub mod metrics;
+mod v0_1;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -10,13 +10,15 @@ use crate::capabilities::SharedCapabilities;
 use crate::config::RuntimeConfig;
 use crate::plugins::PluginEngine;
 use crate::plugins::sha256_hex;
-use crate::plugins::{ImportKind, Inspection, inspect};
+use crate::plugins::{ImportKind, Inspection, Line, inspect};
 
 #[derive(Serialize)]
 struct Report<'a> {
     file: String,
     sha256: String,
     size: usize,
+    /// The contract line it targets, when it is one this host carries.
+    contract: Option<Line>,
     #[serde(flatten)]
     inspection: &'a Inspection,
 }
@@ -46,6 +48,7 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         file: file.display().to_string(),
         sha256,
         size: bytes.len(),
+        contract: inspection.line().ok(),
         inspection: &inspection,
     };
     if json {
@@ -68,16 +71,27 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
             versions.join(", ")
         }
     );
-    if inspection.targets_newer_contract() {
-        println!(
+    match inspection.line() {
+        _ if versions.is_empty() => {}
+        Err(_) => println!(
+            "           not a contract this host implements (imgate:policy@{}): it will not load",
+            crate::contract::CONTRACT_VERSIONS.join(" and @")
+        ),
+        Ok(line) if inspection.targets_newer_contract() => println!(
             "           newer than this host's imgate:policy@{}: it loads, and any function \
              this host lacks fails when the plugin calls it",
-            crate::contract::CONTRACT_VERSION
-        );
+            line.implemented()
+        ),
+        Ok(Line::V0_1) => println!(
+            "           an earlier contract: runs through this host's 0.1 adapter, its \
+             verdicts keep their meaning, and it sees the kinds 0.1 names"
+        ),
+        Ok(Line::V0_2) => {}
     }
     let roles: Vec<&str> = [
         (inspection.policy, "policy (handler)"),
         (inspection.observer, "observer"),
+        (inspection.interest, "with interest (kinds)"),
     ]
     .into_iter()
     .filter_map(|(on, n)| on.then_some(n))

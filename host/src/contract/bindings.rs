@@ -1,4 +1,4 @@
-//! Host-side bindings generated from `wit/` (package `imgate:policy`).
+//! Host-side bindings generated from `wit/` (package `imgate:policy@0.2.0`).
 //!
 //! Imports are `trappable` so a capability can refuse a call it was not
 //! granted with a trap, the per-call half of the grant check.
@@ -8,8 +8,12 @@ wasmtime::component::bindgen!({
     world: "host-view",
     imports: { default: trappable },
     additional_derives: [PartialEq, Eq],
-    with: { "imgate:policy/types.event-view": super::view::EventView },
+    with: {
+        "imgate:policy/types.event-view": super::view::EventView,
+        "imgate:policy/types.verdict-out": super::view::VerdictOut,
+        "imgate:policy/types.outcome-view": super::view::OutcomeView,
+    },
 });
 
 pub use self::imgate::policy::{archive, clock, config, kv, log, metrics, types};
-pub use exports::imgate::policy::{handler, lifecycle, observer};
+pub use exports::imgate::policy::{handler, interest, lifecycle, observer};

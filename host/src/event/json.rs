@@ -1,8 +1,12 @@
 //! The JSON form of events and verdicts.
 //!
 //! One event per line in `imgate replay` input. Fields are snake_case; the
-//! event's kind is the one key among `message`, `presence`, `file_offer`,
-//! `session_start`, `session_end`, `room_join`, `room_leave`:
+//! event's data is under the one key among `message`, `presence`,
+//! `file_offer`, `reaction`, `subject`, `session_start`, `session_end`,
+//! `room_join`, `room_leave`. `kind` names it as the contract does
+//! (`message`, `file-offer`, `membership`, …): written on output, optional
+//! on input (where it must agree with the key, and `"kind":"session-start"`
+//! alone is enough):
 //!
 //! ```json
 //! {"network":"xmpp","direction":"outbound",
@@ -26,6 +30,9 @@ use super::*;
 pub struct EventDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The kind's contract name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub network: String,
     pub direction: DirectionDoc,
     #[serde(default)]
@@ -46,10 +53,50 @@ pub struct EventDoc {
     pub room_join: Option<RoomChangeDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_leave: Option<RoomChangeDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<ReactionDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectDoc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// The network's own ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<NetworkIdDoc>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkIdDoc {
+    pub kind: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionDoc {
+    pub sender: String,
+    #[serde(default)]
+    pub recipient: String,
+    /// Set for a reaction in a room: the room id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The id of the message reacted to.
+    pub target: String,
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectDoc {
+    pub sender: String,
+    pub room: String,
+    #[serde(default)]
+    pub text: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -175,16 +222,21 @@ pub struct RoomChangeDoc {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventDocError {
     #[error(
-        "an event needs exactly one of message, presence, file_offer, session_start, \
-         session_end, room_join, room_leave; found {0}"
+        "an event needs exactly one of message, presence, file_offer, reaction, subject, \
+         session_start, session_end, room_join, room_leave; found {0}"
     )]
     Kind(String),
+    #[error("\"kind\": {kind:?} does not match the event's `{key}`")]
+    KindMismatch { kind: String, key: &'static str },
 }
 
 impl EventDoc {
     /// Builds the event, filling `id` and `timestamp` when absent.
-    pub fn into_event(self, default_id: &str, now_ms: u64) -> Result<Event, EventDocError> {
-        let mut kinds: Vec<(&str, EventKind)> = Vec::new();
+    pub fn into_event(mut self, default_id: &str, now_ms: u64) -> Result<Event, EventDocError> {
+        if self.kind.as_deref() == Some("session-start") && self.session_start.is_none() {
+            self.session_start = Some(Empty {});
+        }
+        let mut kinds: Vec<(&'static str, EventKind)> = Vec::new();
         if let Some(m) = self.message {
             kinds.push(("message", EventKind::Message(m.into())));
         }
@@ -206,6 +258,12 @@ impl EventDoc {
         if let Some(r) = self.room_leave {
             kinds.push(("room_leave", EventKind::RoomLeave(r.into())));
         }
+        if let Some(r) = self.reaction {
+            kinds.push(("reaction", EventKind::Reaction(r.into())));
+        }
+        if let Some(s) = self.subject {
+            kinds.push(("subject", EventKind::Subject(s.into())));
+        }
         if kinds.len() != 1 {
             let names: Vec<_> = kinds.iter().map(|(n, _)| *n).collect();
             return Err(EventDocError::Kind(if names.is_empty() {
@@ -214,7 +272,12 @@ impl EventDoc {
                 names.join(" and ")
             }));
         }
-        let (_, kind) = kinds.remove(0);
+        let (key, kind) = kinds.remove(0);
+        if let Some(named) = self.kind
+            && named != kind.kind().contract_name()
+        {
+            return Err(EventDocError::KindMismatch { kind: named, key });
+        }
         Ok(Event {
             id: self.id.unwrap_or_else(|| default_id.to_owned()),
             network: self.network,
@@ -231,6 +294,15 @@ impl EventDoc {
             kind,
             tags: self.tags,
             attributes: self.attributes.into_iter().collect(),
+            ids: self
+                .ids
+                .into_iter()
+                .map(|i| NetworkId {
+                    kind: i.kind,
+                    value: i.value,
+                    by: i.by,
+                })
+                .collect(),
         })
     }
 }
@@ -239,6 +311,7 @@ impl From<&Event> for EventDoc {
     fn from(e: &Event) -> Self {
         let mut doc = EventDoc {
             id: Some(e.id.clone()),
+            kind: Some(e.kind.kind().contract_name().to_owned()),
             network: e.network.clone(),
             direction: match e.direction {
                 Direction::Outbound => DirectionDoc::Outbound,
@@ -252,6 +325,15 @@ impl From<&Event> for EventDoc {
             timestamp: Some(e.timestamp),
             tags: e.tags.clone(),
             attributes: e.attributes.iter().cloned().collect(),
+            ids: e
+                .ids
+                .iter()
+                .map(|i| NetworkIdDoc {
+                    kind: i.kind.clone(),
+                    value: i.value.clone(),
+                    by: i.by.clone(),
+                })
+                .collect(),
             ..EventDoc::default()
         };
         match &e.kind {
@@ -266,8 +348,52 @@ impl From<&Event> for EventDoc {
             }
             EventKind::RoomJoin(r) => doc.room_join = Some(r.into()),
             EventKind::RoomLeave(r) => doc.room_leave = Some(r.into()),
+            EventKind::Reaction(r) => {
+                doc.reaction = Some(ReactionDoc {
+                    sender: r.sender.clone(),
+                    recipient: r.recipient.clone(),
+                    room: match &r.conversation {
+                        Conversation::Group(room) => Some(room.clone()),
+                        Conversation::Direct => None,
+                    },
+                    target: r.target.clone(),
+                    keys: r.keys.clone(),
+                })
+            }
+            EventKind::Subject(s) => {
+                doc.subject = Some(SubjectDoc {
+                    sender: s.sender.clone(),
+                    room: s.room.clone(),
+                    text: s.text.clone(),
+                })
+            }
         }
         doc
+    }
+}
+
+impl From<ReactionDoc> for Reaction {
+    fn from(r: ReactionDoc) -> Self {
+        Reaction {
+            sender: r.sender,
+            recipient: r.recipient,
+            conversation: match r.room {
+                Some(room) => Conversation::Group(room),
+                None => Conversation::Direct,
+            },
+            target: r.target,
+            keys: r.keys,
+        }
+    }
+}
+
+impl From<SubjectDoc> for Subject {
+    fn from(s: SubjectDoc) -> Self {
+        Subject {
+            sender: s.sender,
+            room: s.room,
+            text: s.text,
+        }
     }
 }
 
@@ -415,16 +541,18 @@ pub enum ActionDoc {
     Block { reason: String },
     Drop,
     Rewrite { body: String },
+    Hold { reason: String },
 }
 
 impl ActionDoc {
-    /// `allow`, `block`, `drop` or `rewrite`.
+    /// `allow`, `block`, `drop`, `rewrite` or `hold`.
     pub fn name(&self) -> &'static str {
         match self {
             ActionDoc::Allow => "allow",
             ActionDoc::Block { .. } => "block",
             ActionDoc::Drop => "drop",
             ActionDoc::Rewrite { .. } => "rewrite",
+            ActionDoc::Hold { .. } => "hold",
         }
     }
 }
@@ -438,6 +566,9 @@ impl From<&Action> for ActionDoc {
             },
             Action::Drop => ActionDoc::Drop,
             Action::Rewrite(body) => ActionDoc::Rewrite { body: body.clone() },
+            Action::Hold(reason) => ActionDoc::Hold {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -521,6 +652,37 @@ mod tests {
             err.to_string().contains("session_start and session_end"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kinds_are_named_as_the_contract_names_them() {
+        let line = r#"{"kind":"reaction","network":"xmpp","direction":"outbound","reaction":{"sender":"a","target":"m1","keys":["👍"]},"ids":[{"kind":"origin-id","value":"o1"}]}"#;
+        let e = serde_json::from_str::<EventDoc>(line)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap();
+        assert_eq!(e.ids[0].kind, "origin-id");
+        let out = serde_json::to_value(EventDoc::from(&e)).unwrap();
+        assert_eq!(out["kind"], "reaction");
+        let start = r#"{"kind":"session-start","network":"irc","direction":"outbound"}"#;
+        let e = serde_json::from_str::<EventDoc>(start)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap();
+        assert_eq!(e.kind, EventKind::SessionStart);
+        let wrong =
+            r#"{"kind":"presence","network":"irc","direction":"outbound","session_start":{}}"#;
+        let err = serde_json::from_str::<EventDoc>(wrong)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap_err();
+        assert!(err.to_string().contains("session_start"), "{err}");
+        let room_join = r##"{"network":"irc","direction":"outbound","room_join":{"room":"#a","occupant":"b"}}"##;
+        let e = serde_json::from_str::<EventDoc>(room_join)
+            .unwrap()
+            .into_event("-", 0)
+            .unwrap();
+        assert_eq!(EventDoc::from(&e).kind.as_deref(), Some("membership"));
     }
 
     #[test]

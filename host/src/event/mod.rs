@@ -13,7 +13,8 @@ mod verdict;
 
 pub use judge::Judge;
 pub use model::{
-    Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, Message, Presence,
-    RoomChange, Session, now_ms,
+    Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
+    NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, new_event_id,
+    now_ms,
 };
 pub use verdict::{Action, Decider, FinalVerdict, Verdict};

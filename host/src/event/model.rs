@@ -1,7 +1,7 @@
 //! The neutral event: what crossed the gateway, in no network's terms.
 //!
-//! The fields mirror `record event` in `wit/types.wit` one for one, so the
-//! runtime's conversion at its boundary (`contract::convert`) is a copy.
+//! The contract's `event-view` (wit/types.wit) reads these field by field;
+//! the 0.1 contract's records are built from them too (`contract::v0_1`).
 //! The host's own code — adapters, the archive, the CLI — uses only these.
 
 /// Which way an event travels through the gateway.
@@ -88,6 +88,28 @@ pub struct FileOffer {
     pub media_type: Option<String>,
 }
 
+/// Someone reacted to a message (XEP-0444, IRCv3 `+draft/react`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    pub sender: String,
+    pub recipient: String,
+    pub conversation: Conversation,
+    /// The network id of the message reacted to.
+    pub target: String,
+    /// The reactions (emoji); XEP-0444 sends the full set, possibly empty
+    /// (all removed).
+    pub keys: Vec<String>,
+}
+
+/// A room's subject or topic set (XMPP MUC `<subject>`, IRC `TOPIC`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub sender: String,
+    pub room: String,
+    /// The new subject; empty clears it.
+    pub text: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomChange {
     pub room: String,
@@ -106,6 +128,8 @@ pub enum EventKind {
     SessionEnd(String),
     RoomJoin(RoomChange),
     RoomLeave(RoomChange),
+    Reaction(Reaction),
+    Subject(Subject),
 }
 
 /// Which kind of event, without its data.
@@ -118,6 +142,112 @@ pub enum Kind {
     SessionEnd,
     RoomJoin,
     RoomLeave,
+    Reaction,
+    Subject,
+}
+
+impl Kind {
+    /// The kind's name in the contract (`event-view.kind()`, `interest`):
+    /// room joins and leaves are both `membership`.
+    pub fn contract_name(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Presence => "presence",
+            Kind::FileOffer => "file-offer",
+            Kind::SessionStart => "session-start",
+            Kind::SessionEnd => "session-end",
+            Kind::RoomJoin | Kind::RoomLeave => "membership",
+            Kind::Reaction => "reaction",
+            Kind::Subject => "subject",
+        }
+    }
+
+    /// Whether contract 0.1's closed `kind` enum names it; 0.1 plugins
+    /// never see the others (as on a 0.1 host, where they were not events).
+    pub fn in_v0_1(self) -> bool {
+        !matches!(self, Kind::Reaction | Kind::Subject)
+    }
+
+    /// Every kind, for sets indexed by kind.
+    pub const ALL: [Kind; 9] = [
+        Kind::Message,
+        Kind::Presence,
+        Kind::FileOffer,
+        Kind::SessionStart,
+        Kind::SessionEnd,
+        Kind::RoomJoin,
+        Kind::RoomLeave,
+        Kind::Reaction,
+        Kind::Subject,
+    ];
+}
+
+/// A set of kinds: which events a plugin wants to see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    pub const ALL: KindSet = KindSet(u16::MAX);
+
+    pub fn of(kinds: impl IntoIterator<Item = Kind>) -> Self {
+        KindSet(kinds.into_iter().fold(0, |bits, k| bits | 1 << k as u16))
+    }
+
+    /// The kinds the contract names `names` (unknown names are kinds
+    /// this host does not have yet, and match nothing).
+    pub fn named<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let names: Vec<&str> = names.into_iter().collect();
+        Self::of(
+            Kind::ALL
+                .into_iter()
+                .filter(|k| names.contains(&k.contract_name())),
+        )
+    }
+
+    #[inline]
+    pub fn contains(self, kind: Kind) -> bool {
+        self.0 & (1 << kind as u16) != 0
+    }
+
+    pub fn intersect(self, other: KindSet) -> KindSet {
+        KindSet(self.0 & other.0)
+    }
+}
+
+/// An id the network gave an event (`message-id`, `origin-id`,
+/// `stanza-id`, `msgid`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkId {
+    pub kind: String,
+    pub value: String,
+    /// Who assigned it, when the network says.
+    pub by: Option<String>,
+}
+
+impl NetworkId {
+    pub fn new(kind: &str, value: impl Into<String>) -> Self {
+        NetworkId {
+            kind: kind.to_owned(),
+            value: value.into(),
+            by: None,
+        }
+    }
+}
+
+/// How an event points at another message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relation {
+    /// `edit`, `retraction`, `reply`, `thread`, `reaction`.
+    pub rel_type: &'static str,
+    pub target: String,
+    pub key: Option<String>,
+}
+
+/// One user-authored text and its role (`body`, `subject`, `reaction`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a> {
+    pub role: &'static str,
+    pub value: &'a str,
 }
 
 impl EventKind {
@@ -130,6 +260,8 @@ impl EventKind {
             EventKind::SessionEnd(_) => Kind::SessionEnd,
             EventKind::RoomJoin(_) => Kind::RoomJoin,
             EventKind::RoomLeave(_) => Kind::RoomLeave,
+            EventKind::Reaction(_) => Kind::Reaction,
+            EventKind::Subject(_) => Kind::Subject,
         }
     }
 
@@ -143,6 +275,8 @@ impl EventKind {
             EventKind::SessionEnd(_) => "session_end",
             EventKind::RoomJoin(_) => "room_join",
             EventKind::RoomLeave(_) => "room_leave",
+            EventKind::Reaction(_) => "reaction",
+            EventKind::Subject(_) => "subject",
         }
     }
 }
@@ -150,7 +284,7 @@ impl EventKind {
 /// One thing that crossed the gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// Gateway-assigned id, unique while the process runs.
+    /// Gateway-assigned, globally unique and sortable by time (UUIDv7).
     pub id: String,
     /// Network name: "xmpp", "irc", ... Open on purpose.
     pub network: String,
@@ -163,6 +297,8 @@ pub struct Event {
     pub tags: Vec<String>,
     /// Namespaced extras the typed fields do not carry.
     pub attributes: Vec<(String, String)>,
+    /// The network's own ids for it.
+    pub ids: Vec<NetworkId>,
 }
 
 impl Event {
@@ -173,6 +309,162 @@ impl Event {
             _ => None,
         }
     }
+
+    /// The text a rewrite replaces: a message's body, a subject's text.
+    /// None for other kinds and for encrypted messages.
+    pub fn body(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Message(m) if !m.encrypted => Some(&m.body),
+            EventKind::Subject(s) => Some(&s.text),
+            _ => None,
+        }
+    }
+
+    /// The text a rewrite replaces, to change it.
+    pub fn body_mut(&mut self) -> Option<&mut String> {
+        match &mut self.kind {
+            EventKind::Message(m) if !m.encrypted => Some(&mut m.body),
+            EventKind::Subject(s) => Some(&mut s.text),
+            _ => None,
+        }
+    }
+
+    /// Who sent it; empty for session events.
+    pub fn sender(&self) -> &str {
+        match &self.kind {
+            EventKind::Message(m) => &m.sender,
+            EventKind::Presence(p) => &p.sender,
+            EventKind::FileOffer(f) => &f.sender,
+            EventKind::RoomJoin(r) | EventKind::RoomLeave(r) => &r.occupant,
+            EventKind::Reaction(r) => &r.sender,
+            EventKind::Subject(s) => &s.sender,
+            EventKind::SessionStart | EventKind::SessionEnd(_) => "",
+        }
+    }
+
+    /// Who it is for, one to one.
+    pub fn recipient(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Message(Message {
+                recipient,
+                conversation: Conversation::Direct,
+                ..
+            })
+            | EventKind::Reaction(Reaction {
+                recipient,
+                conversation: Conversation::Direct,
+                ..
+            }) => Some(recipient),
+            EventKind::Presence(p) => p.recipient.as_deref(),
+            EventKind::FileOffer(f) => Some(&f.recipient),
+            _ => None,
+        }
+    }
+
+    /// The room anything is said or done in.
+    pub fn room(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Message(Message {
+                conversation: Conversation::Group(room),
+                ..
+            })
+            | EventKind::Reaction(Reaction {
+                conversation: Conversation::Group(room),
+                ..
+            }) => Some(room),
+            EventKind::RoomJoin(r) | EventKind::RoomLeave(r) => Some(&r.room),
+            EventKind::Subject(s) => Some(&s.room),
+            _ => None,
+        }
+    }
+
+    /// Every text a user wrote in the event, with its role. What a DLP
+    /// rule must see, whatever the kind.
+    pub fn texts(&self) -> Vec<Text<'_>> {
+        let text = |role, value| Text { role, value };
+        let mut out = Vec::new();
+        match &self.kind {
+            EventKind::Message(m) => {
+                if !m.encrypted && !m.body.is_empty() {
+                    out.push(text("body", m.body.as_str()));
+                }
+                if let Some(markup) = &m.markup {
+                    out.push(text("markup", markup));
+                }
+                for a in &m.attachments {
+                    out.push(text("attachment-url", &a.url));
+                    if let Some(name) = &a.name {
+                        out.push(text("file-name", name));
+                    }
+                }
+            }
+            EventKind::Presence(p) => {
+                if let Some(status) = &p.status {
+                    out.push(text("status", status));
+                }
+            }
+            EventKind::FileOffer(f) => out.push(text("file-name", &f.name)),
+            EventKind::RoomJoin(r) | EventKind::RoomLeave(r) => {
+                if let Some(nick) = &r.nick {
+                    out.push(text("nick", nick));
+                }
+                if let Some(reason) = &r.reason {
+                    out.push(text("reason", reason));
+                }
+            }
+            EventKind::Reaction(r) => out.extend(r.keys.iter().map(|k| text("reaction", k))),
+            EventKind::Subject(s) => out.push(text("subject", &s.text)),
+            EventKind::SessionStart | EventKind::SessionEnd(_) => {}
+        }
+        out
+    }
+
+    /// What the event points at: edits, retractions, replies, threads,
+    /// reactions.
+    pub fn relations(&self) -> Vec<Relation> {
+        let rel = |rel_type, target: &String| Relation {
+            rel_type,
+            target: target.clone(),
+            key: None,
+        };
+        let mut out = Vec::new();
+        match &self.kind {
+            EventKind::Message(m) => {
+                out.extend(m.edit_of.iter().map(|t| rel("edit", t)));
+                out.extend(m.retraction_of.iter().map(|t| rel("retraction", t)));
+                out.extend(m.reply_to.iter().map(|t| rel("reply", t)));
+                out.extend(m.thread.iter().map(|t| rel("thread", t)));
+            }
+            EventKind::Reaction(r) => {
+                if r.keys.is_empty() {
+                    out.push(rel("reaction", &r.target));
+                }
+                out.extend(r.keys.iter().map(|k| Relation {
+                    key: Some(k.clone()),
+                    ..rel("reaction", &r.target)
+                }));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The format of the message's markup, named as the contract does.
+    pub fn markup_format(&self) -> Option<&'static str> {
+        self.message()?.markup.as_ref()?;
+        Some(match self.network.as_str() {
+            "xmpp" => "xhtml-im",
+            "irc" => "irc-formatting",
+            "matrix" => "matrix-html",
+            _ => "unknown",
+        })
+    }
+}
+
+/// A fresh event id: a UUIDv7, so ids are unique across restarts and
+/// gateways and sort by the time they were made.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// Milliseconds since the Unix epoch: an event's timestamp.

@@ -1,8 +1,9 @@
 //! What the policy decides about an event.
 
 /// What is done with an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Action {
+    #[default]
     Allow,
     /// Refuse it and tell the sender why.
     Block(String),
@@ -10,6 +11,8 @@ pub enum Action {
     Drop,
     /// Deliver it with this body instead.
     Rewrite(String),
+    /// Keep it from delivery until a reviewer releases or rejects it.
+    Hold(String),
 }
 
 impl Action {
@@ -20,15 +23,30 @@ impl Action {
             Action::Block(_) => "block",
             Action::Drop => "drop",
             Action::Rewrite(_) => "rewrite",
+            Action::Hold(_) => "hold",
+        }
+    }
+
+    /// Whether the event is kept from delivery (block, drop, hold).
+    pub fn stops(&self) -> bool {
+        matches!(self, Action::Block(_) | Action::Drop | Action::Hold(_))
+    }
+
+    /// The reason given with a block or hold.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Action::Block(r) | Action::Hold(r) => Some(r),
+            _ => None,
         }
     }
 }
 
-/// One plugin's answer: an action and the tags it adds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One plugin's answer: an action, the tags and attributes it adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     pub action: Action,
     pub tags: Vec<String>,
+    pub attributes: Vec<(String, String)>,
 }
 
 /// The plugin whose verdict stood.

@@ -329,6 +329,7 @@ fn plugins(gateway: &Gateway) -> serde_json::Value {
                         "block": s.block.load(Relaxed),
                         "drop": s.drop.load(Relaxed),
                         "rewrite": s.rewrite.load(Relaxed),
+                        "hold": s.hold.load(Relaxed),
                     },
                 },
             })

@@ -30,7 +30,7 @@ use super::engine::PluginEngine;
 use super::instance::CallFailure;
 use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
-use crate::event::{Action, Event, EventKind, FinalVerdict};
+use crate::event::{Action, Event, FinalVerdict};
 
 /// Which export a timing or failure refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -97,11 +97,12 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The body to deliver, when the verdict is to deliver a message.
+    /// The text to deliver (a message's body, a subject), when the
+    /// verdict is to deliver it.
     pub fn delivered_body(&self) -> Option<&str> {
-        match (&self.verdict.action, &self.event.kind) {
-            (Action::Rewrite(body), _) => Some(body),
-            (Action::Allow, EventKind::Message(m)) => Some(&m.body),
+        match &self.verdict.action {
+            Action::Rewrite(body) => Some(body),
+            Action::Allow => self.event.body(),
             _ => None,
         }
     }
@@ -191,7 +192,11 @@ impl Chain {
         // The body before the first rewrite; observers see the original.
         let mut attempted_body: Option<String> = None;
 
-        let mut policy = self.plugins.iter().filter(|p| p.is_policy());
+        let kind = event.kind.kind();
+        let mut policy = self
+            .plugins
+            .iter()
+            .filter(|p| p.is_policy() && p.wants(kind));
         for plugin in policy.by_ref() {
             let Timed { result, took } = plugin.handle(&event);
             let verdict = match result {
@@ -231,23 +236,18 @@ impl Chain {
                 took,
                 verdict.action.kind(),
             ));
-            if !verdict.tags.is_empty() {
-                let tags = &mut Arc::make_mut(&mut event).tags;
-                for tag in verdict.tags {
-                    add_tag(tags, tag);
-                }
-            }
+            annotate(&mut event, verdict.tags, verdict.attributes);
             match verdict.action {
                 Action::Allow => {}
                 Action::Rewrite(body) => {
-                    if let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind {
-                        let old = std::mem::replace(&mut m.body, body.clone());
+                    if let Some(text) = Arc::make_mut(&mut event).body_mut() {
+                        let old = std::mem::replace(text, body.clone());
                         attempted_body.get_or_insert(old);
                     }
                     action = Action::Rewrite(body);
                     decided_by = Some(plugin.decider().clone());
                 }
-                stop @ (Action::Block(_) | Action::Drop) => {
+                stop @ (Action::Block(_) | Action::Drop | Action::Hold(_)) => {
                     action = stop;
                     decided_by = Some(plugin.decider().clone());
                     break;
@@ -255,7 +255,7 @@ impl Chain {
             }
         }
 
-        if self.tags_after_block && matches!(action, Action::Block(_) | Action::Drop) {
+        if self.tags_after_block && action.stops() {
             // The plugins can tell (`has-tag`), and skip what only matters
             // for delivery (a disclaimer); the tag itself is not kept.
             Arc::make_mut(&mut event)
@@ -270,9 +270,9 @@ impl Chain {
         }
 
         if let Some(body) = attempted_body
-            && let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind
+            && let Some(text) = Arc::make_mut(&mut event).body_mut()
         {
-            m.body = body;
+            *text = body;
         }
         let verdict = FinalVerdict {
             action,
@@ -319,12 +319,7 @@ fn tags_only(
                 took,
                 verdict.action.kind(),
             ));
-            if !verdict.tags.is_empty() {
-                let tags = &mut Arc::make_mut(event).tags;
-                for tag in verdict.tags {
-                    add_tag(tags, tag);
-                }
-            }
+            annotate(event, verdict.tags, verdict.attributes);
         }
         Err(failure) => {
             timings.push(Timing::new(plugin, Stage::AfterBlock, took, failure.kind()));
@@ -351,7 +346,12 @@ impl Chain {
         timings: &mut Vec<Timing>,
         failures: &mut Vec<Failure>,
     ) -> Arc<FinalVerdict> {
-        let observers = || self.plugins.iter().filter(|p| p.is_observer());
+        let kind = event.kind.kind();
+        let observers = || {
+            self.plugins
+                .iter()
+                .filter(move |p| p.is_observer() && p.wants(kind))
+        };
         let can_veto = |p: &&Arc<LoadedPlugin>| p.spec.failure == FailurePolicy::FailClosed;
         let mut saw = Vec::new();
         for plugin in observers().filter(can_veto) {
@@ -411,6 +411,24 @@ impl Chain {
             }
         }
         false
+    }
+}
+
+/// Adds a plugin's tags and attributes to the event, touching (and so
+/// copying) it only when there are some.
+fn annotate(event: &mut Arc<Event>, tags: Vec<String>, attributes: Vec<(String, String)>) {
+    if tags.is_empty() && attributes.is_empty() {
+        return;
+    }
+    let event = Arc::make_mut(event);
+    for tag in tags {
+        add_tag(&mut event.tags, tag);
+    }
+    for (key, value) in attributes {
+        match event.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => event.attributes.push((key, value)),
+        }
     }
 }
 

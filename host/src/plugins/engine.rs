@@ -24,6 +24,33 @@ use crate::config::RuntimeConfig;
 use crate::contract as wit;
 use crate::signing::SigningPolicy;
 
+/// Adds one contract version's interfaces to a linker: each capability
+/// projected from the store's state, as both versions' traits are
+/// implemented on the same per-instance halves.
+macro_rules! link_contract {
+    ($linker:expr, $c:path) => {{
+        use $c as c;
+        c::types::add_to_linker::<_, HasSelf<HostState>>(&mut $linker, |s| s)?;
+        c::log::add_to_linker::<_, HasSelf<_>>(&mut $linker, |s: &mut HostState| &mut s.caps.log)?;
+        c::clock::add_to_linker::<_, HasSelf<_>>(&mut $linker, |s: &mut HostState| {
+            &mut s.caps.clock
+        })?;
+        c::config::add_to_linker::<_, HasSelf<_>>(&mut $linker, |s: &mut HostState| {
+            &mut s.caps.config
+        })?;
+        c::kv::add_to_linker::<_, HasSelf<_>>(&mut $linker, |s: &mut HostState| &mut s.caps.kv)?;
+        c::archive::add_to_linker::<_, ArchiveData>(&mut $linker, |s: &mut HostState| {
+            ArchiveCtx {
+                archive: &mut s.caps.archive,
+                view: &s.view,
+            }
+        })?;
+        c::metrics::add_to_linker::<_, HasSelf<_>>(&mut $linker, |s: &mut HostState| {
+            &mut s.caps.metrics
+        })?;
+    }};
+}
+
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::util::hex::encode(&Sha256::digest(bytes))
@@ -76,24 +103,8 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         super::wasi::link_bounded_poll(&mut linker, HostState::bounded_poll)?;
-        wit::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        wit::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| &mut s.caps.log)?;
-        wit::clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {
-            &mut s.caps.clock
-        })?;
-        wit::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {
-            &mut s.caps.config
-        })?;
-        wit::kv::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| &mut s.caps.kv)?;
-        wit::archive::add_to_linker::<_, ArchiveData>(&mut linker, |s: &mut HostState| {
-            ArchiveCtx {
-                archive: &mut s.caps.archive,
-                view: &s.view,
-            }
-        })?;
-        wit::metrics::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut HostState| {
-            &mut s.caps.metrics
-        })?;
+        link_contract!(linker, wit);
+        link_contract!(linker, wit::v0_1);
 
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);

@@ -10,7 +10,40 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::capabilities::Capability;
-use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION};
+use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION, v0_1};
+
+/// A contract minor version the host carries bindings for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Line {
+    #[serde(rename = "0.1")]
+    V0_1,
+    #[serde(rename = "0.2")]
+    V0_2,
+}
+
+impl Line {
+    /// The version of this line the host implements.
+    pub fn implemented(self) -> &'static str {
+        match self {
+            Line::V0_1 => v0_1::VERSION,
+            Line::V0_2 => CONTRACT_VERSION,
+        }
+    }
+
+    /// The line `version` belongs to, if the host carries it: a component
+    /// built against it loads (semver's rule for 0.x, the same minor, which
+    /// wasmtime's linker applies when matching interface names).
+    pub fn of(version: &str) -> Option<Line> {
+        let mut it = version.split('.');
+        let major: u64 = it.next()?.parse().ok()?;
+        let minor: u64 = it.next()?.parse().ok()?;
+        match (major, minor) {
+            (0, 1) => Some(Line::V0_1),
+            (0, 2) => Some(Line::V0_2),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "capability")]
@@ -48,14 +81,39 @@ pub struct Inspection {
     pub observer: bool,
     /// Exports `lifecycle` (init).
     pub lifecycle: bool,
+    /// Exports `interest` (0.2): the kinds it wants to see.
+    pub interest: bool,
 }
 
 impl Inspection {
-    /// Whether the component was built against a later version of this
-    /// host's contract (a 0.1.3 plugin on a 0.1.0 host), so it may import
-    /// functions the host does not have.
+    /// The contract line the component targets: every contract name it
+    /// uses must be of one line the host carries.
+    ///
+    /// # Errors
+    /// The versions found, when they are none, mixed, or of a line the
+    /// host does not carry.
+    pub fn line(&self) -> Result<Line, String> {
+        let lines: BTreeSet<Option<Line>> =
+            self.contract_versions.iter().map(|v| Line::of(v)).collect();
+        match lines.into_iter().collect::<Vec<_>>()[..] {
+            [Some(line)] => Ok(line),
+            _ => Err(self
+                .contract_versions
+                .iter()
+                .map(|v| format!("imgate:policy@{v}"))
+                .collect::<Vec<_>>()
+                .join(" and ")),
+        }
+    }
+
+    /// Whether the component was built against a later version of its
+    /// contract line than this host implements (a 0.2.3 plugin on a 0.2.0
+    /// host), so it may import functions the host does not have.
     pub fn targets_newer_contract(&self) -> bool {
-        let Ok(host) = semver::Version::parse(CONTRACT_VERSION) else {
+        let Ok(line) = self.line() else {
+            return false;
+        };
+        let Ok(host) = semver::Version::parse(line.implemented()) else {
             return false;
         };
         self.contract_versions
@@ -69,21 +127,6 @@ impl Inspection {
 fn contract_name(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(CONTRACT_PACKAGE)?.strip_prefix('/')?;
     Some(rest.split_once('@').unwrap_or((rest, "")))
-}
-
-/// Whether a component built against `version` loads in this host: the
-/// same major version, and for 0.x the same minor (semver's rule, which
-/// wasmtime's linker applies when matching interface names).
-pub fn compatible(version: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64)> {
-        let mut it = v.split('.');
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    };
-    match (parse(version), parse(CONTRACT_VERSION)) {
-        (Some((0, a)), Some((0, b))) => a == b,
-        (Some((a, _)), Some((b, _))) => a == b,
-        _ => false,
-    }
 }
 
 pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
@@ -109,7 +152,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
         });
     }
     let (mut exports, mut ignored_exports) = (Vec::new(), Vec::new());
-    let (mut policy, mut observer, mut lifecycle) = (false, false, false);
+    let (mut policy, mut observer, mut lifecycle, mut interest) = (false, false, false, false);
     for (name, _) in ty.exports(engine) {
         if let Some((iface, version)) = contract_name(name) {
             versions.insert(version.to_owned());
@@ -117,6 +160,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
                 "handler" => policy = true,
                 "observer" => observer = true,
                 "lifecycle" => lifecycle = true,
+                "interest" => interest = true,
                 _ => {}
             }
             exports.push(name.to_owned());
@@ -132,6 +176,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Inspection {
         policy,
         observer,
         lifecycle,
+        interest,
     }
 }
 
@@ -141,11 +186,16 @@ mod tests {
 
     #[test]
     fn version_compatibility_follows_semver() {
+        let compatible = |v| Line::of(v).is_some();
         assert!(compatible("0.1.0"));
         assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
+        assert!(compatible("0.2.0"));
+        assert!(compatible("0.2.9"));
+        assert!(!compatible("0.3.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible(""));
+        assert_eq!(Line::of("0.1.4"), Some(Line::V0_1));
+        assert_eq!(Line::of("0.2.0"), Some(Line::V0_2));
     }
 
     #[test]

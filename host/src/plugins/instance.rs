@@ -13,7 +13,7 @@ use super::limits::{Deadline, MemoryCap};
 use super::wasi::WaitPastDeadline;
 use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
 use crate::contract::view::{EventSlot, ViewData};
-use crate::contract::{handler, lifecycle, observer, types as wit};
+use crate::contract::{handler, interest, lifecycle, observer, v0_1};
 use crate::event::{Event, FinalVerdict, Verdict};
 
 /// How often the engine's epoch advances; deadlines are checked at this
@@ -49,8 +49,6 @@ impl HostState {
         }
     }
 }
-
-impl wit::Host for HostState {}
 
 /// Why a call into a plugin did not produce a usable answer.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -108,14 +106,41 @@ fn ticks(d: Duration) -> u64 {
     (d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
 
+/// Where a plugin's exports are, in the contract version it targets.
+pub enum Exports {
+    V0_1 {
+        lifecycle: v0_1::lifecycle::GuestIndices,
+        handler: Option<v0_1::handler::GuestIndices>,
+        observer: Option<v0_1::observer::GuestIndices>,
+    },
+    V0_2 {
+        lifecycle: lifecycle::GuestIndices,
+        handler: Option<handler::GuestIndices>,
+        observer: Option<observer::GuestIndices>,
+        interest: Option<interest::GuestIndices>,
+    },
+}
+
+/// A live instance's typed handles to its exports.
+#[derive(Clone)]
+enum Guests {
+    V0_1 {
+        handler: Option<v0_1::handler::Guest>,
+        observer: Option<v0_1::observer::Guest>,
+    },
+    V0_2 {
+        handler: Option<handler::Guest>,
+        observer: Option<observer::Guest>,
+        interest: Option<interest::Guest>,
+    },
+}
+
 /// What one fresh instance needs, borrowed from its plugin.
 pub struct InstanceRecipe<'a> {
     pub engine: &'a Engine,
     pub pre: &'a InstancePre<HostState>,
     pub caps: &'a PluginCapabilities,
-    pub lifecycle: &'a lifecycle::GuestIndices,
-    pub handler: Option<&'a handler::GuestIndices>,
-    pub observer: Option<&'a observer::GuestIndices>,
+    pub exports: &'a Exports,
     pub memory_mib: u64,
     pub init_budget: Duration,
 }
@@ -146,8 +171,7 @@ pub fn bare_store(engine: &Engine, caps: &PluginCapabilities, memory_mib: u64) -
 
 pub struct PluginInstance {
     store: Store<HostState>,
-    handler: Option<handler::Guest>,
-    observer: Option<observer::Guest>,
+    guests: Guests,
     memory_mib: u64,
 }
 
@@ -162,8 +186,11 @@ impl PluginInstance {
         store.set_epoch_deadline(ticks(recipe.init_budget));
         let mut instance = PluginInstance {
             store,
-            handler: None,
-            observer: None,
+            guests: Guests::V0_2 {
+                handler: None,
+                observer: None,
+                interest: None,
+            },
             memory_mib: recipe.memory_mib,
         };
         let inst = match recipe.pre.instantiate(&mut instance.store) {
@@ -175,28 +202,84 @@ impl PluginInstance {
                 });
             }
         };
-        let load = |store: &mut Store<HostState>| -> wasmtime::Result<_> {
-            let lifecycle = recipe.lifecycle.load(&mut *store, &inst)?;
-            let handler = match recipe.handler {
-                Some(i) => Some(i.load(&mut *store, &inst)?),
-                None => None,
-            };
-            let observer = match recipe.observer {
-                Some(i) => Some(i.load(&mut *store, &inst)?),
-                None => None,
-            };
-            Ok((lifecycle, handler, observer))
-        };
-        let (lifecycle, handler, observer) =
-            load(&mut instance.store).map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
-        instance.handler = handler;
-        instance.observer = observer;
+        let store = &mut instance.store;
+        let loaded: wasmtime::Result<_> = (|| {
+            Ok(match recipe.exports {
+                Exports::V0_1 {
+                    lifecycle,
+                    handler,
+                    observer,
+                } => {
+                    let lifecycle = lifecycle.load(&mut *store, &inst)?;
+                    let guests = Guests::V0_1 {
+                        handler: handler
+                            .as_ref()
+                            .map(|i| i.load(&mut *store, &inst))
+                            .transpose()?,
+                        observer: observer
+                            .as_ref()
+                            .map(|i| i.load(&mut *store, &inst))
+                            .transpose()?,
+                    };
+                    (Init::V0_1(lifecycle), guests)
+                }
+                Exports::V0_2 {
+                    lifecycle,
+                    handler,
+                    observer,
+                    interest,
+                } => {
+                    let lifecycle = lifecycle.load(&mut *store, &inst)?;
+                    let guests = Guests::V0_2 {
+                        handler: handler
+                            .as_ref()
+                            .map(|i| i.load(&mut *store, &inst))
+                            .transpose()?,
+                        observer: observer
+                            .as_ref()
+                            .map(|i| i.load(&mut *store, &inst))
+                            .transpose()?,
+                        interest: interest
+                            .as_ref()
+                            .map(|i| i.load(&mut *store, &inst))
+                            .transpose()?,
+                    };
+                    (Init::V0_2(lifecycle), guests)
+                }
+            })
+        })();
+        let (init, guests) = loaded.map_err(|e| CallFailure::Instantiate(error_text(&e)))?;
+        instance.guests = guests;
         instance.arm(recipe.init_budget, Instant::now());
-        match lifecycle.call_init(&mut instance.store, recipe.caps.settings.as_json()) {
+        let settings = recipe.caps.settings.as_json();
+        let result = match init {
+            Init::V0_1(l) => l.call_init(&mut instance.store, settings),
+            Init::V0_2(l) => l.call_init(&mut instance.store, settings),
+        };
+        match result {
             Ok(Ok(())) => Ok(instance),
             Ok(Err(msg)) => Err(CallFailure::InitRefused(msg)),
             Err(e) => Err(instance.classify(e, recipe.init_budget)),
         }
+    }
+
+    /// The kinds the plugin asked for through its `interest` export; `None`
+    /// when it has none (it sees every kind).
+    ///
+    /// # Errors
+    /// The guest traps or runs out of time.
+    pub fn interest(&mut self, budget: Duration) -> Result<Option<Vec<String>>, CallFailure> {
+        let Guests::V0_2 {
+            interest: Some(interest),
+            ..
+        } = self.guests.clone()
+        else {
+            return Ok(None);
+        };
+        self.arm(budget, Instant::now());
+        interest
+            .call_kinds(&mut self.store)
+            .map_err(|e| self.classify(e, budget))
     }
 
     /// Resets the per-call budget before entering the guest; the call's
@@ -225,26 +308,41 @@ impl PluginInstance {
     }
 
     /// # Errors
-    /// The guest traps, runs out of time or memory, or lacks the export.
+    /// The guest traps, runs out of time or memory, lacks the export, or
+    /// writes a verdict the host refuses on the spot (a rewrite of
+    /// encrypted content).
     pub fn handle(
         &mut self,
         event: &Arc<Event>,
         budget: Duration,
         started: Instant,
     ) -> Result<Verdict, CallFailure> {
-        let Some(handler) = self.handler.clone() else {
-            return Err(CallFailure::Trap("plugin has no `handler` export".into()));
-        };
         self.arm(budget, started);
         let view = self.store.data_mut().view.open(ViewData {
             event: event.clone(),
             verdict: None,
         });
-        let result = handler
-            .call_handle(&mut self.store, view)
-            .map(Verdict::from);
+        let result = match self.guests.clone() {
+            Guests::V0_2 {
+                handler: Some(handler),
+                ..
+            } => {
+                let out = self.store.data_mut().view.open_out();
+                handler.call_handle(&mut self.store, view, out).map(|()| {
+                    let draft = self.store.data_mut().view.close().unwrap_or_default();
+                    draft.finish().map_err(CallFailure::InvalidVerdict)
+                })
+            }
+            Guests::V0_1 {
+                handler: Some(handler),
+                ..
+            } => handler
+                .call_handle(&mut self.store, view)
+                .map(|v| Ok(Verdict::from(v))),
+            _ => Err(wasmtime::format_err!("plugin has no `handler` export")),
+        };
         self.store.data_mut().view.close();
-        result.map_err(|e| self.classify(e, budget))
+        result.map_err(|e| self.classify(e, budget))?
     }
 
     /// # Errors
@@ -256,16 +354,29 @@ impl PluginInstance {
         budget: Duration,
         started: Instant,
     ) -> Result<(), CallFailure> {
-        let Some(observer) = self.observer.clone() else {
-            return Err(CallFailure::Trap("plugin has no `observer` export".into()));
-        };
         self.arm(budget, started);
         let view = self.store.data_mut().view.open(ViewData {
             event: event.clone(),
             verdict: Some(verdict.clone()),
         });
-        let result =
-            observer.call_observe(&mut self.store, view, &wit::FinalVerdict::from(&**verdict));
+        let result = match self.guests.clone() {
+            Guests::V0_2 {
+                observer: Some(observer),
+                ..
+            } => {
+                let outcome = self.store.data().view.outcome();
+                observer.call_observe(&mut self.store, view, outcome)
+            }
+            Guests::V0_1 {
+                observer: Some(observer),
+                ..
+            } => observer.call_observe(
+                &mut self.store,
+                view,
+                &v0_1::types::FinalVerdict::from(&**verdict),
+            ),
+            _ => Err(wasmtime::format_err!("plugin has no `observer` export")),
+        };
         self.store.data_mut().view.close();
         match result {
             Ok(Ok(())) => Ok(()),
@@ -273,6 +384,12 @@ impl PluginInstance {
             Err(e) => Err(self.classify(e, budget)),
         }
     }
+}
+
+/// A fresh instance's `init`, in its contract version.
+enum Init {
+    V0_1(v0_1::lifecycle::Guest),
+    V0_2(lifecycle::Guest),
 }
 
 /// An error and its causes on one line.

@@ -36,7 +36,7 @@ use crate::config::PluginSpec;
 
 pub use chain::{AFTER_BLOCK_TAG, Chain, Decision, Failure, Stage, Timing, failure_tag};
 pub use engine::{CompileSource, PluginEngine, sha256_hex};
-pub use inspect::{ImportKind, Inspection, inspect};
+pub use inspect::{ImportKind, Inspection, Line, inspect};
 pub use instance::CallFailure;
 pub use live::LiveChain;
 pub use plugin::{LoadError, LoadedPlugin};

@@ -10,13 +10,17 @@ use crossbeam_queue::ArrayQueue;
 use wasmtime::component::InstancePre;
 
 use super::engine::{CompileSource, PluginEngine, sha256_hex};
-use super::inspect::{ImportKind, Inspection, compatible, inspect};
-use super::instance::{CallFailure, HostState, InstanceRecipe, PluginInstance, error_text};
+use super::inspect::{ImportKind, Inspection, Line, inspect};
+use super::instance::{
+    CallFailure, Exports, HostState, InstanceRecipe, PluginInstance, error_text,
+};
 use super::verdict::VerdictLimits;
 use crate::capabilities::{PluginCapabilities, config::Settings, metrics::PluginMetrics};
 use crate::config::PluginSpec;
-use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION, handler, lifecycle, observer};
-use crate::event::{Action, Decider, Event, FinalVerdict, Verdict};
+use crate::contract::{
+    CONTRACT_PACKAGE, CONTRACT_VERSIONS, handler, interest, lifecycle, observer, v0_1,
+};
+use crate::event::{Action, Decider, Event, FinalVerdict, Kind, KindSet, Verdict};
 use crate::signing::{self, SignatureError, Verified};
 
 /// Why a plugin could not be loaded. Each names the plugin's problem in
@@ -42,6 +46,8 @@ pub enum LoadError {
     UnknownImport(String),
     #[error("targets contract {found}, but this host implements imgate:policy@{host}")]
     IncompatibleContract { found: String, host: String },
+    #[error("its `interest` export failed: {0}")]
+    Interest(CallFailure),
     #[error("exports neither `handler` nor `observer` of imgate:policy; is it an imgate plugin?")]
     NoRole,
     #[error("does not export `lifecycle` (init) of imgate:policy")]
@@ -118,9 +124,12 @@ pub struct LoadedPlugin {
     pub compiled_from: CompileSource,
     engine: wasmtime::Engine,
     pre: InstancePre<HostState>,
-    lifecycle: lifecycle::GuestIndices,
-    handler: Option<handler::GuestIndices>,
-    observer: Option<observer::GuestIndices>,
+    /// The contract line the component targets.
+    pub line: Line,
+    exports: Exports,
+    /// The kinds it is shown: its `interest`, and for a 0.1 plugin only
+    /// those 0.1 names.
+    wants: KindSet,
     caps: PluginCapabilities,
     pool: ArrayQueue<PluginInstance>,
     health: Health,
@@ -163,7 +172,7 @@ impl LoadedPlugin {
             .map_err(|e| LoadError::Compile(error_text(&e)))?;
         drop(bytes);
         let inspection = inspect(engine.engine(), &component);
-        check_imports(spec, &inspection)?;
+        let line = check_imports(spec, &inspection)?;
         if !inspection.policy && !inspection.observer {
             return Err(LoadError::NoRole);
         }
@@ -178,35 +187,58 @@ impl LoadedPlugin {
             // loads, and calling one is its failure (its policy answers).
             Err(_) if inspection.targets_newer_contract() => {
                 let mut linker = engine.linker().clone();
-                stub_newer_functions(&mut linker, engine.engine(), &component).map_err(link)?;
+                stub_newer_functions(&mut linker, engine.engine(), &component, line)
+                    .map_err(link)?;
                 tracing::warn!(
                     plugin = %spec.name,
                     built_for = ?inspection.contract_versions,
-                    host = CONTRACT_VERSION,
+                    host = line.implemented(),
                     "plugin built against a newer contract: the functions this host lacks fail when called"
                 );
                 linker.instantiate_pre(&component).map_err(link)?
             }
             Err(e) => return Err(link(e)),
         };
-        let lifecycle = lifecycle::GuestIndices::new(&pre).map_err(link)?;
-        let handler = inspection
-            .policy
-            .then(|| handler::GuestIndices::new(&pre))
-            .transpose()
-            .map_err(link)?;
-        let observer = inspection
-            .observer
-            .then(|| observer::GuestIndices::new(&pre))
-            .transpose()
-            .map_err(link)?;
+        let exports = match line {
+            Line::V0_1 => Exports::V0_1 {
+                lifecycle: v0_1::lifecycle::GuestIndices::new(&pre).map_err(link)?,
+                handler: inspection
+                    .policy
+                    .then(|| v0_1::handler::GuestIndices::new(&pre))
+                    .transpose()
+                    .map_err(link)?,
+                observer: inspection
+                    .observer
+                    .then(|| v0_1::observer::GuestIndices::new(&pre))
+                    .transpose()
+                    .map_err(link)?,
+            },
+            Line::V0_2 => Exports::V0_2 {
+                lifecycle: lifecycle::GuestIndices::new(&pre).map_err(link)?,
+                handler: inspection
+                    .policy
+                    .then(|| handler::GuestIndices::new(&pre))
+                    .transpose()
+                    .map_err(link)?,
+                observer: inspection
+                    .observer
+                    .then(|| observer::GuestIndices::new(&pre))
+                    .transpose()
+                    .map_err(link)?,
+                interest: inspection
+                    .interest
+                    .then(|| interest::GuestIndices::new(&pre))
+                    .transpose()
+                    .map_err(link)?,
+            },
+        };
         let caps = PluginCapabilities::new(
             engine.shared(),
             &spec.name,
             spec.grants.clone(),
             Settings::new(spec.settings.clone()),
         );
-        let plugin = LoadedPlugin {
+        let mut plugin = LoadedPlugin {
             decider: Decider {
                 plugin: spec.name.clone(),
                 sha256: sha256.clone(),
@@ -218,17 +250,34 @@ impl LoadedPlugin {
             compiled_from,
             engine: engine.engine().clone(),
             pre,
-            lifecycle,
-            handler,
-            observer,
+            line,
+            wants: match line {
+                Line::V0_1 => KindSet::of(Kind::ALL.into_iter().filter(|k| k.in_v0_1())),
+                Line::V0_2 => KindSet::ALL,
+            },
+            exports,
             caps,
             pool: ArrayQueue::new(spec.pool.max(1)),
             health: Health::default(),
             limits: VerdictLimits::from(&engine.runtime),
         };
-        let first = plugin.instantiate().map_err(LoadError::Init)?;
+        let mut first = plugin.instantiate().map_err(LoadError::Init)?;
+        if let Some(kinds) = first
+            .interest(plugin.deadline().max(Duration::from_secs(1)))
+            .map_err(LoadError::Interest)?
+        {
+            plugin.wants = plugin
+                .wants
+                .intersect(KindSet::named(kinds.iter().map(String::as_str)));
+        }
         let _ = plugin.pool.push(first);
         Ok(plugin)
+    }
+
+    /// Whether the plugin is shown events of this kind.
+    #[inline]
+    pub fn wants(&self, kind: Kind) -> bool {
+        self.wants.contains(kind)
     }
 
     pub fn name(&self) -> &str {
@@ -245,11 +294,11 @@ impl LoadedPlugin {
     }
 
     pub fn is_policy(&self) -> bool {
-        self.handler.is_some()
+        self.inspection.policy
     }
 
     pub fn is_observer(&self) -> bool {
-        self.observer.is_some()
+        self.inspection.observer
     }
 
     pub fn metrics(&self) -> &PluginMetrics {
@@ -267,9 +316,7 @@ impl LoadedPlugin {
             engine: &self.engine,
             pre: &self.pre,
             caps: &self.caps,
-            lifecycle: &self.lifecycle,
-            handler: self.handler.as_ref(),
-            observer: self.observer.as_ref(),
+            exports: &self.exports,
             memory_mib: self.spec.memory_mib,
             // init may parse config or warm a language runtime.
             init_budget: self.deadline().max(Duration::from_secs(1)),
@@ -351,6 +398,7 @@ impl LoadedPlugin {
                 Action::Block(_) => &stats.block,
                 Action::Drop => &stats.drop,
                 Action::Rewrite(_) => &stats.rewrite,
+                Action::Hold(_) => &stats.hold,
             }
             .fetch_add(1, Relaxed);
         }
@@ -385,7 +433,9 @@ fn stub_newer_functions(
     linker: &mut wasmtime::component::Linker<HostState>,
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
+    line: Line,
 ) -> wasmtime::Result<()> {
+    let host = line.implemented();
     use wasmtime::component::types::ComponentItem;
     for (name, item) in component.component_type().imports(engine) {
         let (Some(rest), ComponentItem::ComponentInstance(instance)) =
@@ -398,8 +448,7 @@ fn stub_newer_functions(
             .split('@')
             .next()
             .unwrap_or_default();
-        let mut ours =
-            linker.instance(&format!("{CONTRACT_PACKAGE}/{iface}@{CONTRACT_VERSION}"))?;
+        let mut ours = linker.instance(&format!("{CONTRACT_PACKAGE}/{iface}@{host}"))?;
         for (function, item) in instance.exports(engine) {
             if !matches!(item.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
@@ -408,7 +457,7 @@ fn stub_newer_functions(
             // Refused (already defined) when the host has it: keep the host's.
             let _ = ours.func_new(function, move |_, _, _, _| {
                 Err(wasmtime::format_err!(
-                    "`{missing}` is not in this host's contract ({CONTRACT_VERSION})"
+                    "`{missing}` is not in this host's contract ({host})"
                 ))
             });
         }
@@ -418,16 +467,18 @@ fn stub_newer_functions(
 
 /// The load-time half of the grant check: every `imgate:policy` interface
 /// the component imports must be granted, and nothing unknown may be
-/// imported. The per-call half lives in each capability.
-fn check_imports(spec: &PluginSpec, inspection: &Inspection) -> Result<(), LoadError> {
-    for version in &inspection.contract_versions {
-        if !compatible(version) {
-            return Err(LoadError::IncompatibleContract {
-                found: format!("imgate:policy@{version}"),
-                host: CONTRACT_VERSION.into(),
-            });
-        }
+/// imported. The per-call half lives in each capability. Returns the
+/// contract line the component targets.
+fn check_imports(spec: &PluginSpec, inspection: &Inspection) -> Result<Line, LoadError> {
+    if inspection.contract_versions.is_empty() {
+        return Err(LoadError::NoRole);
     }
+    let line = inspection
+        .line()
+        .map_err(|found| LoadError::IncompatibleContract {
+            found,
+            host: CONTRACT_VERSIONS.join(" and "),
+        })?;
     for import in &inspection.imports {
         match &import.kind {
             ImportKind::Capability(cap) if !spec.grants.contains(*cap) => {
@@ -440,7 +491,7 @@ fn check_imports(spec: &PluginSpec, inspection: &Inspection) -> Result<(), LoadE
             _ => {}
         }
     }
-    Ok(())
+    Ok(line)
 }
 
 #[cfg(test)]

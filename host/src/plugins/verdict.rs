@@ -14,6 +14,10 @@ use crate::event::{Action, Event, EventKind, Verdict};
 
 /// Tags under this prefix are the host's own (`imgate:failed:<plugin>`).
 pub const HOST_TAG_PREFIX: &str = "imgate:";
+/// Attributes under this prefix are the host's own.
+pub const HOST_ATTRIBUTE_PREFIX: &str = "imgate.";
+/// Attribute values a plugin sets are at most this long.
+const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
 
 const MAX_REASON_BYTES: usize = 1024;
 
@@ -45,16 +49,33 @@ impl VerdictLimits {
         for t in &v.tags {
             check_tag(t, self.max_tag_bytes)?;
         }
+        if v.attributes.len() > self.max_tags {
+            return Err(format!(
+                "{} attributes, limit is {}",
+                v.attributes.len(),
+                self.max_tags
+            ));
+        }
+        for (key, value) in &v.attributes {
+            check_attribute(key, value, self.max_tag_bytes)?;
+        }
         match &v.action {
             Action::Rewrite(body) if body.len() > self.max_body_bytes => Err(format!(
                 "rewrite body of {} bytes exceeds the {} byte limit",
                 body.len(),
                 self.max_body_bytes
             )),
-            Action::Rewrite(_) if !matches!(event.kind, EventKind::Message(_)) => Err(format!(
-                "rewrite of a {} event; only messages have a body",
-                event.kind.name()
-            )),
+            Action::Rewrite(_) if event.body().is_none() => Err(match event.kind {
+                EventKind::Message(_) => {
+                    "rewrite of an end-to-end encrypted message: the gateway forwards the \
+                     ciphertext, so the rewrite would not be what is delivered"
+                        .to_owned()
+                }
+                _ => format!(
+                    "rewrite of a {} event, which has no text to rewrite",
+                    event.kind.kind().contract_name()
+                ),
+            }),
             Action::Rewrite(body) => match unsafe_char(&event.network, body) {
                 Some(c) => Err(format!(
                     "rewrite holds U+{:04X}, which {} cannot carry as text",
@@ -62,10 +83,13 @@ impl VerdictLimits {
                 )),
                 None => Ok(()),
             },
-            Action::Block(reason) if reason.len() > MAX_REASON_BYTES => Err(format!(
-                "block reason of {} bytes exceeds {MAX_REASON_BYTES}",
-                reason.len()
-            )),
+            Action::Block(reason) | Action::Hold(reason) if reason.len() > MAX_REASON_BYTES => {
+                Err(format!(
+                    "{} reason of {} bytes exceeds {MAX_REASON_BYTES}",
+                    v.action.kind(),
+                    reason.len()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -95,6 +119,41 @@ fn check_tag(tag: &str, max_bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
+fn check_attribute(key: &str, value: &str, max_key_bytes: usize) -> Result<(), String> {
+    let well_formed = key.len() <= max_key_bytes
+        && key.contains('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    if !well_formed {
+        return Err(format!(
+            "attribute key {key:?}: keys are namespaced (`vendor.key`), of letters, digits, \
+             `.-_:`, at most {max_key_bytes} bytes"
+        ));
+    }
+    if key
+        .get(..HOST_ATTRIBUTE_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(HOST_ATTRIBUTE_PREFIX))
+    {
+        return Err(format!(
+            "attribute `{key}` is in the `{HOST_ATTRIBUTE_PREFIX}` namespace, which is the gateway's own"
+        ));
+    }
+    if value.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+        return Err(format!(
+            "attribute `{key}` value of {} bytes exceeds {MAX_ATTRIBUTE_VALUE_BYTES}",
+            value.len()
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "attribute `{key}` holds control character U+{:04X}",
+            c as u32
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +177,7 @@ mod tests {
         Verdict {
             action,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            attributes: Vec::new(),
         }
     }
 
@@ -179,6 +239,32 @@ mod tests {
         }
         let e = rewrite("xmpp", "x\u{b}").unwrap_err();
         assert!(e.contains("U+000B"), "{e}");
+    }
+
+    #[test]
+    fn encrypted_content_cannot_be_rewritten() {
+        let mut m = message("xmpp", "");
+        if let EventKind::Message(msg) = &mut m.kind {
+            msg.encrypted = true;
+        }
+        let e = LIMITS
+            .check(&m, &v(Action::Rewrite("x".into()), &[]))
+            .unwrap_err();
+        assert!(e.contains("encrypted"), "{e}");
+    }
+
+    #[test]
+    fn attributes_are_namespaced_and_not_the_hosts() {
+        let m = message("irc", "hi");
+        let with = |k: &str, val: &str| Verdict {
+            attributes: vec![(k.into(), val.into())],
+            ..v(Action::Allow, &[])
+        };
+        assert!(LIMITS.check(&m, &with("dlp.score", "7")).is_ok());
+        for bad in ["score", "imgate.x", "IMGATE.x", "a b.c", "dlp.x\n"] {
+            assert!(LIMITS.check(&m, &with(bad, "1")).is_err(), "{bad:?}");
+        }
+        assert!(LIMITS.check(&m, &with("dlp.x", "a\nb")).is_err());
     }
 
     #[test]

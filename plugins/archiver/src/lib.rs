@@ -1,6 +1,7 @@
-//! `archiver`: appends every message and file offer — allowed, rewritten,
-//! dropped or blocked — to the compliance archive with the chain's final
-//! verdict, its tags and the deciding plugin's hash. It is an observer, so
+//! `archiver`: appends everything a user writes — messages, file offers,
+//! reactions, subjects, and kinds added after it was built — allowed,
+//! rewritten, dropped, held or blocked, to the compliance archive with the
+//! chain's final outcome, its tags and the deciding plugin's hash. It is an observer, so
 //! it sees blocked messages too (archived as attempted and blocked), and
 //! it runs after every policy plugin has spoken.
 //!
@@ -9,7 +10,7 @@
 //!
 //! See README.md for the config reference.
 
-use imgate_sdk::{Config, Direction, Event, FinalVerdict, Kind, Plugin, archive};
+use imgate_sdk::{Config, Direction, Event, Kind, Outcome, Plugin, archive};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,13 +44,13 @@ impl Plugin for Archiver {
         Ok(Archiver(s))
     }
 
-    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
+    fn observe(&mut self, event: &Event<'_>, outcome: &Outcome<'_>) -> Result<(), String> {
         let wanted = match event.kind() {
-            Kind::Message | Kind::FileOffer => true,
-            Kind::SessionStart | Kind::SessionEnd | Kind::RoomJoin | Kind::RoomLeave => {
-                self.0.sessions_and_rooms
-            }
+            Kind::SessionStart | Kind::SessionEnd | Kind::Membership => self.0.sessions_and_rooms,
             Kind::Presence => false,
+            // Content, including kinds this build does not know: a record
+            // too many beats a message missing from the archive.
+            _ => true,
         };
         let direction = match event.direction() {
             Direction::Outbound => "outbound",
@@ -61,7 +62,7 @@ impl Plugin for Archiver {
         {
             return Ok(());
         }
-        let _ = verdict; // the host records the final verdict itself
+        let _ = outcome; // the host records the final outcome itself
         // An error here is the plugin failing: with failure = "fail-closed"
         // nothing is delivered that could not be archived.
         archive::append(event, &[]).map(|_| ())
@@ -74,19 +75,19 @@ imgate_sdk::export_plugin!(Archiver, observer);
 mod tests {
     use super::*;
     use imgate_sdk::testing::{
-        self, Harness, file_offer, inbound, message, presence, session_start,
+        self, Harness, file_offer, inbound, message, presence, reaction, session_start, subject,
     };
-    use imgate_sdk::{Action, Decider};
+    use imgate_sdk::{Action, Decider, OutcomeRecord};
     use serde_json::json;
 
-    fn blocked() -> FinalVerdict {
-        FinalVerdict {
-            action: Action::Block("no".into()),
+    fn blocked() -> OutcomeRecord {
+        OutcomeRecord {
             decided_by: Some(Decider {
                 plugin: "dlp".into(),
                 sha256: "cd".repeat(32),
             }),
             tags: vec!["dlp:ssn".into()],
+            ..OutcomeRecord::of(&Action::Block("no".into()))
         }
     }
 
@@ -109,7 +110,21 @@ mod tests {
             .unwrap();
         assert_eq!(archived(), 2);
         let verdict = testing::with_host(|h| h.archive[0].verdict.clone());
-        assert_eq!(verdict.unwrap().action, Action::Block("no".into()));
+        assert_eq!(verdict.unwrap().action, "block");
+    }
+
+    #[test]
+    fn reactions_subjects_and_unknown_kinds_are_archived() {
+        let mut h: Harness<Archiver> = Harness::new(json!({})).unwrap();
+        let allowed = OutcomeRecord::of(&Action::Allow);
+        h.observe(&reaction("a@x", "r@muc", "m1", "👍"), &allowed)
+            .unwrap();
+        h.observe(&subject("a@x", "r@muc", "Q3 numbers"), &allowed)
+            .unwrap();
+        let mut typing = message("a@x", "b@x", "");
+        typing.kind = "poll".into();
+        h.observe(&typing, &allowed).unwrap();
+        assert_eq!(archived(), 3);
     }
 
     #[test]

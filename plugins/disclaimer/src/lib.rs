@@ -5,7 +5,7 @@
 //!
 //! See README.md for the config reference.
 
-use imgate_sdk::{Config, Conversation, Event, Plugin, Verdict, kv};
+use imgate_sdk::{Config, Event, Kind, Plugin, Verdict, kv};
 use serde::Deserialize;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
@@ -79,16 +79,24 @@ impl Plugin for Disclaimer {
         if !event.is_outbound() || event.has_tag("imgate:after-block") {
             return Verdict::allow();
         }
-        let Some(message) = event.message() else {
-            return Verdict::allow();
-        };
-        // Nothing to append to: encrypted content, corrections, retractions.
-        if message.encrypted || message.edit_of.is_some() || message.retraction_of.is_some() {
+        if event.kind() != Kind::Message {
             return Verdict::allow();
         }
-        let peer = match &message.conversation {
-            Conversation::Group(room) => room.clone(),
-            Conversation::Direct => message.recipient.clone(),
+        // Nothing to append to: encrypted content (no body), body-less
+        // messages, corrections, retractions.
+        let body = match event.body() {
+            Some(body) if !body.is_empty() => body,
+            _ => return Verdict::allow(),
+        };
+        if event
+            .relations()
+            .iter()
+            .any(|r| r.rel_type == "edit" || r.rel_type == "retraction")
+        {
+            return Verdict::allow();
+        }
+        let Some(peer) = event.room().or_else(|| event.recipient()) else {
+            return Verdict::allow();
         };
         if self.0.scope == Scope::External && self.is_internal(&peer) {
             return Verdict::allow();
@@ -105,11 +113,12 @@ impl Plugin for Disclaimer {
             Err(_) => return Verdict::allow().with_tag("disclaimer:state-unavailable"),
         }
         let _ = kv::set(&key, b"1", Some(self.0.remember_s * 1000));
-        Verdict::rewrite(format!(
-            "{}{}{}",
-            message.body, self.0.separator, self.0.text
-        ))
-        .with_tag("disclaimer:added")
+        Verdict::rewrite(format!("{body}{}{}", self.0.separator, self.0.text))
+            .with_tag("disclaimer:added")
+    }
+
+    fn interest(&self) -> Option<Vec<String>> {
+        Some(vec!["message".into()])
     }
 }
 
@@ -118,7 +127,7 @@ imgate_sdk::export_plugin!(Disclaimer);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgate_sdk::testing::{Harness, inbound, message, room_message};
+    use imgate_sdk::testing::{Harness, encrypted_message, inbound, message, room_message};
     use imgate_sdk::{Action, testing};
     use serde_json::json;
 
@@ -186,10 +195,7 @@ mod tests {
             )))
             .is_allow()
         );
-        let mut e = message("alice@corp.example", "bob@example.net", "");
-        if let imgate_sdk::EventKind::Message(m) = &mut e.kind {
-            m.encrypted = true;
-        }
+        let e = encrypted_message("alice@corp.example", "bob@example.net");
         assert!(h.handle(&e).is_allow());
         assert!(body(&h.handle(&message("alice@corp.example", "bob@example.net", "a"))).is_some());
         assert!(

@@ -4,6 +4,12 @@
 //! regexes and word lists — and, per detector, blocks the message, redacts
 //! the match, or tags it.
 //!
+//! A message's or subject's text is what it redacts. Every other text a
+//! user wrote — a file's name, a reaction, a status, and the texts of
+//! kinds added after this build (`Event::texts`) — is searched too; a
+//! finding there that would be redacted blocks instead, since only the
+//! body can be rewritten.
+//!
 //! Matching uses the `regex` crate, which never backtracks: the time is
 //! linear in the message, whatever it contains. Candidates are then checked
 //! (Luhn, SSN ranges, mod-97), so a 16-digit number that fails Luhn is not
@@ -310,7 +316,7 @@ impl Plugin for Dlp {
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
         let Some(body) = event.body() else {
-            return Verdict::allow();
+            return self.handle_texts(event);
         };
         let findings = self.findings(&body);
         if findings.is_empty() {
@@ -351,14 +357,51 @@ impl Plugin for Dlp {
     }
 }
 
+impl Dlp {
+    /// An event with no rewritable text: judged by every text it holds.
+    fn handle_texts(&self, event: &Event<'_>) -> Verdict {
+        let mut names: Vec<&str> = Vec::new();
+        let mut strongest = Act::Off;
+        for text in event.texts() {
+            for f in self.findings(&text.value) {
+                let d = &self.detectors[f.detector];
+                names.push(&d.name);
+                strongest = strongest.max(d.act);
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        let mut verdict = if strongest >= Act::Redact {
+            Verdict::block(self.reason.replace("{detectors}", &names.join(", ")))
+        } else {
+            Verdict::allow()
+        };
+        for n in names {
+            verdict = verdict.with_tag(format!("dlp:{n}"));
+        }
+        verdict
+    }
+}
+
 imgate_sdk::export_plugin!(Dlp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use imgate_sdk::Action;
-    use imgate_sdk::testing::{Harness, message};
+    use imgate_sdk::testing::{Harness, file_offer, message, reaction};
     use serde_json::json;
+
+    #[test]
+    fn texts_without_a_body_are_searched_and_what_would_be_redacted_blocks() {
+        let mut h: Harness<Dlp> = Harness::new(json!({})).unwrap();
+        let v = h.handle(&file_offer("a", "b", "card 4111 1111 1111 1111.pdf", 3));
+        assert!(v.is_block(), "{v:?}");
+        assert!(v.tags.contains(&"dlp:card".to_string()));
+        let v = h.handle(&reaction("a", "r@muc", "m1", "4111111111111111"));
+        assert!(v.is_block(), "{v:?}");
+        assert!(h.handle(&reaction("a", "r@muc", "m1", "👍")).is_allow());
+    }
 
     fn run(config: serde_json::Value, body: &str) -> Verdict {
         let mut h: Harness<Dlp> = Harness::new(config).unwrap();

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use imgate_sdk::{Config, Conversation, Direction, Event, EventKind, Plugin, Verdict};
+use imgate_sdk::{Config, Direction, Event, Kind, Plugin, Verdict};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -37,7 +37,8 @@ struct RuleSpec {
     /// A group name, or `*` for anyone.
     from: String,
     to: String,
-    /// `message`, `file-offer`, `room-join`; default all three.
+    /// `message`, `file-offer`, `room-join`, `reaction`, `subject`;
+    /// default all of them.
     #[serde(default = "all_kinds")]
     kinds: Vec<String>,
     /// `outbound`, `inbound`; default both.
@@ -50,8 +51,11 @@ struct RuleSpec {
     reason: Option<String>,
 }
 
+/// The kinds a wall can stand in the way of.
+const KINDS: [&str; 5] = ["message", "file-offer", "room-join", "reaction", "subject"];
+
 fn all_kinds() -> Vec<String> {
-    vec!["message".into(), "file-offer".into(), "room-join".into()]
+    KINDS.iter().map(|k| (*k).to_owned()).collect()
 }
 fn both_directions() -> Vec<String> {
     vec!["outbound".into(), "inbound".into()]
@@ -140,8 +144,12 @@ impl Plugin for EthicalWall {
         let mut rules = Vec::new();
         for r in &s.rules {
             for k in &r.kinds {
-                if !matches!(k.as_str(), "message" | "file-offer" | "room-join") {
-                    return Err(format!("rule `{}`: unknown kind `{k}`", r.name));
+                if !KINDS.contains(&k.as_str()) {
+                    return Err(format!(
+                        "rule `{}`: unknown kind `{k}` (known: {})",
+                        r.name,
+                        KINDS.join(", ")
+                    ));
                 }
             }
             for d in &r.directions {
@@ -169,18 +177,20 @@ impl Plugin for EthicalWall {
     }
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
-        // Who is reaching whom. A message in a room reaches the room.
-        let (kind, from, to) = match event.snapshot_kind() {
-            Some(EventKind::Message(m)) => {
-                let to = match &m.conversation {
-                    Conversation::Group(room) => room.clone(),
-                    Conversation::Direct => m.recipient.clone(),
-                };
-                ("message", m.sender, to)
+        // Who is reaching whom. Anything said in a room reaches the room.
+        let kind = match event.kind() {
+            Kind::Message => "message",
+            Kind::FileOffer => "file-offer",
+            Kind::Reaction => "reaction",
+            Kind::Subject => "subject",
+            Kind::Membership if event.membership().is_some_and(|m| m.change == "join") => {
+                "room-join"
             }
-            Some(EventKind::FileOffer(f)) => ("file-offer", f.sender, f.recipient),
-            Some(EventKind::RoomJoin(r)) => ("room-join", r.occupant, r.room),
             _ => return Verdict::allow(),
+        };
+        let from = event.sender();
+        let Some(to) = event.room().or_else(|| event.recipient()) else {
+            return Verdict::allow();
         };
         let direction = match event.direction() {
             Direction::Outbound => "outbound",
@@ -197,25 +207,13 @@ impl Plugin for EthicalWall {
         }
         Verdict::allow()
     }
-}
 
-/// Only the kinds the wall looks at, read through the typed accessors.
-trait KindOf {
-    fn snapshot_kind(&self) -> Option<EventKind>;
-}
-
-impl KindOf for Event<'_> {
-    fn snapshot_kind(&self) -> Option<EventKind> {
-        if let Some(m) = self.message() {
-            return Some(EventKind::Message(m));
-        }
-        if let Some(f) = self.file_offer() {
-            return Some(EventKind::FileOffer(f));
-        }
-        match (self.kind(), self.room_change()) {
-            (imgate_sdk::Kind::RoomJoin, Some(r)) => Some(EventKind::RoomJoin(r)),
-            _ => None,
-        }
+    fn interest(&self) -> Option<Vec<String>> {
+        Some(
+            ["message", "file-offer", "reaction", "subject", "membership"]
+                .map(String::from)
+                .to_vec(),
+        )
     }
 }
 
@@ -224,7 +222,9 @@ imgate_sdk::export_plugin!(EthicalWall);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgate_sdk::testing::{Harness, file_offer, inbound, message, room_join, room_message};
+    use imgate_sdk::testing::{
+        Harness, file_offer, inbound, message, reaction, room_join, room_message, subject,
+    };
     use serde_json::json;
 
     fn wall() -> Harness<EthicalWall> {
@@ -242,6 +242,35 @@ mod tests {
             ],
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn reactions_and_subjects_cannot_cross_the_wall() {
+        let mut h = wall();
+        let v = h.handle(&reaction(
+            "alice@corp.example",
+            "desk@trading.corp.example",
+            "m1",
+            "👍",
+        ));
+        assert!(v.is_block(), "{v:?}");
+        assert!(
+            h.handle(&subject(
+                "trader-joe@corp.example",
+                "lab@research.corp.example",
+                "buy"
+            ))
+            .is_block()
+        );
+        assert!(
+            h.handle(&reaction(
+                "alice@corp.example",
+                "lab@corp.example",
+                "m1",
+                "👍"
+            ))
+            .is_allow()
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `keyword-block`: blocks messages that contain a configured word.
+//! `keyword-block`: blocks messages that contain a configured word, and
+//! room subjects, reactions and kinds added after this build whose text
+//! does. (File names and presence statuses are left to `dlp`.)
 //!
 //! Config (`[plugins.config]`):
 //! - `words`: list of words or phrases (required, non-empty);
@@ -14,7 +16,7 @@
 //! digit next to the match as part of a longer word.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use imgate_sdk::{Config, Event, Plugin, Verdict};
+use imgate_sdk::{Config, Event, Kind, Plugin, Verdict};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,12 +130,20 @@ impl Plugin for KeywordBlock {
     }
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
-        let Some(body) = event.body() else {
-            return Verdict::allow();
+        // A message's or subject's text is one host call: the hot path.
+        let found = match event.body() {
+            Some(body) => self.find(&body).map(str::to_owned),
+            None => match event.kind() {
+                Kind::Reaction | Kind::Other(_) => event
+                    .texts()
+                    .iter()
+                    .find_map(|t| self.find(&t.value).map(str::to_owned)),
+                _ => None,
+            },
         };
-        match self.find(&body) {
+        match found {
             Some(word) => {
-                Verdict::block(self.reason.replace("{word}", word)).with_tag("keyword:blocked")
+                Verdict::block(self.reason.replace("{word}", &word)).with_tag("keyword:blocked")
             }
             None => Verdict::allow(),
         }
@@ -145,7 +155,7 @@ imgate_sdk::export_plugin!(KeywordBlock);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgate_sdk::testing::{Harness, file_offer, message};
+    use imgate_sdk::testing::{Harness, encrypted_message, file_offer, message, reaction, subject};
     use serde_json::json;
 
     fn harness(config: serde_json::Value) -> Harness<KeywordBlock> {
@@ -231,11 +241,24 @@ mod tests {
     fn other_events_and_encrypted_messages_pass() {
         let mut h = harness(json!({"words": ["secret"]}));
         assert!(h.handle(&file_offer("a", "b", "secret.pdf", 1)).is_allow());
-        let mut e = message("a", "b", "");
-        if let imgate_sdk::EventKind::Message(m) = &mut e.kind {
-            m.encrypted = true;
-        }
-        assert!(h.handle(&e).is_allow());
+        assert!(h.handle(&encrypted_message("a", "b")).is_allow());
+    }
+
+    #[test]
+    fn subjects_reactions_and_later_kinds_are_judged_by_their_text() {
+        let mut h = harness(json!({"words": ["secret"]}));
+        assert!(
+            h.handle(&subject("a", "r@muc", "the secret plan"))
+                .is_block()
+        );
+        assert!(h.handle(&subject("a", "r@muc", "lunch")).is_allow());
+        let mut r = reaction("a", "r@muc", "m1", "secret");
+        assert!(h.handle(&r).is_block());
+        r.texts[0].value = "👍".into();
+        assert!(h.handle(&r).is_allow());
+        let mut later = reaction("a", "r@muc", "m1", "a secret");
+        later.kind = "poll".into();
+        assert!(h.handle(&later).is_block());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! See README.md for the config reference.
 
-use imgate_sdk::{Action, Config, Conversation, Direction, Event, FinalVerdict, Plugin, log};
+use imgate_sdk::{Config, Direction, Event, Kind, Outcome, Plugin, log};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -25,8 +25,8 @@ struct Settings {
     #[serde(default = "default_body")]
     body: Body,
     /// Only these event kinds (`message`, `presence`, `file-offer`,
-    /// `session-start`, `session-end`, `room-join`, `room-leave`); all by
-    /// default.
+    /// `reaction`, `subject`, `session-start`, `session-end`, `room-join`,
+    /// `room-leave`); all by default, including kinds added later.
     #[serde(default)]
     kinds: Vec<String>,
     /// Log only events whose final verdict is not `allow`.
@@ -40,21 +40,33 @@ fn default_body() -> Body {
 
 pub struct Logger(Settings);
 
-fn kind_name(event: &Event<'_>) -> &'static str {
-    use imgate_sdk::Kind;
+/// The kinds `kinds` may name.
+const KINDS: [&str; 9] = [
+    "message",
+    "presence",
+    "file-offer",
+    "reaction",
+    "subject",
+    "session-start",
+    "session-end",
+    "room-join",
+    "room-leave",
+];
+
+/// The kind as logged: the contract's name, with a membership change
+/// told apart (`room-join`, `room-leave`).
+fn kind_name(event: &Event<'_>) -> String {
     match event.kind() {
-        Kind::Message => "message",
-        Kind::Presence => "presence",
-        Kind::FileOffer => "file-offer",
-        Kind::SessionStart => "session-start",
-        Kind::SessionEnd => "session-end",
-        Kind::RoomJoin => "room-join",
-        Kind::RoomLeave => "room-leave",
+        Kind::Membership => match event.membership() {
+            Some(m) if m.change == "leave" => "room-leave".into(),
+            _ => "room-join".into(),
+        },
+        kind => kind.name().to_owned(),
     }
 }
 
 impl Logger {
-    fn line(&self, event: &Event<'_>, verdict: &FinalVerdict) -> Value {
+    fn line(&self, event: &Event<'_>, kind: &str, outcome: &Outcome<'_>) -> Value {
         let session = event.session();
         let mut out = Map::new();
         out.insert("event".into(), json!(event.id()));
@@ -66,57 +78,57 @@ impl Logger {
                 Direction::Inbound => "inbound",
             }),
         );
-        out.insert("kind".into(), json!(kind_name(event)));
+        out.insert("kind".into(), json!(kind));
         out.insert("session".into(), json!(session.id));
         out.insert("user".into(), json!(session.user));
-        if let Some(m) = event.message() {
-            out.insert("sender".into(), json!(m.sender));
-            out.insert("recipient".into(), json!(m.recipient));
-            if let Conversation::Group(room) = &m.conversation {
-                out.insert("room".into(), json!(room));
-            }
-            if m.encrypted {
-                out.insert("encrypted".into(), json!(true));
-            }
+        let sender = event.sender();
+        if !sender.is_empty() {
+            out.insert("sender".into(), json!(sender));
+        }
+        if let Some(recipient) = event.recipient() {
+            out.insert("recipient".into(), json!(recipient));
+        }
+        if let Some(room) = event.room() {
+            out.insert("room".into(), json!(room));
+        }
+        if event.encrypted() {
+            out.insert("encrypted".into(), json!(true));
+        }
+        if let Some(body) = event.body() {
             match self.0.body {
                 Body::Keep => {
-                    out.insert("body".into(), json!(m.body));
+                    out.insert("body".into(), json!(body));
                 }
                 Body::Hash => {
-                    let digest = Sha256::digest(m.body.as_bytes());
+                    let digest = Sha256::digest(body.as_bytes());
                     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                     out.insert("body_sha256".into(), json!(hex));
                 }
                 Body::Drop => {}
             }
-            out.insert("body_bytes".into(), json!(m.body.len()));
+            out.insert("body_bytes".into(), json!(body.len()));
         }
         if let Some(f) = event.file_offer() {
-            out.insert("sender".into(), json!(f.sender));
-            out.insert("recipient".into(), json!(f.recipient));
             out.insert("file".into(), json!(f.name));
             out.insert("size".into(), json!(f.size));
         }
-        if let Some(r) = event.room_change() {
-            out.insert("room".into(), json!(r.room));
-            out.insert("occupant".into(), json!(r.occupant));
+        if let Some(m) = event.membership() {
+            out.insert("occupant".into(), json!(m.occupant));
         }
-        let (action, detail) = match &verdict.action {
-            Action::Allow => ("allow", None),
-            Action::Block(reason) => ("block", Some(("reason", reason))),
-            Action::Drop => ("drop", None),
-            Action::Rewrite(_) => ("rewrite", None),
-        };
-        out.insert("action".into(), json!(action));
-        if let Some((k, v)) = detail {
-            out.insert(k.into(), json!(v));
+        for r in event.relations() {
+            out.insert(r.rel_type.replace('-', "_") + "_of", json!(r.target));
         }
-        if let Some(d) = &verdict.decided_by {
+        out.insert("action".into(), json!(outcome.action()));
+        if let Some(reason) = outcome.reason() {
+            out.insert("reason".into(), json!(reason));
+        }
+        if let Some(d) = outcome.decided_by() {
             out.insert("decided_by".into(), json!(d.plugin));
             out.insert("decided_by_sha256".into(), json!(d.sha256));
         }
-        if !verdict.tags.is_empty() {
-            out.insert("tags".into(), json!(verdict.tags));
+        let tags = outcome.tags();
+        if !tags.is_empty() {
+            out.insert("tags".into(), json!(tags));
         }
         Value::Object(out)
     }
@@ -126,31 +138,22 @@ impl Plugin for Logger {
     fn init(config: Config) -> Result<Self, String> {
         let s: Settings = config.parse()?;
         for k in &s.kinds {
-            if !matches!(
-                k.as_str(),
-                "message"
-                    | "presence"
-                    | "file-offer"
-                    | "session-start"
-                    | "session-end"
-                    | "room-join"
-                    | "room-leave"
-            ) {
-                return Err(format!("unknown kind `{k}`"));
+            if !KINDS.contains(&k.as_str()) {
+                return Err(format!("unknown kind `{k}` (known: {})", KINDS.join(", ")));
             }
         }
         Ok(Logger(s))
     }
 
-    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
-        if self.0.only_decisions && verdict.action == Action::Allow {
+    fn observe(&mut self, event: &Event<'_>, outcome: &Outcome<'_>) -> Result<(), String> {
+        if self.0.only_decisions && outcome.action() == "allow" {
             return Ok(());
         }
         let kind = kind_name(event);
-        if !self.0.kinds.is_empty() && !self.0.kinds.iter().any(|k| k == kind) {
+        if !self.0.kinds.is_empty() && !self.0.kinds.contains(&kind) {
             return Ok(());
         }
-        log::info(&self.line(event, verdict).to_string());
+        log::info(&self.line(event, &kind, outcome).to_string());
         Ok(())
     }
 }
@@ -160,11 +163,15 @@ imgate_sdk::export_plugin!(Logger, observer);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgate_sdk::Decider;
-    use imgate_sdk::testing::{self, Harness, message, room_join};
+    use imgate_sdk::testing::{self, Harness, message, reaction, room_join};
+    use imgate_sdk::{Action, Decider, OutcomeRecord};
     use serde_json::json;
 
-    fn logged(config: Value, event: &imgate_sdk::EventRecord, verdict: FinalVerdict) -> Vec<Value> {
+    fn logged(
+        config: Value,
+        event: &imgate_sdk::EventRecord,
+        verdict: OutcomeRecord,
+    ) -> Vec<Value> {
         let mut h: Harness<Logger> = Harness::new(config).unwrap();
         h.observe(event, &verdict).unwrap();
         testing::with_host(|host| {
@@ -175,23 +182,19 @@ mod tests {
         })
     }
 
-    fn blocked() -> FinalVerdict {
-        FinalVerdict {
-            action: Action::Block("no".into()),
+    fn blocked() -> OutcomeRecord {
+        OutcomeRecord {
             decided_by: Some(Decider {
                 plugin: "keyword-block".into(),
                 sha256: "ab".repeat(32),
             }),
             tags: vec!["keyword:blocked".into()],
+            ..OutcomeRecord::of(&Action::Block("no".into()))
         }
     }
 
-    fn allowed() -> FinalVerdict {
-        FinalVerdict {
-            action: Action::Allow,
-            decided_by: None,
-            tags: vec![],
-        }
+    fn allowed() -> OutcomeRecord {
+        OutcomeRecord::of(&Action::Allow)
     }
 
     #[test]
@@ -227,5 +230,13 @@ mod tests {
             "lobby@muc.corp.example"
         );
         assert!(Harness::<Logger>::new(json!({"kinds": ["typing"]})).is_err());
+        let r = &logged(json!({}), &reaction("a@x", "r@muc", "m1", "👍"), allowed())[0];
+        assert_eq!(r["kind"], "reaction");
+        assert_eq!(r["reaction_of"], "m1");
+        let held = OutcomeRecord::of(&Action::Hold("review".into()));
+        assert_eq!(
+            logged(json!({}), &message("a", "b", "x"), held)[0]["action"],
+            "hold"
+        );
     }
 }

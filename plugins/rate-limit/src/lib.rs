@@ -98,15 +98,12 @@ impl Plugin for RateLimit {
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
         // A message another plugin blocked is not sent: it does not count.
-        if event.message().is_none()
-            || !self.counts(event.direction())
-            || event.has_tag("imgate:after-block")
-        {
+        if !self.counts(event.direction()) || event.has_tag("imgate:after-block") {
             return Verdict::allow();
         }
         let user = match event.direction() {
             Direction::Outbound => event.user(),
-            Direction::Inbound => event.message().map(|m| m.sender).unwrap_or_default(),
+            Direction::Inbound => event.sender(),
         };
         if self.0.exempt.iter().any(|u| u.eq_ignore_ascii_case(&user)) {
             return Verdict::allow();
@@ -124,6 +121,11 @@ impl Plugin for RateLimit {
             // an erroring plugin to refuse instead).
             Err(_) => Verdict::allow().with_tag("rate-limit:state-unavailable"),
         }
+    }
+
+    /// Messages are what it counts; the host does not call it for the rest.
+    fn interest(&self) -> Option<Vec<String>> {
+        Some(vec!["message".into()])
     }
 }
 

@@ -17,6 +17,21 @@ const WIT_FILES: [&str; 3] = [
     include_str!("../../../wit/plugin.wit"),
 ];
 
+/// The world every Rust plugin is built as: its role's exports, plus
+/// `interest`, which the SDK always answers (`Plugin::interest`).
+fn sdk_world(policy: bool, observer: bool) -> String {
+    let mut world =
+        String::from("world imgate-sdk-plugin {\n    export lifecycle;\n    export interest;\n");
+    if policy {
+        world.push_str("    export handler;\n");
+    }
+    if observer {
+        world.push_str("    export observer;\n");
+    }
+    world.push_str("}\n");
+    world
+}
+
 fn contract_text() -> String {
     let mut text = String::new();
     for (i, file) in WIT_FILES.iter().enumerate() {
@@ -57,25 +72,21 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
             );
         }
     };
-    let world = match (policy, observer) {
-        (true, false) => "policy",
-        (false, true) => "observer-plugin",
-        _ => "policy-observer",
-    };
     let sdk = "::imgate_sdk";
     // The role worlds import nothing; the imports a plugin calls come from
     // the SDK's `capabilities` bindings, and the Rust linker keeps only those.
-    let with = "\"imgate:policy/types@0.1.0\": imgate_sdk::bindings::imgate::policy::types,";
+    let with = "\"imgate:policy/types@0.2.0\": imgate_sdk::bindings::imgate::policy::types,";
     let mut roles_impl = String::new();
     if policy {
         roles_impl.push_str(&format!(
             r#"
         impl exports::imgate::policy::handler::Guest for Export {{
-            fn handle(event: &{sdk}::EventView) -> {sdk}::Verdict {{
-                STATE.with(|s| match s.borrow_mut().as_mut() {{
+            fn handle(event: &{sdk}::EventView, out: &{sdk}::VerdictOut) {{
+                let verdict = STATE.with(|s| match s.borrow_mut().as_mut() {{
                     ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::handle(p, &{sdk}::Event::from_view(event)),
                     ::core::option::Option::None => {sdk}::Verdict::block("plugin was not initialised"),
-                }})
+                }});
+                verdict.write_to(out);
             }}
         }}"#
         ));
@@ -86,10 +97,10 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
         impl exports::imgate::policy::observer::Guest for Export {{
             fn observe(
                 event: &{sdk}::EventView,
-                verdict: {sdk}::FinalVerdict,
+                outcome: &{sdk}::OutcomeView,
             ) -> ::core::result::Result<(), ::std::string::String> {{
                 STATE.with(|s| match s.borrow_mut().as_mut() {{
-                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::observe(p, &{sdk}::Event::from_view(event), &verdict),
+                    ::core::option::Option::Some(p) => <{ty} as {sdk}::Plugin>::observe(p, &{sdk}::Event::from_view(event), &{sdk}::Outcome::from_view(outcome)),
                     ::core::option::Option::None => ::core::result::Result::Err("plugin was not initialised".into()),
                 }})
             }}
@@ -106,7 +117,7 @@ mod __imgate_plugin_export {{
 
     {sdk}::__wit_bindgen::generate!({{
         inline: {wit:?},
-        world: "imgate:policy/{world}",
+        world: "imgate:policy/imgate-sdk-plugin",
         runtime_path: "imgate_sdk::__wit_bindgen_rt",
         with: {{ {with} }},
     }});
@@ -126,12 +137,18 @@ mod __imgate_plugin_export {{
             ::core::result::Result::Ok(())
         }}
     }}
+
+    impl exports::imgate::policy::interest::Guest for Export {{
+        fn kinds() -> ::core::option::Option<::std::vec::Vec<::std::string::String>> {{
+            STATE.with(|s| s.borrow().as_ref().and_then(<{ty} as {sdk}::Plugin>::interest))
+        }}
+    }}
     {roles_impl}
 
     export!(Export);
 }}
 "#,
-        wit = contract_text(),
+        wit = contract_text() + &sdk_world(policy, observer),
     );
     code.parse()
         .unwrap_or_else(|e| error(&format!("imgate-sdk-macros generated invalid code: {e}")))

@@ -1,5 +1,5 @@
 """A plugin from the future, for tests/polyglot.rs: built against
-imgate:policy 0.1.1, whose `kv` has a `keys` function a 0.1.0 host lacks.
+imgate:policy 0.2.1, whose `kv` has a `keys` function a 0.2.0 host lacks.
 It loads on such a host all the same; a message `keys` calls the missing
 function (a trap: the plugin's failure), anything else is allowed with the
 tag `future:served`, and `count` uses `kv.increment`, which the host has.
@@ -7,7 +7,7 @@ tag `future:served`, and `count` uses `kv.increment`, which the host has.
 
 from wit_world import exports
 from wit_world.imports import kv
-from wit_world.imports.types import Action_Allow, EventView, Verdict
+from wit_world.imports.types import EventView, VerdictOut
 
 
 class Lifecycle(exports.Lifecycle):
@@ -16,10 +16,11 @@ class Lifecycle(exports.Lifecycle):
 
 
 class Handler(exports.Handler):
-    def handle(self, event: EventView) -> Verdict:
+    def handle(self, event: EventView, out: VerdictOut) -> None:
         body = event.body()
         if body == "keys":
-            return Verdict(Action_Allow(), [f"future:keys:{len(kv.keys())}"])
-        if body == "count":
-            return Verdict(Action_Allow(), [f"future:count:{kv.increment('n', 1)}"])
-        return Verdict(Action_Allow(), ["future:served"])
+            out.tag(f"future:keys:{len(kv.keys())}")
+        elif body == "count":
+            out.tag(f"future:count:{kv.increment('n', 1)}")
+        else:
+            out.tag("future:served")

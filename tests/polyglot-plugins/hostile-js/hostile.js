@@ -9,7 +9,7 @@
 export const lifecycle = { init(_config) {} };
 
 export const handler = {
-  handle(event) {
+  handle(event, out) {
     const body = event.body();
     if (body === "loop") {
       let n = 0;
@@ -20,6 +20,6 @@ export const handler = {
       for (;;) hoard.push(new Uint8Array(1 << 20).fill(1));
     }
     if (body === "throw") throw new Error("hostile plugin threw on purpose");
-    return { action: { tag: "allow" }, tags: ["hostile:served"] };
+    out.tag("hostile:served");
   },
 };

@@ -8,7 +8,7 @@ body picks the attack, anything else is allowed with the tag
 """
 
 from wit_world import exports
-from wit_world.imports.types import Action_Allow, EventView, Verdict
+from wit_world.imports.types import EventView, VerdictOut
 
 
 class Lifecycle(exports.Lifecycle):
@@ -17,7 +17,7 @@ class Lifecycle(exports.Lifecycle):
 
 
 class Handler(exports.Handler):
-    def handle(self, event: EventView) -> Verdict:
+    def handle(self, event: EventView, out: VerdictOut) -> None:
         body = event.body()
         if body == "loop":
             n = 0
@@ -29,4 +29,4 @@ class Handler(exports.Handler):
                 hoard.append(bytearray(1 << 20))
         if body == "raise":
             raise RuntimeError("hostile plugin raised on purpose")
-        return Verdict(Action_Allow(), ["hostile:served"])
+        out.tag("hostile:served")

@@ -211,7 +211,8 @@ pub fn apply(
 ) -> Outcome {
     match action {
         Action::Allow => Outcome::Forward,
-        Action::Drop => Outcome::Drop,
+        // A held message is not delivered; the hold queue keeps it.
+        Action::Drop | Action::Hold(_) => Outcome::Drop,
         Action::Rewrite(body) => match rewrite(line, ctcp, body, &me.nick) {
             Some(lines) => Outcome::Rewritten(lines),
             None => Outcome::Forward,

@@ -3,7 +3,7 @@
 //! (returns an error) when a message body contains `refuse-archive`, or
 //! the config's `refuse_if_body_contains`.
 
-use imgate_sdk::{Config, Event, FinalVerdict, Plugin, archive};
+use imgate_sdk::{Config, Event, Outcome, Plugin, archive};
 
 pub struct Recorder {
     refuse: String,
@@ -17,7 +17,7 @@ impl Plugin for Recorder {
         Ok(Recorder { refuse })
     }
 
-    fn observe(&mut self, event: &Event<'_>, verdict: &FinalVerdict) -> Result<(), String> {
+    fn observe(&mut self, event: &Event<'_>, verdict: &Outcome<'_>) -> Result<(), String> {
         if event.body().is_some_and(|b| b.contains(&self.refuse)) {
             return Err("told to refuse".into());
         }

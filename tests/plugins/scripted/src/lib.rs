@@ -16,10 +16,16 @@ struct Settings {
     block_if_tag: Option<String>,
     block_if_body_contains: Option<String>,
     drop_if_body_contains: Option<String>,
+    hold_if_body_contains: Option<String>,
+    /// `[key, value]`: set this attribute on every message.
+    attribute: Option<(String, String)>,
     /// Count calls in kv under this key and log/measure each.
     count: Option<String>,
     /// Block every file offer, naming the file.
     block_file_offers: bool,
+    /// Rewrite every event, whatever its kind, to this text (to try what
+    /// the host refuses: encrypted content, events with no text).
+    rewrite_to: Option<String>,
 }
 
 pub struct Scripted(Settings);
@@ -41,6 +47,9 @@ impl Plugin for Scripted {
         {
             return Verdict::block(format!("file transfers are not allowed: {}", offer.name));
         }
+        if let Some(text) = &s.rewrite_to {
+            return Verdict::rewrite(text.clone());
+        }
         let Some(body) = event.body() else {
             return Verdict::allow();
         };
@@ -57,11 +66,17 @@ impl Plugin for Scripted {
         if contains(&s.drop_if_body_contains) {
             verdict = Verdict::drop();
         }
+        if contains(&s.hold_if_body_contains) {
+            verdict = Verdict::hold("held for review by scripted");
+        }
         if let Some((from, to)) = &s.replace
             && verdict.is_allow()
             && body.contains(from.as_str())
         {
             verdict = Verdict::rewrite(body.replace(from.as_str(), to));
+        }
+        if let Some((k, v)) = &s.attribute {
+            verdict = verdict.with_attribute(k.clone(), v.clone());
         }
         match &s.tag {
             Some(t) => verdict.with_tag(t.clone()),

@@ -1,19 +1,15 @@
-//! The `event-view` resource's methods: a plugin reads the event it is
-//! judging field by field, each converted to the contract's type only when
-//! asked for (the slot itself is `contract::view`).
+//! Contract 0.1's `event-view`: the same slot, read through 0.1's records.
 
 use wasmtime::component::Resource;
 
-use super::instance::HostState;
-use crate::contract::types::{self as wit, HostEventView};
+use crate::contract::v0_1::types::{self as wit, HostEventView};
 use crate::contract::view::EventView;
-use crate::event::{Event, EventKind, Message};
+use crate::event::{EventKind, Message};
+use crate::plugins::instance::HostState;
+
+impl wit::Host for HostState {}
 
 impl HostState {
-    fn event(&self, handle: &Resource<EventView>) -> wasmtime::Result<&Event> {
-        Ok(&self.view.get(handle)?.event)
-    }
-
     fn message_of(&self, handle: &Resource<EventView>) -> wasmtime::Result<Option<&Message>> {
         Ok(match &self.event(handle)?.kind {
             EventKind::Message(m) => Some(m),
@@ -48,10 +44,7 @@ impl HostEventView for HostState {
     }
 
     fn body(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<String>> {
-        Ok(self
-            .message_of(&h)?
-            .filter(|m| !m.encrypted)
-            .map(|m| m.body.clone()))
+        Ok(self.event(&h)?.body().map(str::to_owned))
     }
 
     fn message(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::Message>> {
