@@ -95,11 +95,11 @@ count = "n"
     assert_eq!(d.verdict.action, Action::Drop);
     assert_eq!(d.verdict.decided_by.unwrap().plugin, "dropper");
     let counter = rt.engine.shared().metrics.plugin("counter");
-    assert_eq!(counter.stats.calls.load(Relaxed), 0);
+    assert_eq!(counter.stats.calls(), 0);
     let d = rt.chain.evaluate(message("hello"));
     assert_eq!(d.verdict.action, Action::Allow);
     assert_eq!(d.verdict.decided_by, None);
-    assert_eq!(counter.stats.calls.load(Relaxed), 1);
+    assert_eq!(counter.stats.calls(), 1);
     assert_eq!(counter.counter("calls"), Some(1));
 }
 

@@ -195,6 +195,74 @@ fn a_dcc_send_offer_is_blocked_by_policy() {
     );
 }
 
+#[test]
+fn topics_and_tag_messages_are_judged_and_archived() {
+    let mut s = setup("");
+    let result = s.clients(json!({
+        "send": [
+            ["topic", "channel", "the confidential merger"],
+            ["topic", "channel", "Q3 planning"],
+            ["tagmsg", "channel", "+draft/react=confidential;+draft/reply=x1"],
+            ["tagmsg", "channel", "+draft/react=👍;+draft/reply=x1"],
+            ["msg", "channel", "done"],
+        ],
+        "expect": 1,
+    }));
+    let topics: Vec<&str> = result["bob_topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["text"].as_str())
+        .collect();
+    assert_eq!(topics, ["Q3 planning"], "{result}");
+    let notices: Vec<&str> = result["alice_notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["text"].as_str())
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            "blocked by policy: confidential",
+            "blocked by policy: confidential"
+        ],
+        "{result}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let records = imgate_tests::archive_records(&s.config.dir.path().join("archive.db"));
+    let judged: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r["event"]["direction"] == "outbound")
+        .filter_map(|r| {
+            let e = &r["event"];
+            let (kind, text) = if !e["subject"].is_null() {
+                ("subject", e["subject"]["text"].as_str()?)
+            } else if !e["reaction"].is_null() {
+                ("reaction", e["reaction"]["keys"][0].as_str()?)
+            } else {
+                return None;
+            };
+            Some((
+                kind.to_owned(),
+                text.to_owned(),
+                r["verdict"]["action"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let want = [
+        ("subject", "the confidential merger", "block"),
+        ("subject", "Q3 planning", "allow"),
+        ("reaction", "confidential", "block"),
+        ("reaction", "👍", "allow"),
+    ];
+    assert_eq!(
+        judged,
+        want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())),
+        "{records:?}"
+    );
+}
+
 /// Raw bytes to the plain listener; returns what came back and whether the
 /// gateway closed.
 fn raw(s: &Setup, bytes: &[u8]) -> (String, bool) {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::{DOMAIN, MUC, Prosody};
-use imgate_tests::{TestConfig, gateway_cert, system_python, workspace, write_config};
+use imgate_tests::{
+    TestConfig, free_port, gateway_cert, imgate_bin, system_python, workspace, write_config,
+};
 use serde_json::{Value, json};
 
 const ALICE: (&str, &str) = ("alice", "alice-secret");
@@ -75,13 +77,18 @@ handshake_timeout_ms = 3000
 }
 
 fn setup(xmpp_extra: &str) -> Setup {
+    setup_chain(CHAIN, xmpp_extra)
+}
+
+fn setup_chain(chain: &str, xmpp_extra: &str) -> Setup {
     let prosody = Prosody::start(&[ALICE, BOB]);
     let upstream = format!(
         "address = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = \"{}\"",
         prosody.port,
         prosody.cert.display()
     );
-    let (config, gateway_cert) = setup_with(&upstream, CHAIN, xmpp_extra);
+    let (config, gateway_cert) = setup_with(&upstream, chain, xmpp_extra);
+    std::fs::write(config.dir.path().join("admin.token"), "review-token\n").expect("token");
     let imgate = Imgate::start(&config, &[]);
     Setup {
         imgate,
@@ -150,6 +157,8 @@ fn kind_of(record: &Value) -> &'static str {
         "session_end",
         "room_join",
         "room_leave",
+        "reaction",
+        "subject",
     ] {
         if !e[k].is_null() {
             return k;
@@ -237,6 +246,192 @@ fn clean_blocked_rewritten_and_dropped_messages_through_real_clients() {
         .filter(|r| kind_of(r) == "message" && r["event"]["direction"] == "inbound")
         .count();
     assert_eq!(inbound, 3, "bob's session judged what reached it");
+}
+
+/// A reviewer's queue behind a plugin that holds wire instructions.
+fn review_chain() -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:{}"
+token_file = "admin.token"
+
+[[plugins]]
+name = "payments-review"
+path = "{{wasm:test_scripted}}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+hold_if_body_contains = "wire"
+"#,
+        free_port()
+    )
+}
+
+#[test]
+fn a_held_message_is_released_to_bob_and_another_rejected_with_alice_told() {
+    let mut s = setup_chain(&review_chain(), "");
+    let (release, reject, orphan) = (
+        "wire 10k to account 1",
+        "wire 99k to account 2",
+        "wire 5k to account 3",
+    );
+    let out = s.clients(
+        "review",
+        json!({
+            "send": [release, reject, orphan],
+            "release": release,
+            "reject": reject,
+            "note": "needs a second approver",
+            "imgate": imgate_bin(),
+            "config": s.config.path,
+        }),
+    );
+    assert_eq!(out["held"].as_array().map(Vec::len), Some(3), "{out}");
+    assert_eq!(
+        out["received_before_ruling"], 0,
+        "held is not delivered: {out}"
+    );
+    assert_eq!(
+        out["received"],
+        json!([release]),
+        "{out}\n--- imgate\n{}\n--- prosody\n{}",
+        s.imgate.drain().join("\n"),
+        s.prosody.log()
+    );
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{out}");
+    // slixmpp 1.8 does not know RFC 6120's newer conditions: read the stanza.
+    assert!(
+        errors[0]["xml"]
+            .as_str()
+            .unwrap()
+            .contains("<policy-violation"),
+        "{out}"
+    );
+    assert!(
+        errors[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by a reviewer: needs a second approver"),
+        "{out}"
+    );
+
+    // alice has gone: the third can no longer be delivered, and the
+    // failed release is recorded with why.
+    let db = s.config.dir.path().join("archive.db");
+    let store = imgate::archive::Store::open_read_only(&db).unwrap();
+    let waiting = store.held_messages(false).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].body.as_deref(), Some(orphan));
+    let cli = Command::new(imgate_bin())
+        .args(["archive", "release", &waiting[0].event_id, "--config"])
+        .arg(&s.config.path)
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(1), "{cli:?}");
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).contains("session has ended"),
+        "{cli:?}"
+    );
+    let all = store.held_messages(true).unwrap();
+    let status: Vec<(&str, &str)> = all
+        .iter()
+        .map(|h| (h.body.as_deref().unwrap_or(""), h.status.as_str()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            (release, "released"),
+            (reject, "rejected"),
+            (orphan, "failed")
+        ]
+    );
+    assert!(
+        all.iter()
+            .all(|h| h.held_by.as_deref() == Some("payments-review"))
+    );
+    assert_eq!(all[0].reviewer.as_deref(), Some("carol"));
+    // Held and ruled on, all in the chain, which still verifies.
+    let reviews = store
+        .search(&imgate::archive::Filter {
+            kind: Some("audit:review".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(reviews.len(), 3);
+    store.verify().unwrap();
+    let held_records = s
+        .archive()
+        .into_iter()
+        .filter(|r| r["plugin"] == "imgate" && r["verdict"]["action"] == "hold")
+        .count();
+    assert_eq!(held_records, 3);
+}
+
+const CONTENT_CHAIN: &str = r#"
+[[plugins]]
+name = "keyword-block"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["secret", "🚫"]
+
+[[plugins]]
+name = "archiver"
+path = "{wasm:archiver}"
+grants = ["archive"]
+"#;
+
+#[test]
+fn reactions_and_room_subjects_are_judged_and_archived() {
+    let mut s = setup_chain(CONTENT_CHAIN, "");
+    let room = format!("desk@{MUC}");
+    let out = s.clients(
+        "room_content",
+        json!({
+            "room": room,
+            "subjects": ["the secret merger", "Q3 planning"],
+            "reactions": ["🚫", "👍"],
+        }),
+    );
+    assert_eq!(out["bob_subjects"], json!(["Q3 planning"]), "{out}");
+    assert_eq!(out["bob_reactions"], json!([["👍"]]), "{out}");
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "alice is told of both blocks: {out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let records = s.archive();
+    let of = |kind: &str| -> Vec<(String, String)> {
+        records
+            .iter()
+            .filter(|r| kind_of(r) == kind && r["event"]["direction"] == "outbound")
+            .map(|r| {
+                let e = &r["event"][kind];
+                let text = match kind {
+                    "subject" => e["text"].as_str().unwrap().to_owned(),
+                    _ => e["keys"][0].as_str().unwrap_or_default().to_owned(),
+                };
+                (text, r["verdict"]["action"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("subject"),
+        [
+            ("the secret merger".to_owned(), "block".to_owned()),
+            ("Q3 planning".to_owned(), "allow".to_owned())
+        ]
+    );
+    assert_eq!(
+        of("reaction"),
+        [
+            ("🚫".to_owned(), "block".to_owned()),
+            ("👍".to_owned(), "allow".to_owned())
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| !r["event"]["id"].as_str().unwrap_or("").is_empty())
+    );
 }
 
 #[test]

@@ -8,9 +8,11 @@ port] of imgate), "tls" (connect with TLS, trusting "ca"), "channel".
 
 Scenarios:
   chat  alice and bob join "channel"; alice sends "send": a list of
-        [kind, target, text] where kind is "msg", "action" or "dcc" and
-        target "channel" or "bob"; bob waits for "expect" messages.
-        Returns what bob got and the NOTICEs alice got from the gateway.
+        [kind, target, text] where kind is "msg", "action", "dcc", "topic"
+        (text is the new topic) or "tagmsg" (text is the line's tags, e.g.
+        "+draft/react=👍") and target "channel" or "bob"; bob waits for
+        "expect" messages. Returns what bob got (messages, topics) and the
+        NOTICEs alice got from the gateway.
   demo  the same, printed for people.
 """
 
@@ -33,7 +35,7 @@ def connect(reactor, args, nick):
             wrapper=functools.partial(ctx.wrap_socket, server_hostname="localhost")
         )
     c = reactor.server().connect(server[0], server[1], nick, connect_factory=factory)
-    c.seen = {"messages": [], "notices": [], "ctcp": [], "joined": False, "welcome": False}
+    c.seen = {"messages": [], "notices": [], "ctcp": [], "topics": [], "joined": False, "welcome": False}
     return c
 
 
@@ -52,13 +54,15 @@ def watch(reactor):
                 conn.seen["notices"].append({"from": str(event.source), "text": text})
             elif kind == "ctcp":
                 conn.seen["ctcp"].append(" ".join(event.arguments))
+            elif kind == "topic":
+                conn.seen["topics"].append({"from": nick, "text": text})
             elif kind == "join" and nick == conn.get_nickname():
                 conn.seen["joined"] = True
             elif kind == "welcome":
                 conn.seen["welcome"] = True
         return handler
 
-    for kind in ("pubmsg", "privmsg", "action", "privnotice", "pubnotice", "ctcp", "join", "welcome"):
+    for kind in ("pubmsg", "privmsg", "action", "privnotice", "pubnotice", "ctcp", "topic", "join", "welcome"):
         reactor.add_global_handler(kind, on(kind))
 
 
@@ -92,6 +96,10 @@ def chat(args):
             alice.action(to, text)
         elif kind == "dcc":
             alice.ctcp("DCC", to, text)
+        elif kind == "topic":
+            alice.topic(to, text)
+        elif kind == "tagmsg":
+            alice.send_raw(f"@{text} TAGMSG {to}")
         else:
             alice.privmsg(to, text)
         reactor.process_once(0.01)
@@ -99,6 +107,7 @@ def chat(args):
     pump(reactor, lambda: False, args.get("settle", 1.0))
     result = {
         "bob_messages": bob.seen["messages"],
+        "bob_topics": bob.seen["topics"],
         "bob_ctcp": bob.seen["ctcp"],
         "alice_notices": [n for n in alice.seen["notices"] if not n["from"].startswith("irc.")],
     }

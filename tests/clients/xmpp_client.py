@@ -18,12 +18,20 @@ Scenarios:
   bulk  stream management on: alice sends "count" messages to bob, every
         "block_every"-th one containing "block_word"; both request acks at
         the end. Returns counts, duplicates and each side's SM state.
+  review  alice sends "send" to bob, which policy holds; with the imgate
+        CLI ("imgate", "config") the held list is read and the message
+        "release" released, "reject" rejected with "note". Returns bob's
+        messages, alice's errors and the CLI's output.
+  room_content  alice and bob join "room"; alice sets each subject of
+        "subjects" and reacts to bob's message with each of "reactions".
+        Returns what bob saw (subjects, reactions) and alice's errors.
 """
 
 import asyncio
 import json
 import logging
 import os
+import subprocess
 import sys
 
 import slixmpp
@@ -66,6 +74,13 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0199")
+        self.register_plugin("xep_0444")
+        self.subjects = []
+        self.reactions = []
+        self.add_event_handler("groupchat_subject", lambda m: self.subjects.append(m["subject"]))
+        self.add_event_handler(
+            "reactions", lambda m: self.reactions.append(sorted(m["reactions"]["values"]))
+        )
         if sm:
             self.register_plugin("xep_0198")
             self.plugin["xep_0198"].window = 50
@@ -236,6 +251,89 @@ async def carbons(args):
     return result
 
 
+def imgate_cli(args, *cli):
+    """Runs the imgate CLI with the test's config; its stdout, or raises."""
+    out = subprocess.run(
+        [args["imgate"], *cli, "--config", args["config"]], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"imgate {' '.join(cli)} failed ({out.returncode}): {out.stderr}")
+    return out.stdout
+
+
+async def review(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    bob_jid = args["users"]["bob"][0]
+    for body in args["send"]:
+        alice.send_message(mto=bob_jid, mbody=body, mtype="chat")
+    held = []
+
+    async def listed():
+        nonlocal held
+        text = await asyncio.to_thread(imgate_cli, args, "archive", "held", "--json")
+        held = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return len(held) >= len(args["send"])
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10
+    while not await listed() and loop.time() < end:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    held_at_first = len(bob.messages)
+    cli = []
+    for h in held:
+        if h["body"] == args["release"]:
+            cli.append(await asyncio.to_thread(imgate_cli, args, "archive", "release", h["event_id"], "--by", "carol"))
+        elif h["body"] == args["reject"]:
+            cli.append(
+                await asyncio.to_thread(
+                    imgate_cli, args, "archive", "reject", h["event_id"], "--note", args["note"], "--by", "carol"
+                )
+            )
+    await until(lambda: bob.messages and alice.errors, 10)
+    await asyncio.sleep(0.5)
+    result = {
+        "held": [h["body"] for h in held],
+        "received_before_ruling": held_at_first,
+        "received": [m["body"] for m in bob.messages],
+        "errors": alice.errors,
+        "cli": cli,
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    return result
+
+
+async def room_content(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    room = args["room"]
+    await alice.plugin["xep_0045"].join_muc_wait(room, "alice", maxstanzas=0, timeout=20)
+    await bob.plugin["xep_0045"].join_muc_wait(room, "bob", maxstanzas=0, timeout=20)
+    # Subjects seen on joining are the room's history, not what alice sets.
+    await asyncio.sleep(0.5)
+    bob.subjects.clear()
+    for subject in args["subjects"]:
+        alice.send_message(mto=room, mbody=None, msubject=subject, mtype="groupchat")
+    bob.send_message(mto=room, mbody="react to this", mtype="groupchat")
+    await until(lambda: any(m["body"] == "react to this" for m in alice.messages), 10)
+    target = next(m["id"] for m in alice.messages if m["body"] == "react to this")
+    for emoji in args["reactions"]:
+        msg = alice.make_message(mto=room, mtype="groupchat")
+        alice.plugin["xep_0444"].set_reactions(msg, target, [emoji])
+        msg.send()
+    await asyncio.sleep(args.get("settle", 2.0))
+    result = {
+        "bob_subjects": bob.subjects,
+        "bob_reactions": bob.reactions,
+        "errors": alice.errors,
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    return result
+
+
 async def demo(args):
     alice, bob = await clients(args, ["alice", "bob"])
     bob_jid = args["users"]["bob"][0]
@@ -261,7 +359,15 @@ async def demo(args):
 
 def main():
     scenario, args = sys.argv[1], json.loads(sys.argv[2])
-    run = {"chat": chat, "muc": muc, "bulk": bulk, "demo": demo, "carbons": carbons}[scenario]
+    run = {
+        "chat": chat,
+        "muc": muc,
+        "bulk": bulk,
+        "demo": demo,
+        "carbons": carbons,
+        "review": review,
+        "room_content": room_content,
+    }[scenario]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     result = loop.run_until_complete(asyncio.wait_for(run(args), args.get("timeout", 120)))

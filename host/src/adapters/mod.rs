@@ -17,6 +17,7 @@
 //! [`stream`] holds the accept loop and the session driver they share.
 
 pub mod irc;
+pub mod review;
 pub mod section;
 mod stats;
 pub mod stream;
@@ -27,7 +28,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub use stats::{AdapterStats, render_prometheus};
 
-use crate::event::{Action, Direction, Event, EventKind, Judge, Session, new_event_id, now_ms};
+use crate::event::{
+    Action, Direction, Event, EventKind, Judge, NetworkId, Session, new_event_id, now_ms,
+};
 
 /// Why an adapter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,7 @@ pub struct Gate {
     judge: Arc<dyn Judge>,
     stats: Arc<AdapterStats>,
     network: &'static str,
+    reviews: Arc<review::Reviews>,
 }
 
 impl Gate {
@@ -59,7 +63,19 @@ impl Gate {
             judge,
             stats: Arc::new(AdapterStats::new(network)),
             network,
+            reviews: Arc::default(),
         }
+    }
+
+    /// Rulings on held messages reach this adapter's sessions through
+    /// `reviews` (shared with the gateway's review desk).
+    pub fn with_reviews(mut self, reviews: Arc<review::Reviews>) -> Self {
+        self.reviews = reviews;
+        self
+    }
+
+    pub fn reviews(&self) -> &Arc<review::Reviews> {
+        &self.reviews
     }
 
     pub fn stats(&self) -> &AdapterStats {
@@ -79,10 +95,25 @@ impl Gate {
         kind: EventKind,
         attributes: Vec<(String, String)>,
     ) -> Action {
+        self.rule(session, direction, kind, attributes, Vec::new())
+            .0
+    }
+
+    /// As [`Self::judge`], with the network's own ids for the event, and
+    /// also returns the event's id when one was built (a session keeps a
+    /// held message under it).
+    pub fn rule(
+        &self,
+        session: &Session,
+        direction: Direction,
+        kind: EventKind,
+        attributes: Vec<(String, String)>,
+        ids: Vec<NetworkId>,
+    ) -> (Action, Option<String>) {
         self.stats.events.fetch_add(1, Relaxed);
         if self.judge.allows_everything() {
             self.stats.count_action("allow");
-            return Action::Allow;
+            return (Action::Allow, None);
         }
         let event = Event {
             id: new_event_id(),
@@ -93,11 +124,12 @@ impl Gate {
             kind,
             tags: Vec::new(),
             attributes,
-            ids: Vec::new(),
+            ids,
         };
+        let id = event.id.clone();
         let action = self.judge.judge(event).action;
         self.stats.count_action(action.kind());
-        action
+        (action, Some(id))
     }
 }
 

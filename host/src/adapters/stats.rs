@@ -20,6 +20,7 @@ pub struct AdapterStats {
     pub blocked: AtomicU64,
     pub dropped: AtomicU64,
     pub rewritten: AtomicU64,
+    pub held: AtomicU64,
     /// Bytes read from clients and from upstream servers.
     pub bytes_from_clients: AtomicU64,
     pub bytes_from_upstream: AtomicU64,
@@ -38,6 +39,7 @@ impl AdapterStats {
             "block" => &self.blocked,
             "drop" => &self.dropped,
             "rewrite" => &self.rewritten,
+            "hold" => &self.held,
             _ => &self.allowed,
         }
         .fetch_add(1, Relaxed);
@@ -58,6 +60,7 @@ impl AdapterStats {
                 "block": self.blocked.load(Relaxed),
                 "drop": self.dropped.load(Relaxed),
                 "rewrite": self.rewritten.load(Relaxed),
+                "hold": self.held.load(Relaxed),
             },
             "bytes": {
                 "from_clients": self.bytes_from_clients.load(Relaxed),
@@ -71,7 +74,7 @@ impl AdapterStats {
 pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
     let mut out = String::new();
     type Get = fn(&AdapterStats) -> &AtomicU64;
-    let families: [(&str, &str, &str, &str, Get); 11] = [
+    let families: [(&str, &str, &str, &str, Get); 12] = [
         (
             "imgate_adapter_connections",
             "gauge",
@@ -134,6 +137,13 @@ pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
             "",
             "action=\"rewrite\"",
             |s| &s.rewritten,
+        ),
+        (
+            "imgate_adapter_verdicts_total",
+            "",
+            "",
+            "action=\"hold\"",
+            |s| &s.held,
         ),
         (
             "imgate_adapter_bytes_total",

@@ -29,6 +29,28 @@ pub struct Verified {
     pub last_hash: String,
 }
 
+/// Appends `records` inside `tx` (which holds the write lock), numbering
+/// and chaining them from where the chain ends. Returns their numbers and
+/// the new head.
+///
+/// # Errors
+/// Encoding or the database failed.
+pub(super) fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    records: &mut [ArchiveRecord],
+) -> Result<(Vec<u64>, (u64, Hash)), ArchiveError> {
+    let (mut seq, mut prev) = last_of(tx)?;
+    let mut seqs = Vec::with_capacity(records.len());
+    for r in records.iter_mut() {
+        seq += 1;
+        r.seq = seq;
+        let doc = serde_json::to_string(&*r)?;
+        prev = insert_row(tx, seq, &prev, &doc, &columns(r))?;
+        seqs.push(seq);
+    }
+    Ok((seqs, (seq, prev)))
+}
+
 impl Store {
     /// Appends `records` in one transaction, numbering and chaining them;
     /// durable when it returns `Ok`. Returns each record's number.
@@ -42,17 +64,9 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (mut seq, mut prev) = last_of(&tx)?;
-        let mut seqs = Vec::with_capacity(records.len());
-        for r in records.iter_mut() {
-            seq += 1;
-            r.seq = seq;
-            let doc = serde_json::to_string(&*r)?;
-            prev = insert_row(&tx, seq, &prev, &doc, &columns(r))?;
-            seqs.push(seq);
-        }
+        let (seqs, last) = append_in(&tx, records)?;
         tx.commit()?;
-        self.last = (seq, prev);
+        self.last = last;
         Ok(seqs)
     }
 

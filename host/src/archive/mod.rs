@@ -11,6 +11,7 @@
 //! - `schema`: the tables and the row layer ([`Store`]).
 //! - `chain`: appending in order and verifying the hash chain.
 //! - `retention`: purges and legal holds, recorded in the chain.
+//! - `review`: messages held for review and reviewers' decisions.
 //! - `search`: finding entries; the stored bytes for export.
 //! - `writer`: the group-commit writer thread.
 //! - [`checkpoint`]: signed checkpoints of the chain's head, the anchor
@@ -24,6 +25,7 @@ mod config;
 pub mod export;
 mod record;
 mod retention;
+mod review;
 mod schema;
 mod search;
 mod writer;
@@ -32,6 +34,7 @@ pub use chain::{Broken, Verified};
 pub use config::ArchiveConfig;
 pub use record::{ArchiveRecord, AuditEntry, Entry};
 pub use retention::{Hold, PurgeReport};
+pub use review::{Decision, HOST, HeldMessage, Review};
 pub use schema::{Hash, Store};
 pub use search::{Filter, Stored};
 pub use writer::{AppendStats, ArchiveWriter};
@@ -49,6 +52,10 @@ pub enum ArchiveError {
     HoldKind(String),
     #[error("no hold {0}")]
     NoHold(i64),
+    #[error("no message {0} was held for review")]
+    NotHeld(String),
+    #[error("message {event_id} was already decided: {status}")]
+    AlreadyDecided { event_id: String, status: String },
     #[error("checkpoint key: {0}")]
     Key(#[from] crate::signing::KeyError),
     #[error("cannot start the archive writer: {0}")]

@@ -123,6 +123,22 @@ pub(super) fn columns(r: &ArchiveRecord) -> Columns {
             Some(l.room.clone()),
             None,
         )
+    } else if let Some(r) = &e.reaction {
+        (
+            "reaction",
+            Some(r.sender.clone()),
+            (!r.recipient.is_empty()).then(|| r.recipient.clone()),
+            r.room.clone(),
+            Some(r.keys.join(" ")),
+        )
+    } else if let Some(s) = &e.subject {
+        (
+            "subject",
+            Some(s.sender.clone()),
+            None,
+            Some(s.room.clone()),
+            Some(s.text.clone()),
+        )
     } else if e.session_start.is_some() {
         ("session_start", None, None, None, None)
     } else {

@@ -41,6 +41,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     time_ms INTEGER NOT NULL,
     line TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held (
+    event_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    held_ms INTEGER NOT NULL,
+    network TEXT NOT NULL,
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT,
+    reason TEXT NOT NULL,
+    held_by TEXT,
+    status TEXT NOT NULL,
+    decided_ms INTEGER,
+    reviewer TEXT,
+    note TEXT,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS held_status ON held(status, held_ms);
 CREATE TABLE IF NOT EXISTS holds (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,

@@ -183,7 +183,7 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-fn who(by: Option<String>) -> String {
+pub(super) fn who(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into())
 }

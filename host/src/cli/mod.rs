@@ -9,6 +9,7 @@ mod cert;
 mod check;
 mod inspect;
 pub mod replay;
+mod review;
 mod run;
 mod sign;
 
@@ -129,6 +130,41 @@ pub enum ArchiveCommand {
         /// Purge as of this time (ms since the epoch) instead of now.
         #[arg(long)]
         now: Option<u64>,
+    },
+    /// Messages a plugin held for review, awaiting a ruling (`--all`:
+    /// every one ever held, with its ruling).
+    Held {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line instead of a list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a held message, through the running gateway's admin API
+    /// ([admin] in the same config). Fails if the sender's session has
+    /// ended; the ruling is recorded in the chain either way.
+    Release {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The event id `held` lists.
+        event: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// Who rules, for the chain entry (default: the login name).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Do not deliver a held message; its sender is told `--note`.
+    Reject {
+        #[arg(long, short)]
+        config: PathBuf,
+        event: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Legal holds: records of a user or a room that no purge removes.
     Hold {
@@ -308,6 +344,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 by,
                 now,
             } => archive::purge(&config, db, by, now),
+            ArchiveCommand::Held { config, all, json } => review::held(&config, all, json),
+            ArchiveCommand::Release {
+                config,
+                event,
+                note,
+                by,
+            } => review::rule(
+                &config,
+                &event,
+                "release",
+                by,
+                note.as_deref().unwrap_or(""),
+            ),
+            ArchiveCommand::Reject {
+                config,
+                event,
+                note,
+                by,
+            } => review::rule(&config, &event, "reject", by, note.as_deref().unwrap_or("")),
             ArchiveCommand::Hold { command } => match command {
                 HoldCommand::Add {
                     config,

@@ -157,6 +157,8 @@ pub struct MessageDoc {
     pub edit_of: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retraction_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -425,6 +427,7 @@ impl From<MessageDoc> for Message {
             action: m.action,
             edit_of: m.edit_of,
             retraction_of: m.retraction_of,
+            subject: m.subject,
         }
     }
 }
@@ -457,6 +460,7 @@ impl From<&Message> for MessageDoc {
             action: m.action,
             edit_of: m.edit_of.clone(),
             retraction_of: m.retraction_of.clone(),
+            subject: m.subject.clone(),
         }
     }
 }

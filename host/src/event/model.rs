@@ -67,6 +67,8 @@ pub struct Message {
     pub action: bool,
     pub edit_of: Option<String>,
     pub retraction_of: Option<String>,
+    /// A subject the message carries beside its body (XMPP `<subject>`).
+    pub subject: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -387,6 +389,9 @@ impl Event {
             EventKind::Message(m) => {
                 if !m.encrypted && !m.body.is_empty() {
                     out.push(text("body", m.body.as_str()));
+                }
+                if let Some(subject) = &m.subject {
+                    out.push(text("subject", subject));
                 }
                 if let Some(markup) = &m.markup {
                     out.push(text("markup", markup));

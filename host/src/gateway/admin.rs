@@ -9,6 +9,9 @@
 //! | `GET /plugins` | each plugin: hash, signer, grants, limits, status, counters |
 //! | `POST /reload` | re-read the config and swap the chain |
 //! | `GET /connections` | a summary per adapter |
+//! | `GET /held` | messages held for review (`?all=1`: every one ever held, with its ruling) |
+//! | `POST /held/{event}/release` | deliver a held message (JSON body: `reviewer`, `note`) |
+//! | `POST /held/{event}/reject` | do not deliver it; its sender is told `note` |
 //!
 //! Served over HTTPS when `tls_cert` and `tls_key` are set (rustls), else
 //! plain HTTP — meant for loopback.
@@ -30,7 +33,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::Gateway;
+use super::{Gateway, review};
 use crate::config::AdminConfig;
 
 pub struct AdminServer {
@@ -63,7 +66,7 @@ pub enum AdminError {
 ///
 /// # Errors
 /// Neither gives a non-empty token: the API is never served open.
-fn read_token(config: &AdminConfig) -> Result<String, AdminError> {
+pub(crate) fn read_token(config: &AdminConfig) -> Result<String, AdminError> {
     let token = match &config.token_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|source| AdminError::TokenFile {
@@ -222,6 +225,7 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let authorized = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -237,11 +241,107 @@ async fn handle(
             r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
         }
         r
+    } else if let Some(rest) = path.strip_prefix("/held") {
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        held(&method, rest, &query, &body, peer, gateway).await
     } else {
         route(&method, &path, gateway).await
     };
     tracing::info!(%peer, %method, path, status = response.status().as_u16(), authorized, "admin request");
     response
+}
+
+/// A request's body, up to 64 KiB.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    use http_body_util::{BodyExt, Limited};
+    match Limited::new(req.into_body(), 64 << 10).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": format!("cannot read the request body: {e}")}),
+        )),
+    }
+}
+
+/// What a reviewer sends with a ruling.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RulingBody {
+    #[serde(default)]
+    reviewer: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `/held`, `/held/{event}/release`, `/held/{event}/reject`.
+async fn held(
+    method: &Method,
+    rest: &str,
+    query: &str,
+    body: &[u8],
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+) -> Response<Full<Bytes>> {
+    use crate::archive::{ArchiveError, Decision};
+    use review::ReviewError;
+    let failed = |e: ReviewError| {
+        let status = match &e {
+            ReviewError::NoArchive => StatusCode::SERVICE_UNAVAILABLE,
+            ReviewError::Archive(ArchiveError::NotHeld(_)) => StatusCode::NOT_FOUND,
+            ReviewError::Archive(ArchiveError::AlreadyDecided { .. }) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        json_response(status, json!({"error": e.to_string()}))
+    };
+    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, [""]) => {
+            let all = query.split('&').any(|kv| kv == "all=1" || kv == "all=true");
+            match gateway.desk.held(all).await {
+                Ok(list) => json_response(StatusCode::OK, json!({ "held": list })),
+                Err(e) => failed(e),
+            }
+        }
+        (&Method::POST, [event, verb @ ("release" | "reject")]) => {
+            let ruling: RulingBody = if body.iter().all(u8::is_ascii_whitespace) {
+                RulingBody::default()
+            } else {
+                match serde_json::from_slice(body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return json_response(
+                            StatusCode::BAD_REQUEST,
+                            json!({"error": format!("body: {e}")}),
+                        );
+                    }
+                }
+            };
+            let decision = if *verb == "release" {
+                Decision::Release
+            } else {
+                Decision::Reject
+            };
+            let reviewer = ruling
+                .reviewer
+                .unwrap_or_else(|| format!("admin API ({peer})"));
+            match gateway
+                .desk
+                .rule(event, decision, &reviewer, &ruling.note)
+                .await
+            {
+                Ok(decided) => json_response(StatusCode::OK, json!(decided)),
+                Err(e) => failed(e),
+            }
+        }
+        (_, [""] | [_, "release" | "reject"]) => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "method not allowed"}),
+        ),
+        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
+    }
 }
 
 async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<Full<Bytes>> {
@@ -317,7 +417,7 @@ fn plugins(gateway: &Gateway) -> serde_json::Value {
                 "status": if p.is_backing_off() { "backing-off" } else { "ok" },
                 "idle_instances": p.idle_instances(),
                 "counters": {
-                    "calls": s.calls.load(Relaxed),
+                    "calls": s.calls(),
                     "traps": s.traps.load(Relaxed),
                     "timeouts": s.timeouts.load(Relaxed),
                     "memory_exceeded": s.memory_exceeded.load(Relaxed),

@@ -8,9 +8,11 @@
 //! Shutdown is a parameter: the caller owns the signals.
 //!
 //! - `admin`: the admin HTTP API.
+//! - `review`: messages held for review, recorded and ruled on.
 //! - `triggers`: SIGHUP, the file watch, the scheduled purge.
 
 mod admin;
+mod review;
 mod triggers;
 
 use std::future::Future;
@@ -21,10 +23,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use admin::AdminServer;
+pub(crate) use admin::read_token;
+use review::{HoldingJudge, ReviewDesk};
 
 use crate::adapters::irc::IrcAdapter;
 use crate::adapters::xmpp::XmppAdapter;
 use crate::adapters::{AdapterError, AdapterStats};
+use crate::archive::Store;
 use crate::config::{Config, ConfigError};
 use crate::event::Judge;
 use crate::plugins::{LiveChain, PluginEngine, Runtime, RuntimeError};
@@ -40,12 +45,16 @@ pub enum GatewayError {
     Adapter(#[from] AdapterError),
     #[error("[admin] {0}")]
     Admin(#[from] admin::AdminError),
+    #[error("[archive] {0}")]
+    Archive(crate::archive::ArchiveError),
 }
 
 /// Everything a reload needs, shared by its triggers.
 pub struct Gateway {
     pub engine: PluginEngine,
     pub live: Arc<LiveChain>,
+    /// Where held messages are recorded and ruled on.
+    pub desk: Arc<ReviewDesk>,
     /// Every adapter's counters, for the admin API and metrics.
     adapters: Mutex<Vec<Arc<AdapterStats>>>,
     pub config_path: PathBuf,
@@ -60,7 +69,12 @@ impl Gateway {
     pub fn start(config_path: &Path) -> Result<Gateway, GatewayError> {
         let config = Config::load(config_path)?;
         let Runtime { engine, chain } = Runtime::start(&config)?;
+        let store = match &config.archive {
+            Some(archive) => Some(Store::open(&archive.path).map_err(GatewayError::Archive)?),
+            None => None,
+        };
         Ok(Gateway {
+            desk: Arc::new(ReviewDesk::new(store, Arc::default())),
             live: Arc::new(LiveChain::new(chain, &config)),
             adapters: Default::default(),
             engine,
@@ -125,7 +139,11 @@ pub async fn run(
     let gateway = Arc::new(Gateway::start(config_path)?);
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let judge: Arc<dyn Judge> = gateway.live.clone();
+    let judge: Arc<dyn Judge> = Arc::new(HoldingJudge {
+        live: gateway.live.clone(),
+        desk: gateway.desk.clone(),
+    });
+    let reviews = gateway.desk.reviews().clone();
 
     if let Some(admin) = gateway.config().admin.clone() {
         let server = AdminServer::bind(&admin, gateway.clone()).await?;
@@ -133,7 +151,7 @@ pub async fn run(
         tasks.spawn(server.serve(stopping.clone()));
     }
     if let Some(xmpp) = gateway.config().xmpp.clone() {
-        let adapter = XmppAdapter::start(&xmpp, judge.clone()).await?;
+        let adapter = XmppAdapter::start(&xmpp, judge.clone(), reviews.clone()).await?;
         for (address, direct_tls) in adapter.local_addrs() {
             tracing::info!(listen = %address, direct_tls, upstream = %xmpp.upstream.address, "XMPP listening");
         }
@@ -141,7 +159,7 @@ pub async fn run(
         tasks.spawn(adapter.serve(stopping.clone()));
     }
     if let Some(irc) = gateway.config().irc.clone() {
-        let adapter = IrcAdapter::start(&irc, judge.clone()).await?;
+        let adapter = IrcAdapter::start(&irc, judge.clone(), reviews.clone()).await?;
         for (address, tls) in adapter.local_addrs() {
             tracing::info!(listen = %address, tls, upstream = %irc.upstream.address, "IRC listening");
         }

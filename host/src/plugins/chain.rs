@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -193,12 +193,20 @@ impl Chain {
         let mut attempted_body: Option<String> = None;
 
         let kind = event.kind.kind();
+        // Each call starts when the one before it ended: one clock read
+        // per plugin.
+        let mut clock = Instant::now();
         let mut policy = self
             .plugins
             .iter()
             .filter(|p| p.is_policy() && p.wants(kind));
         for plugin in policy.by_ref() {
-            let Timed { result, took } = plugin.handle(&event);
+            let Timed {
+                result,
+                took,
+                ended,
+            } = plugin.handle_from(&event, clock);
+            clock = ended;
             let verdict = match result {
                 Ok(v) => v,
                 Err(failure) => {
@@ -310,7 +318,7 @@ fn tags_only(
     timings: &mut Vec<Timing>,
     failures: &mut Vec<Failure>,
 ) {
-    let Timed { result, took } = plugin.handle(event);
+    let Timed { result, took, .. } = plugin.handle(event);
     match result {
         Ok(verdict) => {
             timings.push(Timing::new(
@@ -380,7 +388,7 @@ impl Chain {
         timings: &mut Vec<Timing>,
         failures: &mut Vec<Failure>,
     ) -> bool {
-        let Timed { result, took } = plugin.observe(event, verdict);
+        let Timed { result, took, .. } = plugin.observe(event, verdict);
         let outcome = match &result {
             Ok(()) => "observed",
             Err(f) => f.kind(),

@@ -161,10 +161,18 @@ impl LiveChain {
 /// calls are bounded by their deadlines but may take milliseconds), so the
 /// tokio worker hands its other tasks to another thread meanwhile (about
 /// 20 ns when idle).
+impl LiveChain {
+    /// Runs `event` through the chain in force, off the async worker, and
+    /// gives the whole decision (the event as attempted, timings).
+    pub fn decide(&self, event: Event) -> super::Decision {
+        let chain = self.current();
+        crate::util::blocking::wait_off_worker(|| chain.evaluate(event))
+    }
+}
+
 impl Judge for LiveChain {
     fn judge(&self, event: Event) -> FinalVerdict {
-        let chain = self.current();
-        crate::util::blocking::wait_off_worker(|| chain.evaluate(event)).verdict
+        self.decide(event).verdict
     }
 
     fn allows_everything(&self) -> bool {

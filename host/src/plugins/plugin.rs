@@ -113,6 +113,9 @@ impl Health {
 pub struct Timed<T> {
     pub result: Result<T, CallFailure>,
     pub took: Duration,
+    /// When it ended: the next call's start, so a chain reads the clock
+    /// once per plugin.
+    pub ended: Instant,
 }
 
 pub struct LoadedPlugin {
@@ -328,13 +331,18 @@ impl LoadedPlugin {
     /// the call's start, which is both its deadline's origin and its timing.
     fn with_instance<R>(
         &self,
+        started: Instant,
         f: impl FnOnce(&mut PluginInstance, Instant) -> Result<R, CallFailure>,
     ) -> Timed<R> {
-        let started = Instant::now();
         let result = self.run_instance(f, started);
-        let took = started.elapsed();
+        let ended = Instant::now();
+        let took = ended.saturating_duration_since(started);
         self.caps.metrics.stats.record_call(took);
-        Timed { result, took }
+        Timed {
+            result,
+            took,
+            ended,
+        }
     }
 
     fn run_instance<R>(
@@ -383,8 +391,13 @@ impl LoadedPlugin {
     /// The plugin is backing off, cannot be instantiated, traps, times out,
     /// exceeds its memory, or returns a verdict the host refuses.
     pub fn handle(&self, event: &Arc<Event>) -> Timed<Verdict> {
+        self.handle_from(event, Instant::now())
+    }
+
+    /// [`Self::handle`], timed from `started` (the previous call's end).
+    pub fn handle_from(&self, event: &Arc<Event>, started: Instant) -> Timed<Verdict> {
         let budget = self.deadline();
-        let timed = self.with_instance(|i, started| {
+        let timed = self.with_instance(started, |i, started| {
             let v = i.handle(event, budget, started)?;
             self.limits
                 .check(event, &v)
@@ -411,7 +424,9 @@ impl LoadedPlugin {
     /// As [`Self::handle`], plus the observer's own reported error.
     pub fn observe(&self, event: &Arc<Event>, verdict: &Arc<FinalVerdict>) -> Timed<()> {
         let budget = self.deadline();
-        self.with_instance(|i, started| i.observe(event, verdict, budget, started))
+        self.with_instance(Instant::now(), |i, started| {
+            i.observe(event, verdict, budget, started)
+        })
     }
 
     /// Whether crash-loop backoff is keeping the plugin out right now.

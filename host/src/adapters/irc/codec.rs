@@ -234,7 +234,7 @@ impl Message {
     }
 }
 
-fn unescape_tag(v: &str) -> String {
+pub(super) fn unescape_tag(v: &str) -> String {
     let mut out = String::new();
     let mut chars = v.chars();
     while let Some(c) = chars.next() {

@@ -2,7 +2,10 @@
 //! function per direction, no I/O.
 
 use super::codec::{Message as Line, split_text};
-use crate::event::{Action, Conversation, Direction, EventKind, FileOffer, Message, RoomChange};
+use crate::event::{
+    Action, Conversation, Direction, EventKind, FileOffer, Message, NetworkId, Reaction,
+    RoomChange, Subject,
+};
 
 /// Who this session is on the network.
 #[derive(Clone, Debug, Default)]
@@ -36,6 +39,27 @@ pub struct Reading {
     pub ctcp: Ctcp,
     /// For JOIN and PART: which of the line's channels this is.
     pub channel: Option<String>,
+    /// The line's IRCv3 `msgid`, when the server gave one.
+    pub ids: Vec<NetworkId>,
+}
+
+/// Client-only tags that say nothing a user wrote (typing notices).
+fn is_signal_tag(name: &str) -> bool {
+    matches!(name, "+typing" | "+draft/typing")
+}
+
+/// The line's client-only tags (`+name=value`), values unescaped.
+fn client_tags(line: &Line) -> Vec<(String, String)> {
+    let Some(tags) = &line.tags else {
+        return Vec::new();
+    };
+    tags.split(';')
+        .filter(|t| t.starts_with('+'))
+        .map(|t| {
+            let (k, v) = t.split_once('=').unwrap_or((t, ""));
+            (k.to_owned(), super::codec::unescape_tag(v))
+        })
+        .collect()
 }
 
 pub fn is_channel(target: &str) -> bool {
@@ -51,12 +75,18 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
     } else {
         line.nick().unwrap_or_default().to_owned()
     };
+    let ids: Vec<NetworkId> = line
+        .tag("msgid")
+        .map(|id| NetworkId::new("msgid", id))
+        .into_iter()
+        .collect();
     let reading = |kind, attributes, ctcp, channel| Reading {
         direction,
         kind,
         attributes,
         ctcp,
         channel,
+        ids: ids.clone(),
     };
     match line.command.as_str() {
         "PRIVMSG" | "NOTICE" if line.params.len() >= 2 => {
@@ -104,6 +134,7 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
                 action: action == Ctcp::Action,
                 edit_of: None,
                 retraction_of: None,
+                subject: None,
             };
             vec![reading(
                 EventKind::Message(message),
@@ -146,6 +177,73 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
                     reading(kind, Vec::new(), Ctcp::None, Some(channel.to_owned()))
                 })
                 .collect()
+        }
+        // A topic set (not the query, which has no text).
+        "TOPIC" if line.params.len() >= 2 => {
+            let subject = Subject {
+                sender,
+                room: line.params[0].clone(),
+                text: line.params[1].clone(),
+            };
+            vec![reading(
+                EventKind::Subject(subject),
+                vec![("irc.command".into(), "TOPIC".into())],
+                Ctcp::None,
+                None,
+            )]
+        }
+        // IRCv3 message tags without a message: a reaction, or other
+        // client-only content. Typing notices say nothing.
+        "TAGMSG" if !line.params.is_empty() => {
+            let tags = client_tags(line);
+            if tags.iter().all(|(k, _)| is_signal_tag(k)) {
+                return Vec::new();
+            }
+            let target = &line.params[0];
+            let (conversation, recipient) = if is_channel(target) {
+                (Conversation::Group(target.clone()), target.clone())
+            } else if from_me {
+                (Conversation::Direct, target.clone())
+            } else {
+                (Conversation::Direct, me.user().to_owned())
+            };
+            let tag = |names: [&str; 2]| {
+                tags.iter()
+                    .find(|(k, _)| names.contains(&k.as_str()))
+                    .map(|(_, v)| v.clone())
+            };
+            let mut attributes = vec![("irc.command".to_owned(), "TAGMSG".to_owned())];
+            attributes.extend(
+                tags.iter()
+                    .filter(|(k, _)| !is_signal_tag(k))
+                    .map(|(k, v)| (format!("irc.tag.{}", k.trim_start_matches('+')), v.clone())),
+            );
+            let kind = match tag(["+draft/react", "+react"]) {
+                Some(key) => EventKind::Reaction(Reaction {
+                    sender,
+                    recipient,
+                    conversation,
+                    target: tag(["+draft/reply", "+reply"]).unwrap_or_default(),
+                    keys: vec![key],
+                }),
+                None => EventKind::Message(Message {
+                    id: line.tag("msgid"),
+                    sender,
+                    recipient,
+                    conversation,
+                    body: String::new(),
+                    markup: None,
+                    thread: None,
+                    reply_to: tag(["+draft/reply", "+reply"]),
+                    attachments: Vec::new(),
+                    encrypted: false,
+                    action: false,
+                    edit_of: None,
+                    retraction_of: None,
+                    subject: None,
+                }),
+            };
+            vec![reading(kind, attributes, Ctcp::None, None)]
         }
         "KICK" if line.params.len() >= 2 => {
             let change = RoomChange {
@@ -256,6 +354,12 @@ pub fn apply(
 /// The message with its text replaced, split into lines that each fit in
 /// 512 bytes, each keeping the tags, prefix, command and target.
 fn rewrite(line: &Line, ctcp: Ctcp, body: &str, nick: &str) -> Option<Vec<String>> {
+    if line.command == "TOPIC" && line.params.len() >= 2 {
+        // A topic is one line: the rewrite's lines are joined.
+        let mut topic = line.clone();
+        topic.params[1] = one_line(&without_nul(body));
+        return Some(vec![topic.to_line()]);
+    }
     if !matches!(line.command.as_str(), "PRIVMSG" | "NOTICE") || line.params.len() < 2 {
         return None;
     }
@@ -356,6 +460,61 @@ mod tests {
         let l = line(raw);
         let r = &read(&l, direction, &me())[0];
         apply(&l, r.direction, r.ctcp, &action, &me(), "imgate")
+    }
+
+    #[test]
+    fn topic_and_tagmsg_are_events_and_typing_is_not() {
+        let r = read(
+            &line("TOPIC #ops :secret plans"),
+            Direction::Outbound,
+            &me(),
+        );
+        let EventKind::Subject(s) = &r[0].kind else {
+            panic!("{:?}", r[0].kind)
+        };
+        assert_eq!((s.room.as_str(), s.text.as_str()), ("#ops", "secret plans"));
+        assert!(read(&line("TOPIC #ops"), Direction::Outbound, &me()).is_empty());
+        // A rewritten topic stays one TOPIC line.
+        assert_eq!(
+            verdict(
+                "TOPIC #ops :secret plans",
+                Direction::Outbound,
+                Action::Rewrite("a\r\nb".into())
+            ),
+            Outcome::Rewritten(vec!["TOPIC #ops :a  b\r\n".into()])
+        );
+
+        let r = read(
+            &line("@+draft/react=👍;+draft/reply=m7 TAGMSG #ops"),
+            Direction::Outbound,
+            &me(),
+        );
+        let EventKind::Reaction(re) = &r[0].kind else {
+            panic!("{:?}", r[0].kind)
+        };
+        assert_eq!(
+            (re.target.as_str(), re.keys.as_slice()),
+            ("m7", &["👍".to_owned()][..])
+        );
+        let r = read(
+            &line("@msgid=x1;+example/poll=lunch\\swhere? :bob!b@h TAGMSG alice"),
+            Direction::Inbound,
+            &me(),
+        );
+        assert!(matches!(r[0].kind, EventKind::Message(_)));
+        assert!(
+            r[0].attributes
+                .contains(&("irc.tag.example/poll".into(), "lunch where?".into()))
+        );
+        assert_eq!(r[0].ids, [NetworkId::new("msgid", "x1")]);
+        assert!(
+            read(
+                &line("@+typing=active TAGMSG #ops"),
+                Direction::Outbound,
+                &me()
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::IrcConfig;
 
+use super::review::Reviews;
 use super::section::AdapterSection;
 use super::stream::{Adapter, Base, Timeouts};
 use super::{AdapterError, Gate};
@@ -73,7 +74,14 @@ impl IrcAdapter {
     ///
     /// # Errors
     /// A certificate, key or CA file is unusable, or an address cannot be bound.
-    pub async fn start(config: &IrcConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
-        Adapter::bind(Irc::new(config, judge)?, config.common()).await
+    /// Rulings on held messages reach its sessions through `reviews`.
+    pub async fn start(
+        config: &IrcConfig,
+        judge: Arc<dyn Judge>,
+        reviews: Arc<Reviews>,
+    ) -> Result<Self, AdapterError> {
+        let mut protocol = Irc::new(config, judge)?;
+        protocol.base.gate = protocol.base.gate.clone().with_reviews(reviews);
+        Adapter::bind(protocol, config.common()).await
     }
 }

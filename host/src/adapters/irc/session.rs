@@ -7,6 +7,7 @@
 //! everything else passes through untouched
 //! ```
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use tokio::time::Instant;
@@ -15,6 +16,7 @@ use super::Irc;
 use super::codec::{self, Frame, Framer, LineError, Message as Line, Next};
 use super::events::{self, Me, Outcome};
 use crate::adapters::Gate;
+use crate::adapters::review::Ruling;
 use crate::adapters::stream::{self, Farewell, FrameError, Hooks, Outbox, SessionError, Side};
 use crate::event::{Action, Direction, EventKind, Session};
 
@@ -110,7 +112,22 @@ pub struct IrcSession {
     /// session-start was judged (001 seen).
     started: bool,
     flood: Flood,
+    /// Lines held for review, oldest first, by event id.
+    held: VecDeque<(String, HeldLine)>,
 }
+
+/// A line a plugin held: what release writes, and what reject needs to
+/// tell its sender.
+struct HeldLine {
+    raw: Vec<u8>,
+    line: Line,
+    direction: Direction,
+    ctcp: events::Ctcp,
+}
+
+/// Held lines one session keeps; past this the oldest is let go (it stays
+/// archived as held, and releasing it says it can no longer be delivered).
+const MAX_HELD: usize = 256;
 
 impl IrcSession {
     pub fn new(irc: &Irc, id: &str, peer: SocketAddr) -> Self {
@@ -126,6 +143,7 @@ impl IrcSession {
             me: Me::default(),
             started: false,
             flood: Flood::new(irc.config.flood_lines_per_s, irc.config.flood_burst),
+            held: VecDeque::new(),
         }
     }
 }
@@ -192,6 +210,50 @@ impl Hooks for IrcSession {
                 error,
                 SessionError::Protocol(IrcError::Refused(_) | IrcError::Flood(_))
             ),
+        }
+    }
+
+    fn review(
+        &mut self,
+        event_id: &str,
+        ruling: &Ruling,
+        out: &mut Outbox,
+    ) -> Result<String, String> {
+        let at = self
+            .held
+            .iter()
+            .position(|(id, _)| id == event_id)
+            .ok_or("this session no longer holds the message")?;
+        let Some((_, held)) = self.held.remove(at) else {
+            return Err("this session no longer holds the message".into());
+        };
+        let (forward, back) = match held.direction {
+            Direction::Outbound => (&mut out.to_upstream, &mut out.to_client),
+            Direction::Inbound => (&mut out.to_client, &mut out.to_upstream),
+        };
+        match ruling {
+            Ruling::Release => {
+                forward.extend_from_slice(&held.raw);
+                forward.extend_from_slice(b"\r\n");
+                Ok("delivered".into())
+            }
+            Ruling::Reject(note) => {
+                let reason = Action::Block(format!("rejected by a reviewer: {note}"));
+                match events::apply(
+                    &held.line,
+                    held.direction,
+                    held.ctcp,
+                    &reason,
+                    &self.me,
+                    &self.server_name,
+                ) {
+                    Outcome::Bounce(notice) => {
+                        back.extend_from_slice(notice.as_bytes());
+                        Ok("sender told".into())
+                    }
+                    _ => Ok("rejected; its sender cannot be told on IRC".into()),
+                }
+            }
         }
     }
 
@@ -311,7 +373,8 @@ impl IrcSession {
         );
         self.started = true;
         tracing::info!(user = %self.session.user, "session started");
-        if let Action::Block(reason) = &action {
+        // A session cannot wait for a reviewer.
+        if let Action::Block(reason) | Action::Hold(reason) = &action {
             out.to_client.extend_from_slice(
                 format!(
                     "ERROR :Closing link: session refused: {}\r\n",
@@ -352,7 +415,10 @@ impl IrcSession {
                     self.gate
                         .judge(&self.session, direction, reading.kind, reading.attributes);
                 match action {
-                    Action::Block(reason) if direction == Direction::Outbound => {
+                    // A join or part cannot wait for a reviewer: held is refused.
+                    Action::Block(reason) | Action::Hold(reason)
+                        if direction == Direction::Outbound =>
+                    {
                         back.extend_from_slice(
                             format!(
                                 ":{gateway} NOTICE {} :{channel}: {}\r\n",
@@ -362,7 +428,7 @@ impl IrcSession {
                             .as_bytes(),
                         );
                     }
-                    Action::Block(_) | Action::Drop => {}
+                    Action::Block(_) | Action::Drop | Action::Hold(_) => {}
                     _ => allowed.push(channel),
                 }
             }
@@ -389,9 +455,34 @@ impl IrcSession {
             return;
         };
         let ctcp = reading.ctcp;
-        let action = self
-            .gate
-            .judge(&self.session, direction, reading.kind, reading.attributes);
+        let (action, id) = self.gate.rule(
+            &self.session,
+            direction,
+            reading.kind,
+            reading.attributes,
+            reading.ids,
+        );
+        if let (Action::Hold(_), Some(id)) = (&action, id) {
+            if self.held.len() >= MAX_HELD
+                && let Some((oldest, _)) = self.held.pop_front()
+            {
+                tracing::warn!(event = %oldest, "too many held lines in one session: the oldest can no longer be released");
+            }
+            self.held.push_back((
+                id,
+                HeldLine {
+                    raw: raw.clone(),
+                    line: line.clone(),
+                    direction,
+                    ctcp,
+                },
+            ));
+        }
+        let gateway = &self.server_name;
+        let (forward, back) = match direction {
+            Direction::Outbound => (&mut out.to_upstream, &mut out.to_client),
+            Direction::Inbound => (&mut out.to_client, &mut out.to_upstream),
+        };
         match events::apply(line, direction, ctcp, &action, &self.me, gateway) {
             Outcome::Forward => {
                 forward.extend_from_slice(&raw);
@@ -447,6 +538,44 @@ mod tests {
             .unwrap();
         assert!(s.started());
         s
+    }
+
+    #[test]
+    fn a_held_line_waits_for_its_ruling() {
+        let judge = FakeJudge::new(|e| match e.message() {
+            Some(m) if m.body.contains("wire") => Action::Hold("review".into()),
+            _ => Action::Allow,
+        });
+        let mut s = registered(&judge);
+        let mut out = Outbox::default();
+        s.client_frame(line("PRIVMSG bob :wire 1"), &mut out)
+            .unwrap();
+        s.client_frame(line("PRIVMSG bob :wire 2"), &mut out)
+            .unwrap();
+        assert!(out.to_upstream.is_empty() && out.to_client.is_empty());
+        let ids: Vec<String> = judge.seen.lock().unwrap()[1..]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        let mut out = Outbox::default();
+        assert_eq!(
+            s.review(&ids[0], &Ruling::Release, &mut out),
+            Ok("delivered".into())
+        );
+        assert_eq!(out.to_upstream, b"PRIVMSG bob :wire 1\r\n");
+        let mut out = Outbox::default();
+        assert_eq!(
+            s.review(&ids[1], &Ruling::Reject("no".into()), &mut out),
+            Ok("sender told".into())
+        );
+        assert_holds(
+            &out.to_client,
+            &["NOTICE alice", "rejected by a reviewer: no"],
+        );
+        assert!(
+            s.review(&ids[1], &Ruling::Release, &mut Outbox::default())
+                .is_err()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! ```text
 //! connect:  accept ─▶ Protocol::connect (TLS, handshake, upstream) within the handshake timeout
 //! relay:    read a side ─▶ every complete frame ─▶ Hooks::{client,upstream}_frame ─▶ Outbox ─▶ write
+//!           a reviewer's ruling on a held message ─▶ Hooks::review ─▶ Outbox ─▶ write ─▶ answer
 //!           EOF ─▶ Hooks::*_closed · shutdown ─▶ Hooks::shutdown · silence ─▶ idle timeout
 //! close:    on error Hooks::farewell (what each side is told); both sockets shut;
 //!           session-end judged once the session had started
@@ -24,12 +25,13 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::side::{FrameError, Framer, Peer, Side, linger};
 use crate::adapters::Gate;
+use crate::adapters::review::{ReviewCall, Ruling};
 use crate::event::{Direction, EventKind, Session};
 
 /// Why a session ended early. `E` is the protocol's own reasons.
@@ -154,6 +156,21 @@ pub trait Hooks: Send {
     /// The session ends by `error`: what each side is told.
     fn farewell(&mut self, error: &SessionError<Self::Error>) -> Farewell;
 
+    /// A reviewer's ruling on a message this session held: deliver it
+    /// (`Release`) or tell its sender (`Reject`). Returns what was done.
+    ///
+    /// # Errors
+    /// Why nothing was: the session does not hold that message.
+    fn review(
+        &mut self,
+        event_id: &str,
+        ruling: &Ruling,
+        out: &mut Outbox,
+    ) -> Result<String, String> {
+        let _ = (event_id, ruling, out);
+        Err("this network's sessions do not hold messages".into())
+    }
+
     /// The session as events name it.
     fn session(&self) -> &Session;
 
@@ -275,11 +292,15 @@ async fn run<P: Protocol>(
         mut hooks,
     } = connected;
     let mut out = Outbox::default();
+    let (_door, mut rulings) = gate.reviews().open(&id);
     let result = relay(
         &mut hooks,
-        &mut client,
-        &mut upstream,
+        Sides {
+            client: &mut client,
+            upstream: &mut upstream,
+        },
         &mut out,
+        &mut rulings,
         gate,
         timeouts.idle,
         shutdown,
@@ -318,19 +339,34 @@ async fn run<P: Protocol>(
     result
 }
 
+/// A ruling acted on, and where to say what came of it once written.
+type Answer = (
+    oneshot::Sender<Result<String, String>>,
+    Result<String, String>,
+);
+
+/// Both sockets of a session.
+struct Sides<'a, F: Framer> {
+    client: &'a mut Side<F>,
+    upstream: &'a mut Side<F>,
+}
+
 /// Relays until either side closes, the hooks close, the gateway shuts
-/// down or the client goes quiet.
+/// down or the client goes quiet. Rulings on held messages are answered
+/// once what they wrote has been written.
 async fn relay<H: Hooks>(
     hooks: &mut H,
-    client: &mut Side<H::Framer>,
-    upstream: &mut Side<H::Framer>,
+    sides: Sides<'_, H::Framer>,
     out: &mut Outbox,
+    rulings: &mut mpsc::Receiver<ReviewCall>,
     gate: &Gate,
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError<H::Error>> {
+    let Sides { client, upstream } = sides;
     let stats = gate.stats();
     let mut idle_deadline = Instant::now() + idle;
+    let mut answers: Vec<Answer> = Vec::new();
     // Bytes that came with the handshake are already buffered.
     while let Some(frame) = client.next_frame()? {
         hooks.client_frame(frame, out)?;
@@ -340,11 +376,18 @@ async fn relay<H: Hooks>(
     }
     loop {
         write_out(out, client, upstream, idle).await?;
+        for (reply, answer) in answers.drain(..) {
+            let _ = reply.send(answer);
+        }
         if out.closing.is_some() {
             return Ok(());
         }
         tokio::select! {
             _ = shutdown.changed() => hooks.shutdown(out),
+            Some(call) = rulings.recv() => {
+                let answer = hooks.review(&call.event_id, &call.ruling, out);
+                answers.push((call.reply, answer));
+            }
             read = client.fill() => {
                 // A client that hangs up without TLS close_notify has
                 // still just hung up.

@@ -10,8 +10,8 @@ use super::rooms::Rooms;
 
 use super::codec::{Element, JABBER_CLIENT, Node};
 use crate::event::{
-    Action, Attachment, Conversation, Direction, EventKind, FileOffer, Message, Presence,
-    RoomChange,
+    Action, Attachment, Conversation, Direction, EventKind, FileOffer, Message, NetworkId,
+    Presence, Reaction, RoomChange, Subject,
 };
 
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -34,6 +34,24 @@ const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NS_UPLOAD: &str = "urn:xmpp:http:upload:0";
 const NS_JINGLE: &str = "urn:xmpp:jingle:1";
 const NS_JINGLE_FT: &str = "urn:xmpp:jingle:apps:file-transfer:5";
+const NS_REACTIONS: &str = "urn:xmpp:reactions:0";
+const NS_SID: &str = "urn:xmpp:sid:0";
+
+/// Namespaces of a message's children that say nothing a user wrote:
+/// chat states, receipts, markers, hints, ids, delays, archive results. A
+/// body-less message with any other child is judged, so content that
+/// rides in an extension does not pass unread.
+const SIGNAL_NAMESPACES: [&str; 9] = [
+    "http://jabber.org/protocol/chatstates",
+    "urn:xmpp:receipts",
+    "urn:xmpp:chat-markers:0",
+    "urn:xmpp:hints",
+    NS_SID,
+    "urn:xmpp:delay",
+    "jabber:x:event",
+    "urn:xmpp:mam:2",
+    "urn:xmpp:sm:3",
+];
 
 /// The JID without its resource.
 pub fn bare(jid: &str) -> &str {
@@ -63,6 +81,31 @@ pub struct Reading {
     /// recipient, id), so a carbon of a message the gateway already judged
     /// is not judged again; see [`message_key`].
     pub dedupe_key: Option<String>,
+    /// The message's own ids: `message-id`, `origin-id`, `stanza-id`.
+    pub ids: Vec<NetworkId>,
+}
+
+/// A message stanza's ids (RFC 6120 `id`, XEP-0359 origin-id and stanza-id).
+fn ids_of(stanza: &Element) -> Vec<NetworkId> {
+    let mut ids: Vec<NetworkId> = stanza
+        .attr("id")
+        .map(|id| NetworkId::new("message-id", id))
+        .into_iter()
+        .collect();
+    for e in stanza.elements().filter(|e| e.ns == NS_SID) {
+        let kind = match e.local_name() {
+            "origin-id" => "origin-id",
+            "stanza-id" => "stanza-id",
+            _ => continue,
+        };
+        if let Some(id) = e.attr("id") {
+            ids.push(NetworkId {
+                by: e.attr("by").map(str::to_owned),
+                ..NetworkId::new(kind, id)
+            });
+        }
+    }
+    ids
 }
 
 /// What `stanza`, travelling `direction` in the session of `user` (bare
@@ -156,19 +199,30 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
             })
         })
         .collect();
+    let markup = stanza
+        .child("html", NS_XHTML_IM)
+        .and_then(|h| h.child("body", NS_XHTML))
+        .map(Element::inner_xml);
+    let subject = stanza.child("subject", JABBER_CLIENT).map(Element::text);
+    let reactions = stanza.child("reactions", NS_REACTIONS);
+    // Content in an extension this reader does not know is still content.
+    let unknown_content = stanza
+        .elements()
+        .any(|e| e.ns != JABBER_CLIENT && !SIGNAL_NAMESPACES.contains(&e.ns.as_str()));
     if body.is_none()
         && edit_of.is_none()
         && retraction_of.is_none()
         && !encrypted
         && attachments.is_empty()
+        && markup.is_none()
+        && subject.is_none()
+        && reactions.is_none()
+        && !unknown_content
     {
         // Chat states, receipts, markers: not something said.
         return None;
     }
-    let markup = stanza
-        .child("html", NS_XHTML_IM)
-        .and_then(|h| h.child("body", NS_XHTML))
-        .map(Element::inner_xml);
+    let ids = ids_of(stanza);
     let (sender, recipient, conversation) = if kind == "groupchat" {
         match direction {
             // In a room the occupant (room@service/nick) is who speaks.
@@ -192,6 +246,45 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
             Conversation::Direct,
         )
     };
+    // A reaction (XEP-0444) or a room's new subject, when that is all the
+    // message says.
+    if body.is_none() && !encrypted {
+        if let Some(reactions) = reactions {
+            let reaction = Reaction {
+                sender,
+                recipient,
+                conversation,
+                target: reactions.attr("id").unwrap_or_default().to_owned(),
+                keys: reactions
+                    .elements()
+                    .filter(|e| e.is("reaction", NS_REACTIONS))
+                    .map(Element::text)
+                    .collect(),
+            };
+            return Some(Reading {
+                direction,
+                kind: EventKind::Reaction(reaction),
+                attributes: vec![("xmpp.type".into(), kind.to_owned())],
+                carbon: None,
+                dedupe_key: None,
+                ids,
+            });
+        }
+        if let (Some(text), Conversation::Group(room)) = (&subject, &conversation) {
+            return Some(Reading {
+                direction,
+                kind: EventKind::Subject(Subject {
+                    sender,
+                    room: room.clone(),
+                    text: text.clone(),
+                }),
+                attributes: vec![("xmpp.type".into(), kind.to_owned())],
+                carbon: None,
+                dedupe_key: None,
+                ids,
+            });
+        }
+    }
     let body = if encrypted {
         String::new()
     } else {
@@ -224,6 +317,7 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
         encrypted,
         edit_of,
         retraction_of,
+        subject,
     };
     Some(Reading {
         direction,
@@ -231,6 +325,7 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
         attributes: vec![("xmpp.type".into(), kind.to_owned())],
         carbon: None,
         dedupe_key,
+        ids,
     })
 }
 
@@ -274,6 +369,7 @@ fn read_presence(
             attributes: Vec::new(),
             carbon: None,
             dedupe_key: None,
+            ids: Vec::new(),
         })
     };
     match direction {
@@ -329,6 +425,7 @@ fn read_presence(
         attributes: Vec::new(),
         carbon: None,
         dedupe_key: None,
+        ids: Vec::new(),
     })
 }
 
@@ -380,6 +477,7 @@ fn read_iq(stanza: &Element, direction: Direction, user: &str) -> Option<Reading
         attributes: Vec::new(),
         carbon: None,
         dedupe_key: None,
+        ids: Vec::new(),
     })
 }
 
@@ -595,6 +693,76 @@ mod tests {
         assert_eq!(message(&r).body, "");
         let error = parse("<message type='error' from='b@x'><body>x</body></message>");
         assert!(read(&error, Direction::Inbound, USER, &rooms).is_none());
+    }
+
+    #[test]
+    fn reactions_subjects_and_content_in_extensions_are_events() {
+        let rooms = Rooms::default();
+        let reaction = parse(
+            "<message to='room@muc.x' type='groupchat' id='r1'><reactions id='m7' xmlns='urn:xmpp:reactions:0'><reaction>👍</reaction><reaction>🎉</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>",
+        );
+        let r = read(&reaction, Direction::Outbound, USER, &rooms).unwrap();
+        let EventKind::Reaction(re) = &r.kind else {
+            panic!("{:?}", r.kind)
+        };
+        assert_eq!(re.target, "m7");
+        assert_eq!(re.keys, ["👍", "🎉"]);
+        assert_eq!(re.conversation, Conversation::Group("room@muc.x".into()));
+        assert_eq!(r.ids, [NetworkId::new("message-id", "r1")]);
+
+        let subject = parse(
+            "<message from='room@muc.x/bob' to='alice@corp.example/l' type='groupchat'><subject>Q3 numbers</subject></message>",
+        );
+        let r = read(&subject, Direction::Inbound, USER, &rooms).unwrap();
+        let EventKind::Subject(su) = &r.kind else {
+            panic!("{:?}", r.kind)
+        };
+        assert_eq!(
+            (su.room.as_str(), su.text.as_str(), su.sender.as_str()),
+            ("room@muc.x", "Q3 numbers", "room@muc.x/bob")
+        );
+
+        // Rich text with no plain body, or content in an unknown extension,
+        // is judged as a message; hints and ids alone are not.
+        let html = parse(
+            "<message to='b@x'><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><p>secret</p></body></html></message>",
+        );
+        let r = read(&html, Direction::Outbound, USER, &rooms).unwrap();
+        assert!(message(&r).markup.as_deref().unwrap().contains("secret"));
+        let poll = parse(
+            "<message to='b@x'><poll xmlns='urn:example:poll'><q>secret?</q></poll></message>",
+        );
+        assert!(read(&poll, Direction::Outbound, USER, &rooms).is_some());
+        let hints = parse(
+            "<message to='b@x'><no-store xmlns='urn:xmpp:hints'/><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>",
+        );
+        assert!(read(&hints, Direction::Outbound, USER, &rooms).is_none());
+        // A chat message's subject is one of its texts.
+        let chat = parse(
+            "<message to='b@x' type='chat'><subject>re: plan</subject><body>hi</body></message>",
+        );
+        let r = read(&chat, Direction::Outbound, USER, &rooms).unwrap();
+        assert_eq!(message(&r).subject.as_deref(), Some("re: plan"));
+    }
+
+    #[test]
+    fn a_message_carries_its_network_ids() {
+        let rooms = Rooms::default();
+        let s = parse(
+            "<message from='room@muc.x/bob' to='alice@corp.example/l' type='groupchat' id='c1'><body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><stanza-id xmlns='urn:xmpp:sid:0' id='s1' by='room@muc.x'/></message>",
+        );
+        let r = read(&s, Direction::Inbound, USER, &rooms).unwrap();
+        assert_eq!(
+            r.ids,
+            [
+                NetworkId::new("message-id", "c1"),
+                NetworkId::new("origin-id", "o1"),
+                NetworkId {
+                    by: Some("room@muc.x".into()),
+                    ..NetworkId::new("stanza-id", "s1")
+                },
+            ]
+        );
     }
 
     #[test]

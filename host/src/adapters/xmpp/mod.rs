@@ -28,6 +28,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::XmppConfig;
 
+use super::review::Reviews;
 use super::section::AdapterSection;
 use super::stream::{Adapter, Base, Timeouts};
 use super::{AdapterError, Gate};
@@ -82,7 +83,14 @@ impl XmppAdapter {
     ///
     /// # Errors
     /// A certificate, key or CA file is unusable, or an address cannot be bound.
-    pub async fn start(config: &XmppConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
-        Adapter::bind(Xmpp::new(config, judge)?, config.common()).await
+    /// Rulings on held messages reach its sessions through `reviews`.
+    pub async fn start(
+        config: &XmppConfig,
+        judge: Arc<dyn Judge>,
+        reviews: Arc<Reviews>,
+    ) -> Result<Self, AdapterError> {
+        let mut protocol = Xmpp::new(config, judge)?;
+        protocol.base.gate = protocol.base.gate.clone().with_reviews(reviews);
+        Adapter::bind(protocol, config.common()).await
     }
 }

@@ -12,6 +12,7 @@
 //! element (SASL, stream restarts, extensions) is forwarded as the framed
 //! bytes it arrived as.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use super::wire::{
     CLOSE, NS_BIND, NS_SASL, NS_SASL_CB, NS_SASL2, NS_SM, header_from, stream_error,
 };
 use crate::adapters::Gate;
+use crate::adapters::review::Ruling;
 use crate::adapters::stream::{
     self, Farewell, FrameError, Hooks, Outbox, Peer, SessionError, Side,
 };
@@ -101,7 +103,23 @@ pub struct XmppSession {
     started: bool,
     /// The client restarted its stream and has no server header yet.
     client_needs_header: bool,
+    /// Stanzas held for review, oldest first, by event id.
+    held: VecDeque<(String, HeldStanza)>,
 }
+
+/// A stanza a plugin held: what release writes, and what reject needs to
+/// tell its sender.
+struct HeldStanza {
+    raw: Vec<u8>,
+    el: Element,
+    direction: Direction,
+    carbon: Option<events::Carbon>,
+}
+
+/// Held stanzas one session keeps; past this the oldest is let go (it
+/// stays archived as held, and releasing it says it can no longer be
+/// delivered).
+const MAX_HELD: usize = 256;
 
 impl XmppSession {
     pub fn new(xmpp: &Xmpp, id: &str, peer: SocketAddr, domain: String) -> Self {
@@ -121,6 +139,7 @@ impl XmppSession {
             inbound: sm::Counter::default(),
             started: false,
             client_needs_header: true,
+            held: VecDeque::new(),
         }
     }
 }
@@ -185,6 +204,62 @@ impl Hooks for XmppSession {
                     ..
                 })
             ),
+        }
+    }
+
+    fn review(
+        &mut self,
+        event_id: &str,
+        ruling: &Ruling,
+        out: &mut Outbox,
+    ) -> Result<String, String> {
+        let at = self
+            .held
+            .iter()
+            .position(|(id, _)| id == event_id)
+            .ok_or("this session no longer holds the message")?;
+        let Some((_, held)) = self.held.remove(at) else {
+            return Err("this session no longer holds the message".into());
+        };
+        let (onward, back, ahead, behind) = match held.direction {
+            Direction::Outbound => (
+                &mut out.to_upstream,
+                &mut out.to_client,
+                &mut self.outbound,
+                &mut self.inbound,
+            ),
+            Direction::Inbound => (
+                &mut out.to_client,
+                &mut out.to_upstream,
+                &mut self.inbound,
+                &mut self.outbound,
+            ),
+        };
+        match ruling {
+            Ruling::Release => {
+                // Counted as dropped when held; to its receiver it is now
+                // one stanza more.
+                onward.extend_from_slice(&held.raw);
+                ahead.injected();
+                Ok("delivered".into())
+            }
+            Ruling::Reject(note) => {
+                let reason = format!("rejected by a reviewer: {note}");
+                match events::apply(
+                    &held.el,
+                    held.direction,
+                    held.carbon,
+                    &Action::Block(reason),
+                    &self.full_jid,
+                ) {
+                    Outcome::Bounce(xml) => {
+                        back.extend_from_slice(xml.as_bytes());
+                        behind.injected();
+                        Ok("sender told".into())
+                    }
+                    _ => Ok("rejected; its sender cannot be told (a carbon copy)".into()),
+                }
+            }
         }
     }
 
@@ -344,7 +419,14 @@ impl XmppSession {
             None
         };
         let outcome = match reading {
-            Some(reading) => self.decide(el, reading),
+            Some(reading) => {
+                let carbon = reading.carbon;
+                let (outcome, held) = self.decide(el, reading);
+                if let Some(id) = held {
+                    self.keep_held(id, raw.clone(), el, direction, carbon);
+                }
+                outcome
+            }
             None => Outcome::Forward,
         };
         let (onward, back, ahead, behind) = match direction {
@@ -397,7 +479,8 @@ impl XmppSession {
         self.started = true;
         tracing::info!(user = %self.session.user, "session started");
         match action {
-            Action::Block(reason) => {
+            // A session cannot wait for a reviewer.
+            Action::Block(reason) | Action::Hold(reason) => {
                 out.to_client.extend_from_slice(
                     stream_error("policy-violation", &format!("session refused: {reason}"))
                         .as_bytes(),
@@ -421,29 +504,67 @@ impl XmppSession {
     }
 
     /// Judges a reading (or reuses the verdict another session gave the
-    /// same message) and says what to write.
-    fn decide(&mut self, el: &Element, reading: events::Reading) -> Outcome {
+    /// same message) and says what to write; and the event id when this
+    /// session judged it and it is held.
+    fn decide(&mut self, el: &Element, reading: events::Reading) -> (Outcome, Option<String>) {
         let room_change = matches!(
             reading.kind,
             EventKind::RoomJoin(_) | EventKind::RoomLeave(_)
         )
         .then(|| (reading.kind.clone(), reading.direction));
         let (gate, session) = (&self.gate, &self.session);
+        let mut judged_id = None;
         let action = self.seen.judge_once(reading.dedupe_key.as_deref(), || {
-            gate.judge(session, reading.direction, reading.kind, reading.attributes)
+            let (action, id) = gate.rule(
+                session,
+                reading.direction,
+                reading.kind,
+                reading.attributes,
+                reading.ids,
+            );
+            judged_id = id;
+            action
         });
         if let Some((kind, direction)) = room_change
             && matches!(action, Action::Allow | Action::Rewrite(_))
         {
             self.rooms.note(&kind, direction);
         }
-        events::apply(
+        let held = matches!(action, Action::Hold(_))
+            .then_some(judged_id)
+            .flatten();
+        let outcome = events::apply(
             el,
             reading.direction,
             reading.carbon,
             &action,
             &self.full_jid,
-        )
+        );
+        (outcome, held)
+    }
+
+    fn keep_held(
+        &mut self,
+        id: String,
+        raw: Vec<u8>,
+        el: &Element,
+        direction: Direction,
+        carbon: Option<events::Carbon>,
+    ) {
+        if self.held.len() >= MAX_HELD
+            && let Some((oldest, _)) = self.held.pop_front()
+        {
+            tracing::warn!(event = %oldest, "too many held stanzas in one session: the oldest can no longer be released");
+        }
+        self.held.push_back((
+            id,
+            HeldStanza {
+                raw,
+                el: el.clone(),
+                direction,
+                carbon,
+            },
+        ));
     }
 }
 
@@ -536,6 +657,73 @@ mod tests {
 
     fn element(xml: &str) -> Frame {
         Frame::Element(xml.as_bytes().to_vec())
+    }
+
+    /// A session past bind, for `judge`.
+    fn bound(judge: Arc<FakeJudge>) -> (tempfile::TempDir, XmppSession) {
+        let (dir, mut s) = session(judge);
+        let mut out = Outbox::default();
+        s.client_frame(
+            element("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>"),
+            &mut out,
+        )
+        .unwrap();
+        s.upstream_frame(
+            element("<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@corp.example/r</jid></bind></iq>"),
+            &mut out,
+        )
+        .unwrap();
+        assert!(s.started());
+        (dir, s)
+    }
+
+    #[test]
+    fn a_held_stanza_waits_for_its_ruling() {
+        let judge = FakeJudge::new(|e| match e.message() {
+            Some(m) if m.body.contains("wire") => Action::Hold("review".into()),
+            _ => Action::Allow,
+        });
+        let (_dir, mut s) = bound(judge.clone());
+        let mut out = Outbox::default();
+        let first =
+            "<message to='bob@example.net' type='chat' id='m1'><body>wire 1</body></message>";
+        let second =
+            "<message to='bob@example.net' type='chat' id='m2'><body>wire 2</body></message>";
+        s.client_frame(element(first), &mut out).unwrap();
+        s.client_frame(element(second), &mut out).unwrap();
+        assert!(
+            out.to_upstream.is_empty() && out.to_client.is_empty(),
+            "held: nothing written"
+        );
+        let ids: Vec<String> = judge.seen.lock().unwrap()[1..]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        let mut out = Outbox::default();
+        assert_eq!(
+            s.review(&ids[0], &Ruling::Release, &mut out),
+            Ok("delivered".into())
+        );
+        assert_eq!(out.to_upstream, first.as_bytes());
+        let mut out = Outbox::default();
+        assert_eq!(
+            s.review(&ids[1], &Ruling::Reject("not today".into()), &mut out),
+            Ok("sender told".into())
+        );
+        assert!(out.to_upstream.is_empty());
+        assert_holds(
+            &out.to_client,
+            &[
+                "policy-violation",
+                "rejected by a reviewer: not today",
+                "m2",
+            ],
+        );
+        // Each is ruled on once.
+        assert!(
+            s.review(&ids[0], &Ruling::Release, &mut Outbox::default())
+                .is_err()
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ struct Settings {
     block_if_tag: Option<String>,
     block_if_body_contains: Option<String>,
     drop_if_body_contains: Option<String>,
+    /// Hold what the local user sends (outbound only, as a reviewer's
+    /// queue for staff's messages would).
     hold_if_body_contains: Option<String>,
     /// `[key, value]`: set this attribute on every message.
     attribute: Option<(String, String)>,
@@ -66,7 +68,7 @@ impl Plugin for Scripted {
         if contains(&s.drop_if_body_contains) {
             verdict = Verdict::drop();
         }
-        if contains(&s.hold_if_body_contains) {
+        if event.is_outbound() && contains(&s.hold_if_body_contains) {
             verdict = Verdict::hold("held for review by scripted");
         }
         if let Some((from, to)) = &s.replace
