@@ -202,3 +202,36 @@ path = "{path}"
         assert_eq!((a.action, a.tags), (b.action, b.tags), "{body}");
     }
 }
+
+#[test]
+fn an_attachment_can_be_removed_and_the_delivered_message_is_a_rewrite() {
+    let (_cfg, rt) = start(
+        r#"
+[[plugins]]
+name = "no-uploads"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+failure = "fail-closed"
+[plugins.config]
+remove_attachments_containing = "files.example"
+"#,
+    );
+    let url = "https://files.example/q3.xlsx";
+    let e = event(&format!(
+        r#"{{"network":"xmpp","direction":"outbound","session":{{"user":"alice@corp.example"}},
+            "message":{{"sender":"alice@corp.example","recipient":"bob@partner.example","body":"{url}",
+              "attachments":[{{"url":"{url}"}},{{"url":"https://ok.example/a.png"}}]}}}}"#
+    ));
+    let d = rt.chain.evaluate(e);
+    assert_eq!(d.verdict.action, Action::Rewrite(String::new()), "{d:?}");
+    assert_eq!(d.verdict.removed_attachments, [url.to_owned()]);
+    // Observers see the message as attempted.
+    let m = d.event.message().unwrap();
+    assert_eq!(m.attachments.len(), 2);
+    assert_eq!(m.body, url);
+
+    // A message without it: nothing removed, allowed as it was.
+    let d = rt.chain.evaluate(message("no files"));
+    assert_eq!(d.verdict.action, Action::Allow);
+    assert!(d.verdict.removed_attachments.is_empty());
+}

@@ -76,13 +76,16 @@ pub enum Action {
     Hold(String),
 }
 
-/// A plugin's answer: an action, and the tags and attributes it adds.
-/// The export macro writes it into the host's `verdict-out`.
+/// A plugin's answer: an action, the tags and attributes it adds, and
+/// the attachments it takes out. The export macro writes it into the
+/// host's `verdict-out`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     pub action: Action,
     pub tags: Vec<String>,
     pub attributes: Vec<(String, String)>,
+    /// URLs of attachments (`Event::attachments`) not to deliver.
+    pub remove_attachments: Vec<String>,
 }
 
 impl Verdict {
@@ -133,6 +136,15 @@ impl Verdict {
         self
     }
 
+    /// Takes the attachment with this URL out of what is delivered (the
+    /// reference, and the URL from the text). The host refuses (as this
+    /// plugin's failure) a URL the message does not have, or encrypted
+    /// content.
+    pub fn with_attachment_removed(mut self, url: impl Into<String>) -> Self {
+        self.remove_attachments.push(url.into());
+        self
+    }
+
     pub fn is_allow(&self) -> bool {
         matches!(self.action, Action::Allow)
     }
@@ -149,6 +161,9 @@ impl Verdict {
         }
         for (key, value) in &self.attributes {
             out.set_attribute(key, value);
+        }
+        for url in &self.remove_attachments {
+            let _ = out.remove_attachment(url);
         }
         match &self.action {
             Action::Allow => {}

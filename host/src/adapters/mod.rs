@@ -47,6 +47,16 @@ pub enum AdapterError {
     },
 }
 
+/// What the judge said about one event, as an adapter applies it.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub action: Action,
+    /// The event's id, when it was built (not for a chain of no plugins).
+    pub event_id: Option<String>,
+    /// Attachments (by URL) to take out of the delivered message.
+    pub removed_attachments: Vec<String>,
+}
+
 /// An adapter's way to policy: builds the neutral event, counts it, and
 /// asks the judge.
 #[derive(Clone)]
@@ -96,12 +106,12 @@ impl Gate {
         attributes: Vec<(String, String)>,
     ) -> Action {
         self.rule(session, direction, kind, attributes, Vec::new())
-            .0
+            .action
     }
 
-    /// As [`Self::judge`], with the network's own ids for the event, and
-    /// also returns the event's id when one was built (a session keeps a
-    /// held message under it).
+    /// As [`Self::judge`], with the network's own ids for the event; says
+    /// also the event's id when one was built (a session keeps a held
+    /// message under it) and the attachments a rewrite removes.
     pub fn rule(
         &self,
         session: &Session,
@@ -109,11 +119,11 @@ impl Gate {
         kind: EventKind,
         attributes: Vec<(String, String)>,
         ids: Vec<NetworkId>,
-    ) -> (Action, Option<String>) {
+    ) -> Judged {
         self.stats.events.fetch_add(1, Relaxed);
         if self.judge.allows_everything() {
             self.stats.count_action("allow");
-            return (Action::Allow, None);
+            return Judged::default();
         }
         let event = Event {
             id: new_event_id(),
@@ -126,10 +136,14 @@ impl Gate {
             attributes,
             ids,
         };
-        let id = event.id.clone();
-        let action = self.judge.judge(event).action;
-        self.stats.count_action(action.kind());
-        (action, Some(id))
+        let event_id = Some(event.id.clone());
+        let verdict = self.judge.judge(event);
+        self.stats.count_action(verdict.action.kind());
+        Judged {
+            action: verdict.action,
+            event_id,
+            removed_attachments: verdict.removed_attachments,
+        }
     }
 }
 

@@ -191,6 +191,7 @@ mod tests {
                 action: ActionDoc::Allow,
                 decided_by: None,
                 tags: vec![],
+                removed_attachments: vec![],
             }),
             annotations: vec![],
         }

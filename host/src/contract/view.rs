@@ -45,6 +45,7 @@ pub struct VerdictDraft {
     pub rewrite: Option<String>,
     pub tags: Vec<String>,
     pub attributes: Vec<(String, String)>,
+    pub remove_attachments: Vec<String>,
     /// A call the host refused (a rewrite of encrypted content): the
     /// plugin's failure, whatever else it wrote.
     pub refused: Option<String>,
@@ -68,6 +69,7 @@ impl VerdictDraft {
             action,
             tags: self.tags,
             attributes: self.attributes,
+            remove_attachments: self.remove_attachments,
         })
     }
 }

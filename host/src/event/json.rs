@@ -590,6 +590,9 @@ pub struct FinalVerdictDoc {
     pub action: ActionDoc,
     pub decided_by: Option<DeciderDoc>,
     pub tags: Vec<String>,
+    /// Attachments (by URL) taken out of what was delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_attachments: Vec<String>,
 }
 
 impl From<&FinalVerdict> for FinalVerdictDoc {
@@ -601,6 +604,7 @@ impl From<&FinalVerdict> for FinalVerdictDoc {
                 sha256: d.sha256.clone(),
             }),
             tags: v.tags.clone(),
+            removed_attachments: v.removed_attachments.clone(),
         }
     }
 }
@@ -705,6 +709,7 @@ mod tests {
                 sha256: "ab".into(),
             }),
             tags: vec!["t".into()],
+            removed_attachments: Vec::new(),
         };
         let json = serde_json::to_value(FinalVerdictDoc::from(&v)).unwrap();
         assert_eq!(

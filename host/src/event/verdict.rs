@@ -41,12 +41,14 @@ impl Action {
     }
 }
 
-/// One plugin's answer: an action, the tags and attributes it adds.
+/// One plugin's answer: an action, the tags and attributes it adds, and
+/// the attachments (by URL) it takes out of the message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     pub action: Action,
     pub tags: Vec<String>,
     pub attributes: Vec<(String, String)>,
+    pub remove_attachments: Vec<String>,
 }
 
 /// The plugin whose verdict stood.
@@ -64,6 +66,9 @@ pub struct FinalVerdict {
     /// None when every plugin allowed the event.
     pub decided_by: Option<Decider>,
     pub tags: Vec<String>,
+    /// Attachments (by URL) taken out of what is delivered; the action is
+    /// then a rewrite.
+    pub removed_attachments: Vec<String>,
 }
 
 impl FinalVerdict {
@@ -73,6 +78,7 @@ impl FinalVerdict {
             action: Action::Allow,
             decided_by: None,
             tags: Vec::new(),
+            removed_attachments: Vec::new(),
         }
     }
 }

@@ -30,7 +30,7 @@ use super::engine::PluginEngine;
 use super::instance::CallFailure;
 use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
-use crate::event::{Action, Event, FinalVerdict};
+use crate::event::{Action, Event, EventKind, FinalVerdict};
 
 /// Which export a timing or failure refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -191,6 +191,9 @@ impl Chain {
         let mut failures = Vec::new();
         // The body before the first rewrite; observers see the original.
         let mut attempted_body: Option<String> = None;
+        // The attachments before the first removal, and those removed.
+        let mut attempted: Option<Vec<crate::event::Attachment>> = None;
+        let mut removed: Vec<String> = Vec::new();
 
         let kind = event.kind.kind();
         // Each call starts when the one before it ended: one clock read
@@ -245,6 +248,19 @@ impl Chain {
                 verdict.action.kind(),
             ));
             annotate(&mut event, verdict.tags, verdict.attributes);
+            if !verdict.remove_attachments.is_empty() && !verdict.action.stops() {
+                let text = remove_attachments(
+                    Arc::make_mut(&mut event),
+                    &verdict.remove_attachments,
+                    &mut removed,
+                    (&mut attempted, &mut attempted_body),
+                );
+                if let (Action::Allow, Some(text)) = (&verdict.action, text) {
+                    // The content changed: what is delivered is a rewrite.
+                    action = Action::Rewrite(text);
+                    decided_by = Some(plugin.decider().clone());
+                }
+            }
             match verdict.action {
                 Action::Allow => {}
                 Action::Rewrite(body) => {
@@ -282,10 +298,20 @@ impl Chain {
         {
             *text = body;
         }
+        if let Some(attachments) = attempted
+            && let EventKind::Message(m) = &mut Arc::make_mut(&mut event).kind
+        {
+            m.attachments = attachments;
+        }
+        if action.stops() {
+            // Nothing is delivered, so nothing was taken out of it.
+            removed.clear();
+        }
         let verdict = FinalVerdict {
             action,
             decided_by,
             tags: event.tags.clone(),
+            removed_attachments: removed,
         };
         let verdict = if self.has_observers {
             Arc::unwrap_or_clone(self.observe(
@@ -420,6 +446,36 @@ impl Chain {
         }
         false
     }
+}
+
+/// Takes the attachments `urls` out of the message, and their URLs out of
+/// its text (later plugins judge what will be delivered); remembers the
+/// attachments and the body as attempted (once, for observers) and the
+/// URLs removed. Returns the text as it now is.
+fn remove_attachments(
+    event: &mut Event,
+    urls: &[String],
+    removed: &mut Vec<String>,
+    (attempted, attempted_body): (
+        &mut Option<Vec<crate::event::Attachment>>,
+        &mut Option<String>,
+    ),
+) -> Option<String> {
+    let EventKind::Message(m) = &mut event.kind else {
+        return None;
+    };
+    attempted.get_or_insert_with(|| m.attachments.clone());
+    m.attachments.retain(|a| !urls.contains(&a.url));
+    for url in urls {
+        if !removed.contains(url) {
+            removed.push(url.clone());
+        }
+        if m.body.contains(url.as_str()) {
+            attempted_body.get_or_insert_with(|| m.body.clone());
+            m.body = m.body.replace(url.as_str(), "").trim().to_owned();
+        }
+    }
+    Some(m.body.clone())
 }
 
 /// Adds a plugin's tags and attributes to the event, touching (and so

@@ -178,6 +178,7 @@ mod tests {
             action,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             attributes: Vec::new(),
+            remove_attachments: Vec::new(),
         }
     }
 

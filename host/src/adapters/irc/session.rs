@@ -455,14 +455,15 @@ impl IrcSession {
             return;
         };
         let ctcp = reading.ctcp;
-        let (action, id) = self.gate.rule(
+        let judged = self.gate.rule(
             &self.session,
             direction,
             reading.kind,
             reading.attributes,
             reading.ids,
         );
-        if let (Action::Hold(_), Some(id)) = (&action, id) {
+        let action = judged.action;
+        if let (Action::Hold(_), Some(id)) = (&action, judged.event_id) {
             if self.held.len() >= MAX_HELD
                 && let Some((oldest, _)) = self.held.pop_front()
             {

@@ -503,11 +503,24 @@ pub fn apply(
     action: &Action,
     user_jid: &str,
 ) -> Outcome {
+    apply_removing(stanza, direction, carbon, action, user_jid, &[])
+}
+
+/// [`apply`], with the attachments (by URL) the chain took out of a
+/// rewritten message removed from it too.
+pub fn apply_removing(
+    stanza: &Element,
+    direction: Direction,
+    carbon: Option<Carbon>,
+    action: &Action,
+    user_jid: &str,
+    removed: &[String],
+) -> Outcome {
     match action {
         Action::Allow => Outcome::Forward,
         // A held message is not delivered; the hold queue keeps it.
         Action::Drop | Action::Hold(_) => Outcome::Drop,
-        Action::Rewrite(body) => match rewrite(stanza, body) {
+        Action::Rewrite(body) => match rewrite(stanza, body, removed) {
             Some(xml) => Outcome::Rewritten(xml),
             None => Outcome::Forward,
         },
@@ -524,10 +537,20 @@ pub fn apply(
     }
 }
 
-/// The stanza with its body (and XHTML-IM body, if any) replaced; inside
-/// a carbon, the copied message's.
-fn rewrite(stanza: &Element, body: &str) -> Option<String> {
-    fn in_place(message: &mut Element, body: &str) {
+/// The stanza with its text replaced — the body, and the XHTML-IM body
+/// with it, so a client never shows the old text; a room's subject when
+/// that is what it says — and the `removed` attachments (XEP-0066 OOB
+/// references) taken out; inside a carbon, the copied message's.
+fn rewrite(stanza: &Element, body: &str, removed: &[String]) -> Option<String> {
+    fn in_place(message: &mut Element, body: &str, removed: &[String]) {
+        let subject_only = message.child("body", JABBER_CLIENT).is_none()
+            && message.child("subject", JABBER_CLIENT).is_some();
+        if subject_only {
+            if let Some(s) = message.child_mut("subject", JABBER_CLIENT) {
+                s.set_text(body);
+            }
+            return;
+        }
         match message.child_mut("body", JABBER_CLIENT) {
             Some(b) => b.set_text(body),
             None => message.children.push(Node::Element(
@@ -539,14 +562,22 @@ fn rewrite(stanza: &Element, body: &str) -> Option<String> {
         {
             xbody.set_text(body);
         }
+        if !removed.is_empty() {
+            message.children.retain(|n| match n {
+                Node::Element(x) if x.is("x", NS_OOB) => !x
+                    .child("url", NS_OOB)
+                    .is_some_and(|u| removed.contains(&u.text())),
+                _ => true,
+            });
+        }
     }
     if stanza.local_name() != "message" {
         return None;
     }
     let mut out = stanza.clone();
     match carbon_inner_mut(&mut out) {
-        Some(inner) => in_place(inner, body),
-        None => in_place(&mut out, body),
+        Some(inner) => in_place(inner, body, removed),
+        None => in_place(&mut out, body, removed),
     }
     Some(out.to_xml())
 }
@@ -743,6 +774,36 @@ mod tests {
         );
         let r = read(&chat, Direction::Outbound, USER, &rooms).unwrap();
         assert_eq!(message(&r).subject.as_deref(), Some("re: plan"));
+    }
+
+    #[test]
+    fn a_rewrite_removes_attachments_and_a_subject_is_rewritten_as_a_subject() {
+        let s = parse(
+            "<message to='b@x' type='chat'><body>see https://files.x/a.pdf</body><x xmlns='jabber:x:oob'><url>https://files.x/a.pdf</url></x><x xmlns='jabber:x:oob'><url>https://files.x/b.png</url></x></message>",
+        );
+        let Outcome::Rewritten(xml) = apply_removing(
+            &s,
+            Direction::Outbound,
+            None,
+            &Action::Rewrite("see".into()),
+            FULL,
+            &["https://files.x/a.pdf".into()],
+        ) else {
+            panic!()
+        };
+        assert!(!xml.contains("a.pdf"), "{xml}");
+        assert!(xml.contains("b.png") && xml.contains("<body>see</body>"), "{xml}");
+        let subject = parse("<message to='room@muc.x' type='groupchat'><subject>old</subject></message>");
+        let Outcome::Rewritten(xml) = apply(
+            &subject,
+            Direction::Outbound,
+            None,
+            &Action::Rewrite("new".into()),
+            FULL,
+        ) else {
+            panic!()
+        };
+        assert!(xml.contains("<subject>new</subject>") && !xml.contains("<body"), "{xml}");
     }
 
     #[test]

@@ -513,17 +513,18 @@ impl XmppSession {
         )
         .then(|| (reading.kind.clone(), reading.direction));
         let (gate, session) = (&self.gate, &self.session);
-        let mut judged_id = None;
+        let (mut judged_id, mut removed) = (None, Vec::new());
         let action = self.seen.judge_once(reading.dedupe_key.as_deref(), || {
-            let (action, id) = gate.rule(
+            let judged = gate.rule(
                 session,
                 reading.direction,
                 reading.kind,
                 reading.attributes,
                 reading.ids,
             );
-            judged_id = id;
-            action
+            judged_id = judged.event_id;
+            removed = judged.removed_attachments;
+            judged.action
         });
         if let Some((kind, direction)) = room_change
             && matches!(action, Action::Allow | Action::Rewrite(_))
@@ -533,12 +534,13 @@ impl XmppSession {
         let held = matches!(action, Action::Hold(_))
             .then_some(judged_id)
             .flatten();
-        let outcome = events::apply(
+        let outcome = events::apply_removing(
             el,
             reading.direction,
             reading.carbon,
             &action,
             &self.full_jid,
+            &removed,
         );
         (outcome, held)
     }

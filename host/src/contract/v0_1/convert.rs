@@ -223,6 +223,7 @@ impl From<wit::Verdict> for event::Verdict {
             action: v.action.into(),
             tags: v.tags,
             attributes: Vec::new(),
+            remove_attachments: Vec::new(),
         }
     }
 }

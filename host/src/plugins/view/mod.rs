@@ -229,6 +229,31 @@ impl HostVerdictOut for HostState {
         Ok(Ok(()))
     }
 
+    fn remove_attachment(
+        &mut self,
+        h: Resource<VerdictOut>,
+        url: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let (event, draft) = self.view.draft(&h)?;
+        let refusal = match event.message() {
+            Some(m) if m.encrypted => Some("cannot change end-to-end encrypted content".to_owned()),
+            Some(m) if m.attachments.iter().any(|a| a.url == url) => None,
+            Some(_) => Some(format!("the message has no attachment {url:?}")),
+            None => Some(format!(
+                "a {} event has no attachments",
+                event.kind.kind().contract_name()
+            )),
+        };
+        if let Some(why) = refusal {
+            draft.refused.get_or_insert_with(|| why.clone());
+            return Ok(Err(why));
+        }
+        if !draft.remove_attachments.contains(&url) {
+            draft.remove_attachments.push(url);
+        }
+        Ok(Ok(()))
+    }
+
     fn tag(&mut self, h: Resource<VerdictOut>, tag: String) -> wasmtime::Result<()> {
         let draft = self.view.draft(&h)?.1;
         if draft.tags.len() >= MAX_DRAFT_ITEMS {

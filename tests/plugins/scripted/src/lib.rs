@@ -19,6 +19,8 @@ struct Settings {
     /// Hold what the local user sends (outbound only, as a reviewer's
     /// queue for staff's messages would).
     hold_if_body_contains: Option<String>,
+    /// Remove every attachment whose URL contains this.
+    remove_attachments_containing: Option<String>,
     /// `[key, value]`: set this attribute on every message.
     attribute: Option<(String, String)>,
     /// Count calls in kv under this key and log/measure each.
@@ -58,6 +60,13 @@ impl Plugin for Scripted {
         let body = body.as_str();
         let contains = |w: &Option<String>| w.as_deref().is_some_and(|w| body.contains(w));
         let mut verdict = Verdict::allow();
+        if let Some(part) = &s.remove_attachments_containing {
+            for a in event.attachments() {
+                if a.url.contains(part.as_str()) {
+                    verdict = verdict.with_attachment_removed(a.url);
+                }
+            }
+        }
         if let Some(t) = s.block_if_tag.as_deref().filter(|t| event.has_tag(t)) {
             verdict = Verdict::block(format!("saw tag {t}"));
         }
