@@ -127,6 +127,8 @@ struct HeldLine {
 
 /// Held lines one session keeps; past this the oldest is let go (it stays
 /// archived as held, and releasing it says it can no longer be delivered).
+/// A line is at most 8191 bytes of tags and 512 of the rest, so this
+/// bounds their bytes too (about 2 MiB).
 const MAX_HELD: usize = 256;
 
 impl IrcSession {

@@ -792,8 +792,12 @@ mod tests {
             panic!()
         };
         assert!(!xml.contains("a.pdf"), "{xml}");
-        assert!(xml.contains("b.png") && xml.contains("<body>see</body>"), "{xml}");
-        let subject = parse("<message to='room@muc.x' type='groupchat'><subject>old</subject></message>");
+        assert!(
+            xml.contains("b.png") && xml.contains("<body>see</body>"),
+            "{xml}"
+        );
+        let subject =
+            parse("<message to='room@muc.x' type='groupchat'><subject>old</subject></message>");
         let Outcome::Rewritten(xml) = apply(
             &subject,
             Direction::Outbound,
@@ -803,7 +807,10 @@ mod tests {
         ) else {
             panic!()
         };
-        assert!(xml.contains("<subject>new</subject>") && !xml.contains("<body"), "{xml}");
+        assert!(
+            xml.contains("<subject>new</subject>") && !xml.contains("<body"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -116,10 +116,11 @@ struct HeldStanza {
     carbon: Option<events::Carbon>,
 }
 
-/// Held stanzas one session keeps; past this the oldest is let go (it
-/// stays archived as held, and releasing it says it can no longer be
-/// delivered).
+/// Held stanzas one session keeps, and their bytes; past either the
+/// oldest is let go (it stays archived as held, and releasing it says it
+/// can no longer be delivered).
 const MAX_HELD: usize = 256;
+const MAX_HELD_BYTES: usize = 4 << 20;
 
 impl XmppSession {
     pub fn new(xmpp: &Xmpp, id: &str, peer: SocketAddr, domain: String) -> Self {
@@ -553,10 +554,15 @@ impl XmppSession {
         direction: Direction,
         carbon: Option<events::Carbon>,
     ) {
-        if self.held.len() >= MAX_HELD
-            && let Some((oldest, _)) = self.held.pop_front()
+        let bytes = |held: &VecDeque<(String, HeldStanza)>| -> usize {
+            held.iter().map(|(_, h)| h.raw.len()).sum()
+        };
+        while !self.held.is_empty()
+            && (self.held.len() >= MAX_HELD || bytes(&self.held) + raw.len() > MAX_HELD_BYTES)
         {
-            tracing::warn!(event = %oldest, "too many held stanzas in one session: the oldest can no longer be released");
+            if let Some((oldest, _)) = self.held.pop_front() {
+                tracing::warn!(event = %oldest, "too many held stanzas in one session: the oldest can no longer be released");
+            }
         }
         self.held.push_back((
             id,
