@@ -1,18 +1,36 @@
-//! Contract compatibility: components built against `imgate:policy@0.1.0`
-//! and committed under `tests/fixtures/contract-0.1.0/` — never rebuilt —
-//! load on today's host and decide every event exactly as today's builds
-//! of the same plugins do. A host change that breaks an old plugin fails
-//! here even though every plugin built from today's WIT still passes.
+//! Contract compatibility: components built against each released
+//! contract (`imgate:policy@0.1.0`, `@0.2.0`) and committed under
+//! `tests/fixtures/contract-<version>/` — never rebuilt — load on today's
+//! host and decide every event exactly as today's builds of the same
+//! plugins do. A host change that breaks an old plugin fails here even
+//! though every plugin built from today's WIT still passes.
 
 use std::path::{Path, PathBuf};
 
 use imgate_tests::{Outcome, replay_outcomes as replay, workspace};
 
-/// The golden and today's build of `component` agree on `transcript`;
-/// returns the outcomes.
+/// The released contracts with golden components.
+const RELEASES: [&str; 2] = ["0.1.0", "0.2.0"];
+
+/// Every release's golden and today's build of `component` agree on
+/// `transcript`; returns the outcomes.
 fn assert_same(component: &str, grants: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for release in RELEASES {
+        outcomes = assert_same_as(release, component, grants, settings, transcript);
+    }
+    outcomes
+}
+
+fn assert_same_as(
+    release: &str,
+    component: &str,
+    grants: &str,
+    settings: &str,
+    transcript: &Path,
+) -> Vec<Outcome> {
     let golden = replay(
-        &format!("{{golden-0.1.0:{component}}}"),
+        &format!("{{golden-{release}:{component}}}"),
         grants,
         settings,
         transcript,
@@ -26,7 +44,7 @@ fn assert_same(component: &str, grants: &str, settings: &str, transcript: &Path)
     assert!(!today.is_empty(), "the transcript has events");
     assert_eq!(
         golden, today,
-        "{component}: the 0.1.0 build decides otherwise"
+        "{component}: the {release} build decides otherwise"
     );
     today
 }
