@@ -8,7 +8,7 @@
 //! Doors are opened by the session driver for every session and closed
 //! when it ends; the gateway's review desk knocks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,61 @@ pub enum Ruling {
     Release,
     /// Do not deliver it; tell the sender this.
     Reject(String),
+}
+
+/// The messages one session holds, oldest first, by event id, within a
+/// count and a byte budget: past either the oldest is let go (it stays
+/// archived as held, and releasing it then says it can no longer be
+/// delivered).
+pub struct Held<T> {
+    items: VecDeque<(String, usize, T)>,
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+}
+
+impl<T> Held<T> {
+    pub fn new(max_items: usize, max_bytes: usize) -> Self {
+        Held {
+            items: VecDeque::new(),
+            bytes: 0,
+            max_items,
+            max_bytes,
+        }
+    }
+
+    /// Keeps `item` (of `bytes` on the wire) under `event_id`.
+    pub fn keep(&mut self, event_id: String, bytes: usize, item: T) {
+        while self.items.len() >= self.max_items
+            || (!self.items.is_empty() && self.bytes + bytes > self.max_bytes)
+        {
+            let Some((oldest, size, _)) = self.items.pop_front() else {
+                break;
+            };
+            self.bytes -= size;
+            tracing::warn!(event = %oldest, "too many held messages in one session: the oldest can no longer be released");
+        }
+        self.bytes += bytes;
+        self.items.push_back((event_id, bytes, item));
+    }
+
+    /// Takes the message held under `event_id`.
+    ///
+    /// # Errors
+    /// It is not held here (already ruled on, let go, or never held).
+    pub fn take(&mut self, event_id: &str) -> Result<T, String> {
+        let at = self
+            .items
+            .iter()
+            .position(|(id, _, _)| id == event_id)
+            .ok_or("this session no longer holds the message")?;
+        let (_, size, item) = self
+            .items
+            .remove(at)
+            .ok_or("this session no longer holds the message")?;
+        self.bytes -= size;
+        Ok(item)
+    }
 }
 
 /// A ruling on its way to a session, with where the answer goes:
@@ -104,6 +159,23 @@ impl Reviews {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_messages_are_kept_within_count_and_bytes_and_taken_once() {
+        let mut held = Held::new(2, 10);
+        held.keep("a".into(), 4, 'a');
+        held.keep("b".into(), 4, 'b');
+        held.keep("c".into(), 4, 'c');
+        assert!(held.take("a").is_err(), "over the count: the oldest goes");
+        held.keep("d".into(), 8, 'd');
+        assert!(held.take("b").is_err(), "over the bytes: the oldest goes");
+        assert_eq!(
+            held.take("c"),
+            Err("this session no longer holds the message".into())
+        );
+        assert_eq!(held.take("d"), Ok('d'));
+        assert!(held.take("d").is_err(), "taken once");
+    }
 
     #[tokio::test]
     async fn a_ruling_reaches_an_open_session_and_not_an_ended_one() {

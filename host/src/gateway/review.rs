@@ -87,15 +87,23 @@ impl ReviewDesk {
         self.with_store(|s| s.hold_message(record, reason, held_by))
     }
 
+    /// [`Self::with_store`] on a blocking thread, for the async callers.
+    async fn off_worker<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Store) -> Result<R, ArchiveError> + Send + 'static,
+    ) -> Result<R, ReviewError> {
+        let desk = self.clone();
+        tokio::task::spawn_blocking(move || desk.with_store(f))
+            .await
+            .map_err(|e| ReviewError::Task(e.to_string()))?
+    }
+
     /// Messages awaiting review, or all that were ever held.
     ///
     /// # Errors
     /// No archive, or it cannot be read.
     pub async fn held(self: &Arc<Self>, all: bool) -> Result<Vec<HeldMessage>, ReviewError> {
-        let desk = self.clone();
-        tokio::task::spawn_blocking(move || desk.with_store(|s| s.held_messages(all)))
-            .await
-            .map_err(|e| ReviewError::Task(e.to_string()))?
+        self.off_worker(move |s| s.held_messages(all)).await
     }
 
     /// Carries `decision` on `event_id` to the session holding it, and
@@ -113,11 +121,10 @@ impl ReviewDesk {
         note: &str,
     ) -> Result<HeldMessage, ReviewError> {
         let _one_at_a_time = self.ruling.lock().await;
-        let desk = self.clone();
         let id = event_id.to_owned();
-        let held = tokio::task::spawn_blocking(move || desk.with_store(|s| s.held_message(&id)))
-            .await
-            .map_err(|e| ReviewError::Task(e.to_string()))??
+        let held = self
+            .off_worker(move |s| s.held_message(&id))
+            .await?
             .ok_or_else(|| ArchiveError::NotHeld(event_id.to_owned()))?;
         if held.status != "held" {
             return Err(ArchiveError::AlreadyDecided {
@@ -136,24 +143,17 @@ impl ReviewDesk {
         };
         let outcome = self.reviews.rule(&held.session, event_id, ruling).await;
         tracing::info!(event = %event_id, decision = decision.name(), %reviewer, ?outcome, "held message ruled on");
-        let desk = self.clone();
         let (id, reviewer, note) = (event_id.to_owned(), reviewer.to_owned(), note.to_owned());
-        tokio::task::spawn_blocking(move || {
-            desk.with_store(|s| {
-                s.review(
-                    &id,
-                    &Review {
-                        decision,
-                        reviewer: &reviewer,
-                        note: &note,
-                        outcome,
-                    },
-                    now_ms(),
-                )
-            })
+        self.off_worker(move |s| {
+            let review = Review {
+                decision,
+                reviewer: &reviewer,
+                note: &note,
+                outcome,
+            };
+            s.review(&id, &review, now_ms())
         })
         .await
-        .map_err(|e| ReviewError::Task(e.to_string()))?
     }
 }
 

@@ -7,7 +7,6 @@
 //! everything else passes through untouched
 //! ```
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use tokio::time::Instant;
@@ -16,7 +15,7 @@ use super::Irc;
 use super::codec::{self, Frame, Framer, LineError, Message as Line, Next};
 use super::events::{self, Me, Outcome};
 use crate::adapters::Gate;
-use crate::adapters::review::Ruling;
+use crate::adapters::review::{Held, Ruling};
 use crate::adapters::stream::{self, Farewell, FrameError, Hooks, Outbox, SessionError, Side};
 use crate::event::{Action, Direction, EventKind, Session};
 
@@ -112,8 +111,8 @@ pub struct IrcSession {
     /// session-start was judged (001 seen).
     started: bool,
     flood: Flood,
-    /// Lines held for review, oldest first, by event id.
-    held: VecDeque<(String, HeldLine)>,
+    /// Lines held for review.
+    held: Held<HeldLine>,
 }
 
 /// A line a plugin held: what release writes, and what reject needs to
@@ -125,9 +124,7 @@ struct HeldLine {
     ctcp: events::Ctcp,
 }
 
-/// Held lines one session keeps; past this the oldest is let go (it stays
-/// archived as held, and releasing it says it can no longer be delivered).
-/// A line is at most 8191 bytes of tags and 512 of the rest, so this
+/// Held lines one session keeps. A line is at most 8191 bytes of tags and 512 of the rest, so this
 /// bounds their bytes too (about 2 MiB).
 const MAX_HELD: usize = 256;
 
@@ -145,7 +142,7 @@ impl IrcSession {
             me: Me::default(),
             started: false,
             flood: Flood::new(irc.config.flood_lines_per_s, irc.config.flood_burst),
-            held: VecDeque::new(),
+            held: Held::new(MAX_HELD, usize::MAX),
         }
     }
 }
@@ -221,14 +218,7 @@ impl Hooks for IrcSession {
         ruling: &Ruling,
         out: &mut Outbox,
     ) -> Result<String, String> {
-        let at = self
-            .held
-            .iter()
-            .position(|(id, _)| id == event_id)
-            .ok_or("this session no longer holds the message")?;
-        let Some((_, held)) = self.held.remove(at) else {
-            return Err("this session no longer holds the message".into());
-        };
+        let held = self.held.take(event_id)?;
         let (forward, back) = match held.direction {
             Direction::Outbound => (&mut out.to_upstream, &mut out.to_client),
             Direction::Inbound => (&mut out.to_client, &mut out.to_upstream),
@@ -466,20 +456,13 @@ impl IrcSession {
         );
         let action = judged.action;
         if let (Action::Hold(_), Some(id)) = (&action, judged.event_id) {
-            if self.held.len() >= MAX_HELD
-                && let Some((oldest, _)) = self.held.pop_front()
-            {
-                tracing::warn!(event = %oldest, "too many held lines in one session: the oldest can no longer be released");
-            }
-            self.held.push_back((
-                id,
-                HeldLine {
-                    raw: raw.clone(),
-                    line: line.clone(),
-                    direction,
-                    ctcp,
-                },
-            ));
+            let held = HeldLine {
+                raw: raw.clone(),
+                line: line.clone(),
+                direction,
+                ctcp,
+            };
+            self.held.keep(id, raw.len(), held);
         }
         let gateway = &self.server_name;
         let (forward, back) = match direction {

@@ -12,7 +12,6 @@
 //! element (SASL, stream restarts, extensions) is forwarded as the framed
 //! bytes it arrived as.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,7 +25,7 @@ use super::wire::{
     CLOSE, NS_BIND, NS_SASL, NS_SASL_CB, NS_SASL2, NS_SM, header_from, stream_error,
 };
 use crate::adapters::Gate;
-use crate::adapters::review::Ruling;
+use crate::adapters::review::{Held, Ruling};
 use crate::adapters::stream::{
     self, Farewell, FrameError, Hooks, Outbox, Peer, SessionError, Side,
 };
@@ -103,8 +102,8 @@ pub struct XmppSession {
     started: bool,
     /// The client restarted its stream and has no server header yet.
     client_needs_header: bool,
-    /// Stanzas held for review, oldest first, by event id.
-    held: VecDeque<(String, HeldStanza)>,
+    /// Stanzas held for review.
+    held: Held<HeldStanza>,
 }
 
 /// A stanza a plugin held: what release writes, and what reject needs to
@@ -116,9 +115,7 @@ struct HeldStanza {
     carbon: Option<events::Carbon>,
 }
 
-/// Held stanzas one session keeps, and their bytes; past either the
-/// oldest is let go (it stays archived as held, and releasing it says it
-/// can no longer be delivered).
+/// Held stanzas one session keeps, and their bytes.
 const MAX_HELD: usize = 256;
 const MAX_HELD_BYTES: usize = 4 << 20;
 
@@ -140,7 +137,7 @@ impl XmppSession {
             inbound: sm::Counter::default(),
             started: false,
             client_needs_header: true,
-            held: VecDeque::new(),
+            held: Held::new(MAX_HELD, MAX_HELD_BYTES),
         }
     }
 }
@@ -214,28 +211,9 @@ impl Hooks for XmppSession {
         ruling: &Ruling,
         out: &mut Outbox,
     ) -> Result<String, String> {
-        let at = self
-            .held
-            .iter()
-            .position(|(id, _)| id == event_id)
-            .ok_or("this session no longer holds the message")?;
-        let Some((_, held)) = self.held.remove(at) else {
-            return Err("this session no longer holds the message".into());
-        };
-        let (onward, back, ahead, behind) = match held.direction {
-            Direction::Outbound => (
-                &mut out.to_upstream,
-                &mut out.to_client,
-                &mut self.outbound,
-                &mut self.inbound,
-            ),
-            Direction::Inbound => (
-                &mut out.to_client,
-                &mut out.to_upstream,
-                &mut self.inbound,
-                &mut self.outbound,
-            ),
-        };
+        let held = self.held.take(event_id)?;
+        let (onward, back, ahead, behind) =
+            ways(held.direction, out, &mut self.outbound, &mut self.inbound);
         match ruling {
             Ruling::Release => {
                 // Counted as dropped when held; to its receiver it is now
@@ -430,20 +408,8 @@ impl XmppSession {
             }
             None => Outcome::Forward,
         };
-        let (onward, back, ahead, behind) = match direction {
-            Direction::Outbound => (
-                &mut out.to_upstream,
-                &mut out.to_client,
-                &mut self.outbound,
-                &mut self.inbound,
-            ),
-            Direction::Inbound => (
-                &mut out.to_client,
-                &mut out.to_upstream,
-                &mut self.inbound,
-                &mut self.outbound,
-            ),
-        };
+        let (onward, back, ahead, behind) =
+            ways(direction, out, &mut self.outbound, &mut self.inbound);
         match outcome {
             Outcome::Forward => {
                 onward.extend_from_slice(&raw);
@@ -554,25 +520,34 @@ impl XmppSession {
         direction: Direction,
         carbon: Option<events::Carbon>,
     ) {
-        let bytes = |held: &VecDeque<(String, HeldStanza)>| -> usize {
-            held.iter().map(|(_, h)| h.raw.len()).sum()
+        let bytes = raw.len();
+        let stanza = HeldStanza {
+            raw,
+            el: el.clone(),
+            direction,
+            carbon,
         };
-        while !self.held.is_empty()
-            && (self.held.len() >= MAX_HELD || bytes(&self.held) + raw.len() > MAX_HELD_BYTES)
-        {
-            if let Some((oldest, _)) = self.held.pop_front() {
-                tracing::warn!(event = %oldest, "too many held stanzas in one session: the oldest can no longer be released");
-            }
-        }
-        self.held.push_back((
-            id,
-            HeldStanza {
-                raw,
-                el: el.clone(),
-                direction,
-                carbon,
-            },
-        ));
+        self.held.keep(id, bytes, stanza);
+    }
+}
+
+/// For a stanza travelling `direction`: where it goes on, where an answer
+/// to its sender goes, and the stream management counters of those two
+/// ways (`outbound` counts client to server, `inbound` the reverse).
+fn ways<'a>(
+    direction: Direction,
+    out: &'a mut Outbox,
+    outbound: &'a mut sm::Counter,
+    inbound: &'a mut sm::Counter,
+) -> (
+    &'a mut Vec<u8>,
+    &'a mut Vec<u8>,
+    &'a mut sm::Counter,
+    &'a mut sm::Counter,
+) {
+    match direction {
+        Direction::Outbound => (&mut out.to_upstream, &mut out.to_client, outbound, inbound),
+        Direction::Inbound => (&mut out.to_client, &mut out.to_upstream, inbound, outbound),
     }
 }
 

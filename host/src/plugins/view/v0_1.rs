@@ -1,30 +1,23 @@
-//! Contract 0.1's `event-view`: the same slot, read through 0.1's records.
+//! Contract 0.1's `event-view`: the same slot, read through 0.1's records;
+//! what both versions type alike is 0.2's answer.
 
 use wasmtime::component::Resource;
 
+use crate::contract::types::HostEventView as V0_2;
 use crate::contract::v0_1::types::{self as wit, HostEventView};
 use crate::contract::view::EventView;
-use crate::event::{EventKind, Message};
+use crate::event::EventKind;
 use crate::plugins::instance::HostState;
 
 impl wit::Host for HostState {}
 
-impl HostState {
-    fn message_of(&self, handle: &Resource<EventView>) -> wasmtime::Result<Option<&Message>> {
-        Ok(match &self.event(handle)?.kind {
-            EventKind::Message(m) => Some(m),
-            _ => None,
-        })
-    }
-}
-
 impl HostEventView for HostState {
     fn id(&mut self, h: Resource<EventView>) -> wasmtime::Result<String> {
-        Ok(self.event(&h)?.id.clone())
+        V0_2::id(self, h)
     }
 
     fn network(&mut self, h: Resource<EventView>) -> wasmtime::Result<String> {
-        Ok(self.event(&h)?.network.clone())
+        V0_2::network(self, h)
     }
 
     fn direction(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Direction> {
@@ -36,7 +29,7 @@ impl HostEventView for HostState {
     }
 
     fn timestamp(&mut self, h: Resource<EventView>) -> wasmtime::Result<u64> {
-        Ok(self.event(&h)?.timestamp)
+        V0_2::timestamp(self, h)
     }
 
     fn kind(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Kind> {
@@ -44,11 +37,11 @@ impl HostEventView for HostState {
     }
 
     fn body(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<String>> {
-        Ok(self.event(&h)?.body().map(str::to_owned))
+        V0_2::body(self, h)
     }
 
     fn message(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::Message>> {
-        Ok(self.message_of(&h)?.map(Into::into))
+        Ok(self.event(&h)?.message().map(Into::into))
     }
 
     fn presence(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<wit::Presence>> {
@@ -73,18 +66,15 @@ impl HostEventView for HostState {
     }
 
     fn end_reason(&mut self, h: Resource<EventView>) -> wasmtime::Result<Option<String>> {
-        Ok(match &self.event(&h)?.kind {
-            EventKind::SessionEnd(reason) => Some(reason.clone()),
-            _ => None,
-        })
+        V0_2::end_reason(self, h)
     }
 
     fn tags(&mut self, h: Resource<EventView>) -> wasmtime::Result<Vec<String>> {
-        Ok(self.event(&h)?.tags.clone())
+        V0_2::tags(self, h)
     }
 
     fn has_tag(&mut self, h: Resource<EventView>, tag: String) -> wasmtime::Result<bool> {
-        Ok(self.event(&h)?.tags.contains(&tag))
+        V0_2::has_tag(self, h, tag)
     }
 
     fn attribute(
@@ -92,16 +82,11 @@ impl HostEventView for HostState {
         h: Resource<EventView>,
         key: String,
     ) -> wasmtime::Result<Option<String>> {
-        Ok(self
-            .event(&h)?
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone()))
+        V0_2::attribute(self, h, key)
     }
 
     fn attributes(&mut self, h: Resource<EventView>) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.event(&h)?.attributes.clone())
+        V0_2::attributes(self, h)
     }
 
     fn snapshot(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Event> {
