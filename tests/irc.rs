@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 struct Setup {
     imgate: Imgate,
+    admin: u16,
     config: TestConfig,
     gateway_cert: PathBuf,
     ngircd: Ngircd,
@@ -58,8 +59,12 @@ fn long_text() -> String {
 }
 
 fn setup(irc_extra: &str) -> Setup {
+    setup_with(irc_extra, &CHAIN.replace("@LONG@", &long_text()))
+}
+
+fn setup_with(irc_extra: &str, chain: &str) -> Setup {
     let ngircd = Ngircd::start();
-    let chain = CHAIN.replace("@LONG@", &long_text());
+    let admin = imgate_tests::free_port();
     let config = write_config(&format!(
         r#"
 [runtime]
@@ -67,6 +72,9 @@ cache_dir = "cache"
 
 [archive]
 path = "archive.db"
+
+[admin]
+listen = "127.0.0.1:{admin}"
 
 [irc]
 listen = "127.0.0.1:0"
@@ -83,12 +91,17 @@ server_name = "localhost"
 {chain}
 "#,
         ngircd.tls_port,
-        ngircd.cert.display()
+        ngircd.cert.display(),
+        admin = admin,
     ));
     let gateway_cert = gateway_cert(&config, &["localhost"]);
-    let imgate = Imgate::start(&config, &[]);
+    let imgate = Imgate::start(
+        &config,
+        &[("IMGATE_ADMIN_TOKEN", imgate_tests::ADMIN_TOKEN)],
+    );
     Setup {
         imgate,
+        admin,
         config,
         gateway_cert,
         ngircd,
@@ -192,6 +205,109 @@ fn a_dcc_send_offer_is_blocked_by_policy() {
     assert_eq!(
         result["alice_notices"][0]["text"], "file transfers are not allowed: q3-report.xlsx",
         "{result}"
+    );
+}
+
+/// One line to a channel with several local members is judged once by
+/// keyword-block, and once per member by the ethical wall, which asked to
+/// see each recipient: only the walled member does not receive it.
+#[test]
+fn a_channel_line_is_judged_once_and_the_wall_per_member() {
+    let mut s = setup_with(
+        "",
+        r#"
+[[plugins]]
+name = "keyword-block"
+path = "{wasm:keyword_block}"
+[plugins.config]
+words = ["confidential"]
+
+[[plugins]]
+name = "once"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+interest = ["message"]
+
+[[plugins]]
+name = "each"
+path = "{wasm:test_scripted}"
+grants = ["log", "kv", "metrics"]
+[plugins.config]
+interest = ["message", "each-recipient"]
+
+[[plugins]]
+name = "ethical-wall"
+path = "{wasm:ethical_wall}"
+[plugins.config]
+groups = { research = { members = ["alice"] }, trading = { members = ["carol"] } }
+rules = [{ name = "research-trading", from = "research", to = "trading" }]
+
+[[plugins]]
+name = "recorder"
+path = "{wasm:test_recorder}"
+grants = ["archive"]
+"#,
+    );
+    let result = s.clients(json!({
+        "members": ["carol", "dave", "erin"],
+        "send": [["msg", "channel", "q3 numbers"], ["msg", "channel", "q4 numbers"]],
+        "expect": 2,
+    }));
+    assert_eq!(texts(&result), ["q3 numbers", "q4 numbers"], "{result}");
+    let got = |nick: &str| result["members"][nick].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        (got("carol"), got("dave"), got("erin")),
+        (0, 2, 2),
+        "{result}"
+    );
+    let metrics = imgate_tests::admin_get(s.admin, "/metrics");
+    let calls = |plugin: &str| -> u64 {
+        let prefix = format!("imgate_plugin_calls_total{{plugin=\"{plugin}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+    };
+    // Per line: once (alice's line; the copies take its verdict), and the
+    // plugin that sees each recipient once more for each of the four
+    // local members' copies. Carol's session answers each blocked copy
+    // with a NOTICE to alice, which alice's session has judged too.
+    let records = imgate_tests::archive_records(&s.config.dir.path().join("archive.db"));
+    let (lines, notices) = (2, 2);
+    assert_eq!(calls("once"), lines + notices, "{records:?}");
+    assert_eq!(calls("each"), lines * (1 + 4) + notices, "{metrics}");
+    let reused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("imgate_adapter_verdicts_reused_total{network=\"irc\"} "))
+        .unwrap_or_default();
+    assert_eq!(reused.trim(), "8", "{metrics}");
+    // The archive holds each line once as sent, and carol's copies as
+    // blocked.
+    let lines: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r["event"]["message"]["sender"] == "alice")
+        .filter_map(|r| {
+            let e = &r["event"];
+            Some((
+                e["message"]["body"].as_str()?.to_owned(),
+                e["session"]["user"].as_str()?.to_owned(),
+                r["verdict"]["action"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let want = [
+        ("q3 numbers", "alice", "allow"),
+        ("q3 numbers", "carol", "block"),
+        ("q4 numbers", "alice", "allow"),
+        ("q4 numbers", "carol", "block"),
+    ];
+    let mut lines = lines;
+    lines.sort();
+    assert_eq!(
+        lines,
+        want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())),
+        "{records:?}"
     );
 }
 

@@ -40,8 +40,12 @@ pub fn wasm(name: &str) -> PathBuf {
     path
 }
 
-/// The `imgate` binary next to this test executable's profile directory.
+/// The `imgate` binary next to this test executable's profile directory,
+/// or `$IMGATE_BIN` (a bench comparing another build).
 pub fn imgate_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("IMGATE_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
@@ -279,6 +283,29 @@ pub fn attack(runtime: &Runtime, body: &str) -> (imgate::Decision, std::time::Du
 /// The first plugin failure a decision recorded.
 pub fn failure(d: &imgate::Decision) -> &imgate::CallFailure {
     &d.failures.first().expect("a recorded failure").failure
+}
+
+/// The admin token the gateways of the tests are started with.
+pub const ADMIN_TOKEN: &str = "t0ken-for-tests";
+
+/// The body of an authenticated GET to the admin API on `port`.
+pub fn admin_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin API");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_owned())
 }
 
 /// A TCP port free on loopback right now.

@@ -76,10 +76,19 @@ pub trait Plugin: Sized + 'static {
     /// plugin wants to see; the host skips it for the others. `None`, the
     /// default, is every kind, including kinds added later. Asked once,
     /// after the first `init`.
+    ///
+    /// Add [`EACH_RECIPIENT`] to be shown each local recipient's copy of a
+    /// message (an ethical wall between the sender and one member of a
+    /// room); the host otherwise judges a message once for all of them.
+    /// A list holding only that entry is every kind, each recipient.
     fn interest(&self) -> Option<Vec<String>> {
         None
     }
 }
+
+/// The `interest` entry (not a kind) asking to judge each local recipient
+/// of a message rather than once for them all.
+pub const EACH_RECIPIENT: &str = "each-recipient";
 
 /// Exports a [`Plugin`] as an imgate component.
 ///

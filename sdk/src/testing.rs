@@ -139,9 +139,10 @@ impl<P: Plugin> Harness<P> {
 
     /// Whether the plugin's `interest` covers the event's kind.
     pub fn wants(&self, event: &EventRecord) -> bool {
-        self.plugin
-            .interest()
-            .is_none_or(|kinds| kinds.contains(&event.kind))
+        self.plugin.interest().is_none_or(|kinds| {
+            let only_flags = kinds.iter().all(|k| k == crate::EACH_RECIPIENT);
+            only_flags || kinds.contains(&event.kind)
+        })
     }
 
     /// # Errors
@@ -287,6 +288,14 @@ pub fn room_join(occupant: &str, room: &str) -> EventRecord {
 /// A session starting for `user`.
 pub fn session_start(user: &str) -> EventRecord {
     event("session-start", user, "")
+}
+
+/// The same event as `user`'s session receives it (a room member's copy).
+pub fn received_by(user: &str, mut e: EventRecord) -> EventRecord {
+    e.direction = Direction::Inbound;
+    e.session.user = user.into();
+    e.session.id = format!("session-of-{user}");
+    e
 }
 
 /// The same event travelling network → client.

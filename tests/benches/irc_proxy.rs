@@ -1,9 +1,14 @@
-//! IRC through imgate against IRC straight to ngircd, in one run: messages
-//! per second, and p50/p99 latency at a fixed 1,000 msg/s, with no plugins
-//! and with `keyword-block`. Plain TCP on every hop, so the difference is
-//! the gateway. Prints a table and the ratios.
+//! IRC through imgate against IRC straight to ngircd, in one run:
+//! messages per second (each round at least 1,000,000 messages and 2 s),
+//! p50/p99 latency at a fixed 1,000 msg/s, with no plugins and with
+//! `keyword-block`; then a channel of 20 local members and one sender,
+//! with the chain runs per line. Plain TCP on every hop, so the
+//! difference is the gateway. Rounds interleave the paths; every figure
+//! is the median [min–max] over them.
 //!
 //!     make bench-irc        (cargo bench -p imgate-tests --bench irc_proxy)
+//!
+//! `IMGATE_BIN=/path/to/imgate` measures another build of the gateway.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,25 +16,73 @@ use std::time::{Duration, Instant};
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, RATE, THROUGHPUT_MESSAGES, keyword_chain, print_table,
+    FILLER, Figures, LATENCY_SECONDS, RATE, ROUNDS, Rounds, Spread, Window, keyword_chain,
+    print_table, versus,
 };
-use imgate_tests::{TestConfig, write_config};
+use imgate_tests::{ADMIN_TOKEN, TestConfig, admin_get, free_port, write_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-fn gateway(ngircd: &Ngircd, chain: &str) -> (TestConfig, Imgate) {
+const WINDOW: Window = Window {
+    min_messages: 1_000_000,
+    min_time: Duration::from_secs(2),
+};
+/// Members of the fan-out channel besides the sender.
+const MEMBERS: usize = 20;
+/// Lines sent to the channel per round: each reaches every member.
+const FANOUT_WINDOW: Window = Window {
+    min_messages: 1_000_000 / MEMBERS,
+    min_time: Duration::from_secs(2),
+};
+/// The line that ends a throughput round.
+const END: &str = "END-OF-ROUND";
+
+struct Gateway {
+    _config: TestConfig,
+    imgate: Imgate,
+    admin: u16,
+}
+
+fn gateway(ngircd: &Ngircd, chain: &str) -> Gateway {
+    let admin = free_port();
     let config = write_config(&format!(
-        "[runtime]\ncache_dir = \"cache\"\n\n[irc]\nlisten = \"127.0.0.1:0\"\nflood_lines_per_s = 0\n\
+        "[runtime]\ncache_dir = \"cache\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+         [irc]\nlisten = \"127.0.0.1:0\"\nflood_lines_per_s = 0\n\
          [irc.upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"plain\"\n{chain}",
         ngircd.port
     ));
-    let imgate = Imgate::start(&config, &[("IMGATE_LOG", "warn,imgate::gateway=info")]);
-    (config, imgate)
+    let imgate = Imgate::start(
+        &config,
+        &[
+            ("IMGATE_LOG", "warn,imgate::gateway=info"),
+            ("IMGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    Gateway {
+        _config: config,
+        imgate,
+        admin,
+    }
 }
 
+/// Calls into keyword-block so far.
+fn chain_runs(admin: u16) -> u64 {
+    admin_get(admin, "/metrics")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("imgate_plugin_calls_total{plugin=\"keyword-block\"} ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+type Reader = BufReader<OwnedReadHalf>;
+
 /// Connects and registers as `nick`; returns the halves once 001 arrived.
-async fn login(addr: SocketAddr, nick: &str) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
+async fn login(addr: SocketAddr, nick: &str) -> (Reader, OwnedWriteHalf) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
     let (r, mut w) = tcp.into_split();
@@ -37,15 +90,18 @@ async fn login(addr: SocketAddr, nick: &str) -> (BufReader<OwnedReadHalf>, Owned
     w.write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
         .await
         .unwrap();
+    wait_for(&mut r, &mut w, |l| l.split(' ').nth(1) == Some("001")).await;
+    (r, w)
+}
+
+/// Reads lines (answering PINGs) until one satisfies `done`.
+async fn wait_for(r: &mut Reader, w: &mut OwnedWriteHalf, done: impl Fn(&str) -> bool) {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            r.read_line(&mut line).await.unwrap() > 0,
-            "closed before 001"
-        );
-        if line.split(' ').nth(1) == Some("001") {
-            return (r, w);
+        assert!(r.read_line(&mut line).await.unwrap() > 0, "closed");
+        if done(&line) {
+            return;
         }
         if let Some(token) = line.strip_prefix("PING ") {
             w.write_all(format!("PONG {token}").as_bytes())
@@ -55,7 +111,45 @@ async fn login(addr: SocketAddr, nick: &str) -> (BufReader<OwnedReadHalf>, Owned
     }
 }
 
-async fn receive(mut r: BufReader<OwnedReadHalf>, n: usize, base: Instant) -> Vec<Duration> {
+/// Counts PRIVMSGs until the END line; returns how many and when the last
+/// arrived.
+async fn count(mut r: Reader) -> (usize, Instant) {
+    let mut n = 0;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap() == 0 {
+            panic!("receiver closed after {n} messages");
+        }
+        if line.contains(" PRIVMSG ") {
+            if line.contains(END) {
+                return (n, Instant::now());
+            }
+            n += 1;
+        }
+    }
+}
+
+/// Sends to `to` for the window, then the END line; returns how many.
+async fn flood(w: &mut OwnedWriteHalf, to: &str, window: Window) -> usize {
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut batch = String::new();
+    while !window.done(sent, start.elapsed()) {
+        batch.clear();
+        for _ in 0..100 {
+            batch.push_str(&format!("PRIVMSG {to} :{sent} 0 {FILLER}\r\n"));
+            sent += 1;
+        }
+        w.write_all(batch.as_bytes()).await.unwrap();
+    }
+    w.write_all(format!("PRIVMSG {to} :{END}\r\n").as_bytes())
+        .await
+        .unwrap();
+    sent
+}
+
+async fn receive_latencies(mut r: Reader, n: usize, base: Instant) -> Vec<Duration> {
     let mut out = Vec::with_capacity(n);
     let mut line = String::new();
     while out.len() < n {
@@ -86,31 +180,19 @@ async fn receive(mut r: BufReader<OwnedReadHalf>, n: usize, base: Instant) -> Ve
 async fn measure(addr: SocketAddr, tag: &str) -> Figures {
     let (_ar, mut alice) = login(addr, &format!("a{tag}")).await;
     let (bob_r, _bw) = login(addr, &format!("b{tag}")).await;
-    let to = format!("b{tag}");
-    let base = Instant::now();
-    let rx = tokio::spawn(receive(bob_r, THROUGHPUT_MESSAGES, base));
+    let rx = tokio::spawn(count(bob_r));
     let start = Instant::now();
-    let mut batch = String::new();
-    for seq in 0..THROUGHPUT_MESSAGES {
-        batch.push_str(&format!(
-            "PRIVMSG {to} :{seq} {} {FILLER}\r\n",
-            base.elapsed().as_nanos()
-        ));
-        if seq % 100 == 99 {
-            alice.write_all(batch.as_bytes()).await.unwrap();
-            batch.clear();
-        }
-    }
-    alice.write_all(batch.as_bytes()).await.unwrap();
-    rx.await.unwrap();
-    let msgs_per_s = THROUGHPUT_MESSAGES as f64 / start.elapsed().as_secs_f64();
+    let sent = flood(&mut alice, &format!("b{tag}"), WINDOW).await;
+    let (received, last) = rx.await.unwrap();
+    assert_eq!(received, sent, "every message arrives");
+    let msgs_per_s = received as f64 / last.duration_since(start).as_secs_f64();
 
     let (_ar, mut alice) = login(addr, &format!("c{tag}")).await;
     let (bob_r, _bw) = login(addr, &format!("d{tag}")).await;
     let to = format!("d{tag}");
     let n = (RATE * LATENCY_SECONDS) as usize;
     let base = Instant::now();
-    let rx = tokio::spawn(receive(bob_r, n, base));
+    let rx = tokio::spawn(receive_latencies(bob_r, n, base));
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
     for seq in 0..n {
         tick.tick().await;
@@ -128,50 +210,107 @@ async fn measure(addr: SocketAddr, tag: &str) -> Figures {
     Figures::new(msgs_per_s, rx.await.unwrap())
 }
 
+/// One sender and [`MEMBERS`] members in a channel: lines a second that
+/// reach every member, and keyword-block's runs per line (with `admin`).
+async fn fan_out(addr: SocketAddr, tag: &str, admin: Option<u16>) -> (f64, Option<f64>) {
+    let channel = format!("#fan{tag}");
+    let (mut sr, mut sender) = login(addr, &format!("s{tag}")).await;
+    sender
+        .write_all(format!("JOIN {channel}\r\n").as_bytes())
+        .await
+        .unwrap();
+    wait_for(&mut sr, &mut sender, |l| l.contains(" 366 ")).await;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let (mut r, mut w) = login(addr, &format!("m{i}x{tag}")).await;
+        w.write_all(format!("JOIN {channel}\r\n").as_bytes())
+            .await
+            .unwrap();
+        wait_for(&mut r, &mut w, |l| l.contains(" 366 ")).await;
+        members.push((tokio::spawn(count(r)), w));
+    }
+    // The sender's reader must drain the members' JOINs.
+    let drain = tokio::spawn(async move {
+        let mut line = String::new();
+        while sr.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            line.clear();
+        }
+    });
+    let before = admin.map(chain_runs);
+    let start = Instant::now();
+    let sent = flood(&mut sender, &channel, FANOUT_WINDOW).await;
+    let mut last = start;
+    for (rx, _w) in members {
+        let (received, at) = rx.await.unwrap();
+        assert_eq!(received, sent, "every member gets every line");
+        last = last.max(at);
+    }
+    drain.abort();
+    // Every line sent, the END line included.
+    let per_line = admin
+        .zip(before)
+        .map(|(admin, before)| (chain_runs(admin) - before) as f64 / (sent + 1) as f64);
+    (
+        sent as f64 / last.duration_since(start).as_secs_f64(),
+        per_line,
+    )
+}
+
 fn main() {
     let ngircd = Ngircd::start();
-    let (_c1, none) = gateway(&ngircd, "");
-    let (_c2, kw) = gateway(&ngircd, &keyword_chain());
+    let none = gateway(&ngircd, "");
+    let kw = gateway(&ngircd, &keyword_chain());
+    let direct = SocketAddr::from(([127, 0, 0, 1], ngircd.port));
     let targets = [
+        ("direct to ngircd", direct, None),
+        ("imgate, no plugins", none.imgate.irc.unwrap(), None),
         (
-            "direct to ngircd",
-            SocketAddr::from(([127, 0, 0, 1], ngircd.port)),
+            "imgate, keyword-block",
+            kw.imgate.irc.unwrap(),
+            Some(kw.admin),
         ),
-        ("imgate, no plugins", none.irc.unwrap()),
-        ("imgate, keyword-block", kw.irc.unwrap()),
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    // Rounds interleave the paths, so a disturbance (ngircd generating its
-    // DH parameters at start, say) hits all of them; each figure is the
-    // median of its rounds.
-    const ROUNDS: usize = 3;
-    let mut runs: Vec<Vec<Figures>> = (0..targets.len()).map(|_| Vec::new()).collect();
+    let mut runs: Vec<Rounds> = targets.iter().map(|_| Rounds::default()).collect();
+    let mut fan: Vec<Spread> = targets.iter().map(|_| Spread::default()).collect();
+    let mut runs_per_line = Spread::default();
     for round in 0..ROUNDS {
-        for (i, (name, addr)) in targets.iter().enumerate() {
+        for (i, (name, addr, _)) in targets.iter().enumerate() {
             eprintln!("round {round}: {name}");
             runs[i].push(rt.block_on(measure(*addr, &format!("{round}{i}"))));
         }
+        for (i, (name, addr, admin)) in targets.iter().enumerate() {
+            eprintln!("round {round}: {name}, fan-out to {MEMBERS}");
+            let (lines_per_s, per_line) =
+                rt.block_on(fan_out(*addr, &format!("{round}{i}"), *admin));
+            fan[i].0.push(lines_per_s);
+            runs_per_line.0.extend(per_line);
+        }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let results: Vec<Figures> = runs
-        .iter()
-        .map(|r| Figures {
-            msgs_per_s: median(r.iter().map(|f| f.msgs_per_s).collect()),
-            p50_us: median(r.iter().map(|f| f.p50_us).collect()),
-            p99_us: median(r.iter().map(|f| f.p99_us).collect()),
-        })
-        .collect();
-    let rows: Vec<(&str, Figures)> = targets.iter().map(|(name, _)| *name).zip(results).collect();
+    let rows: Vec<(&str, Rounds)> = targets.iter().map(|(name, ..)| *name).zip(runs).collect();
     print_table(
         &format!(
-            "IRC via ngircd — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency; median of {ROUNDS} rounds"
+            "IRC via ngircd — throughput: {}; latency: {RATE} msg/s for {LATENCY_SECONDS} s; median [min–max] of {ROUNDS} interleaved rounds",
+            WINDOW.describe()
         ),
         &rows,
+    );
+    println!(
+        "\nFan-out: 1 sender, {MEMBERS} local members in one channel ({} lines per round)\n",
+        FANOUT_WINDOW.describe()
+    );
+    println!(
+        "{:<26} {:>26} {:>30}",
+        "path", "lines/s to all", "vs direct (per round)"
+    );
+    for ((name, ..), f) in targets.iter().zip(&fan) {
+        println!("{:<26} {:>26} {:>30}", name, f.show(0), versus(f, &fan[0]));
+    }
+    println!(
+        "\nkeyword-block chain runs per line, fan-out to {MEMBERS}: {}",
+        runs_per_line.show(3)
     );
 }

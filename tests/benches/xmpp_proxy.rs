@@ -1,6 +1,10 @@
 //! XMPP through imgate against XMPP straight to Prosody, in one run:
-//! messages per second, and p50/p99 latency at a fixed 1,000 msg/s, with
-//! no plugins and with `keyword-block`. Prints a table and the ratios.
+//! messages per second (each round at least 2 s), p50/p99 latency at a
+//! fixed 1,000 msg/s, with no plugins and with `keyword-block`; then a MUC
+//! room of 20 local occupants and one sender. Rounds interleave the paths;
+//! every figure is the median [min–max] over them.
+//!
+//! `IMGATE_BIN=/path/to/imgate` measures another build of the gateway.
 //!
 //!     make bench-xmpp        (cargo bench -p imgate-tests --bench xmpp_proxy)
 //!
@@ -12,13 +16,15 @@ use std::time::{Duration, Instant};
 
 use imgate::adapters::xmpp::codec::{Element, Frame};
 use imgate_tests::gateway::Imgate;
+use imgate_tests::prosody::MUC;
 use imgate_tests::prosody::{DOMAIN, Prosody};
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, RATE, THROUGHPUT_MESSAGES, keyword_chain, print_table,
+    FILLER, Figures, LATENCY_SECONDS, RATE, ROUNDS, Rounds, Spread, Window, keyword_chain,
+    print_table, versus,
 };
 use imgate_tests::rawxmpp::RawClient;
 use imgate_tests::{TestConfig, write_config};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 struct Target {
     name: &'static str,
@@ -100,30 +106,76 @@ async fn receive(mut bob: RawClient, n: usize, base: Instant) -> Vec<Duration> {
     latencies
 }
 
-async fn measure(t: &Target) -> Figures {
-    eprintln!("measuring: {}", t.name);
-    // Throughput: everything as fast as the path takes it.
-    let (mut alice, bob) = pair(t, "tp").await;
-    let to = bob.jid.clone();
-    let base = Instant::now();
-    let rx = tokio::spawn(receive(bob, THROUGHPUT_MESSAGES, base));
-    let start = Instant::now();
-    let mut batch = String::new();
-    for seq in 0..THROUGHPUT_MESSAGES {
-        batch.push_str(&message(&to, seq, base.elapsed().as_nanos()));
-        if seq % 100 == 99 {
-            alice.io.write_all(batch.as_bytes()).await.unwrap();
-            batch.clear();
+const WINDOW: Window = Window {
+    min_messages: 20_000,
+    min_time: Duration::from_secs(2),
+};
+/// Occupants of the fan-out room besides the sender.
+const MEMBERS: usize = 20;
+/// The body that ends a throughput round.
+const END: &str = "END-OF-ROUND";
+
+/// Counts messages with a body until the END one; returns how many and
+/// when the last arrived.
+async fn count<S: AsyncRead + AsyncWrite + Unpin>(mut c: RawClient<S>) -> (usize, Instant) {
+    let mut n = 0;
+    loop {
+        let Ok(Some(Frame::Element(raw))) = c.frame().await else {
+            panic!("receiver's stream ended after {n} messages");
+        };
+        let Ok(el) = Element::parse(&raw) else {
+            continue;
+        };
+        match el.child("body", "jabber:client").map(Element::text) {
+            Some(body) if body == END => return (n, Instant::now()),
+            Some(_) => n += 1,
+            None => {}
         }
     }
-    alice.io.write_all(batch.as_bytes()).await.unwrap();
-    alice.io.flush().await.unwrap();
-    rx.await.unwrap();
-    let msgs_per_s = THROUGHPUT_MESSAGES as f64 / start.elapsed().as_secs_f64();
-    drop(alice);
+}
 
+/// Sends `make(seq)` for the window, then `make_end()`; returns how many.
+async fn flood(
+    w: &mut (impl AsyncWrite + Unpin),
+    window: Window,
+    make: impl Fn(usize) -> String,
+    end: String,
+) -> usize {
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut batch = String::new();
+    while !window.done(sent, start.elapsed()) {
+        batch.clear();
+        for _ in 0..100 {
+            batch.push_str(&make(sent));
+            sent += 1;
+        }
+        w.write_all(batch.as_bytes()).await.unwrap();
+    }
+    w.write_all(end.as_bytes()).await.unwrap();
+    w.flush().await.unwrap();
+    sent
+}
+
+async fn measure(t: &Target, tag: &str) -> Figures {
+    // Throughput: everything as fast as the path takes it.
+    let (mut alice, bob) = pair(t, &format!("tp{tag}")).await;
+    let to = bob.jid.clone();
+    let rx = tokio::spawn(count(bob));
+    let start = Instant::now();
+    let sent = flood(
+        &mut alice.io,
+        WINDOW,
+        |seq| message(&to, seq, 0),
+        format!("<message to='{to}' type='chat'><body>{END}</body></message>"),
+    )
+    .await;
+    let (received, last) = rx.await.unwrap();
+    assert_eq!(received, sent, "every message arrives");
+    let msgs_per_s = received as f64 / last.duration_since(start).as_secs_f64();
+    drop(alice);
     // Latency: a steady 1,000 msg/s.
-    let (mut alice, bob) = pair(t, "lat").await;
+    let (mut alice, bob) = pair(t, &format!("lat{tag}")).await;
     let to = bob.jid.clone();
     let n = (RATE * LATENCY_SECONDS) as usize;
     let base = Instant::now();
@@ -137,6 +189,67 @@ async fn measure(t: &Target) -> Figures {
             .unwrap();
     }
     Figures::new(msgs_per_s, rx.await.unwrap())
+}
+
+/// Joins `room` as `nick` and waits for the room's own presence.
+async fn join(c: &mut RawClient, room: &str, nick: &str) {
+    c.send(&format!(
+        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+    ))
+    .await
+    .unwrap();
+    loop {
+        let el = c.element().await.expect("joining the room");
+        let from = el.attr("from").unwrap_or_default();
+        if el.local_name() == "presence" && from == format!("{room}/{nick}") {
+            return;
+        }
+    }
+}
+
+/// One sender and [`MEMBERS`] occupants in a room: messages a second that
+/// reach every occupant.
+async fn fan_out(t: &Target, tag: &str) -> f64 {
+    let room = format!("fan{tag}@{MUC}");
+    let login = |user: &'static str, pw: &'static str, res: String| {
+        let ca = t.ca.clone();
+        let addr = t.addr;
+        async move { RawClient::login(addr, &ca, DOMAIN, user, pw, &res).await }
+    };
+    let mut sender = login("alice", "alice-pw", format!("fan-{tag}"))
+        .await
+        .expect("alice logs in");
+    join(&mut sender, &room, "sender").await;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let mut c = login("bob", "bob-pw", format!("m{i}-{tag}"))
+            .await
+            .expect("bob logs in");
+        join(&mut c, &room, &format!("m{i}")).await;
+        members.push(tokio::spawn(count(c)));
+    }
+    // The room echoes the sender's own messages: count them too, so its
+    // stream is read.
+    let (echo, mut sender) = sender.split();
+    let echo = tokio::spawn(count(echo));
+    let start = Instant::now();
+    let sent = flood(
+        &mut sender,
+        WINDOW,
+        |seq| {
+            format!("<message to='{room}' type='groupchat' id='f{seq}'><body>{seq} 0 {FILLER}</body></message>")
+        },
+        format!("<message to='{room}' type='groupchat'><body>{END}</body></message>"),
+    )
+    .await;
+    let mut last = start;
+    for rx in members {
+        let (received, at) = rx.await.unwrap();
+        assert_eq!(received, sent, "every occupant gets every message");
+        last = last.max(at);
+    }
+    echo.abort();
+    sent as f64 / last.duration_since(start).as_secs_f64()
 }
 
 fn main() {
@@ -165,15 +278,45 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let results: Vec<Figures> = targets.iter().map(|t| rt.block_on(measure(t))).collect();
-    let rows: Vec<(&str, Figures)> = targets.iter().map(|t| t.name).zip(results).collect();
+    let mut runs: Vec<Rounds> = targets.iter().map(|_| Rounds::default()).collect();
+    let mut fan: Vec<Spread> = targets.iter().map(|_| Spread::default()).collect();
+    for round in 0..ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            eprintln!("round {round}: {}", t.name);
+            runs[i].push(rt.block_on(measure(t, &format!("{round}{i}"))));
+        }
+        for (i, t) in targets.iter().enumerate() {
+            eprintln!("round {round}: {}, fan-out to {MEMBERS}", t.name);
+            fan[i]
+                .0
+                .push(rt.block_on(fan_out(t, &format!("{round}{i}"))));
+        }
+    }
+    let rows: Vec<(&str, Rounds)> = targets.iter().map(|t| t.name).zip(runs).collect();
     print_table(
         &format!(
-            "XMPP via Prosody {} — {THROUGHPUT_MESSAGES} messages for throughput; {RATE} msg/s for {LATENCY_SECONDS} s for latency",
-            prosody_version()
+            "XMPP via Prosody {} — throughput: {}; latency: {RATE} msg/s for {LATENCY_SECONDS} s; median [min–max] of {ROUNDS} interleaved rounds",
+            prosody_version(),
+            WINDOW.describe()
         ),
         &rows,
     );
+    println!(
+        "\nFan-out: 1 sender, {MEMBERS} local occupants of one MUC room ({})\n",
+        WINDOW.describe()
+    );
+    println!(
+        "{:<26} {:>26} {:>30}",
+        "path", "msgs/s to all", "vs direct (per round)"
+    );
+    for (t, f) in targets.iter().zip(&fan) {
+        println!(
+            "{:<26} {:>26} {:>30}",
+            t.name,
+            f.show(0),
+            versus(f, &fan[0])
+        );
+    }
 }
 
 fn prosody_version() -> String {

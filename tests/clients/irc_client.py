@@ -12,7 +12,8 @@ Scenarios:
         (text is the new topic) or "tagmsg" (text is the line's tags, e.g.
         "+draft/react=👍") and target "channel" or "bob"; bob waits for
         "expect" messages. Returns what bob got (messages, topics) and the
-        NOTICEs alice got from the gateway.
+        NOTICEs alice got from the gateway. "members": more nicks that
+        join the channel and only listen; what each got is in "members".
   demo  the same, printed for people.
 """
 
@@ -80,12 +81,14 @@ def chat(args):
     watch(reactor)
     alice = connect(reactor, args, "alice")
     bob = connect(reactor, args, "bob")
-    if not pump(reactor, lambda: alice.seen["welcome"] and bob.seen["welcome"], 15):
+    members = {nick: connect(reactor, args, nick) for nick in args.get("members", [])}
+    everyone = [alice, bob, *members.values()]
+    if not pump(reactor, lambda: all(c.seen["welcome"] for c in everyone), 15):
         raise SystemExit("registration did not complete")
     channel = args.get("channel", "#lobby")
-    alice.join(channel)
-    bob.join(channel)
-    if not pump(reactor, lambda: alice.seen["joined"] and bob.seen["joined"], 10):
+    for c in everyone:
+        c.join(channel)
+    if not pump(reactor, lambda: all(c.seen["joined"] for c in everyone), 10):
         raise SystemExit("joining the channel did not complete")
     if args.get("rename"):
         alice.nick(args["rename"])
@@ -110,8 +113,9 @@ def chat(args):
         "bob_topics": bob.seen["topics"],
         "bob_ctcp": bob.seen["ctcp"],
         "alice_notices": [n for n in alice.seen["notices"] if not n["from"].startswith("irc.")],
+        "members": {nick: c.seen["messages"] for nick, c in members.items()},
     }
-    for c in (alice, bob):
+    for c in everyone:
         c.quit("bye")
     pump(reactor, lambda: False, 0.3)
     return result

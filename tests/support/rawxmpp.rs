@@ -105,7 +105,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     }
 }
 
+/// The reading side of a split client.
+pub type Reader = RawClient<tokio::io::Join<tokio::io::ReadHalf<Box<dyn Io>>, tokio::io::Sink>>;
+
 impl RawClient {
+    /// Splits into a reader (framing what arrives, as before) and the
+    /// writing half, to read and write from two tasks.
+    pub fn split(self) -> (Reader, tokio::io::WriteHalf<Box<dyn Io>>) {
+        let (r, w) = tokio::io::split(self.io);
+        let reader = RawClient {
+            io: tokio::io::join(r, tokio::io::sink()),
+            buf: self.buf,
+            framer: self.framer,
+            jid: self.jid,
+        };
+        (reader, w)
+    }
+
     /// Connects to `addr`, STARTTLS trusting `ca`, logs in as
     /// `user@domain` and binds `resource`.
     pub async fn login(

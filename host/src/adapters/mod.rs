@@ -17,6 +17,7 @@
 //! [`stream`] holds the accept loop and the session driver they share.
 
 pub mod irc;
+pub mod judgments;
 pub mod review;
 pub mod section;
 mod stats;
@@ -26,11 +27,14 @@ pub mod xmpp;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+pub use judgments::Seen;
 pub use stats::{AdapterStats, render_prometheus};
 
 use crate::event::{
-    Action, Direction, Event, EventKind, Judge, NetworkId, Session, new_event_id, now_ms,
+    Action, Direction, Event, EventKind, FinalVerdict, Judge, NetworkId, Scope, Session,
+    new_event_id, now_ms,
 };
+use judgments::{Claim, Judgments};
 
 /// Why an adapter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,21 @@ pub struct Gate {
     stats: Arc<AdapterStats>,
     network: &'static str,
     reviews: Arc<review::Reviews>,
+    judgments: Arc<Judgments>,
+}
+
+/// Messages the judgments table remembers, per adapter.
+const REMEMBERED: usize = 65_536;
+
+/// One event as an adapter asks about it.
+pub struct Ask<'a> {
+    pub session: &'a Session,
+    pub direction: Direction,
+    pub kind: EventKind,
+    pub attributes: Vec<(String, String)>,
+    pub ids: Vec<NetworkId>,
+    /// How other local sessions may meet the same message.
+    pub seen: Seen,
 }
 
 impl Gate {
@@ -74,7 +93,13 @@ impl Gate {
             stats: Arc::new(AdapterStats::new(network)),
             network,
             reviews: Arc::default(),
+            judgments: Arc::new(Judgments::new(REMEMBERED)),
         }
+    }
+
+    /// The table of messages already judged (for the stems of [`Seen`]).
+    pub fn judgments(&self) -> &Judgments {
+        &self.judgments
     }
 
     /// Rulings on held messages reach this adapter's sessions through
@@ -96,8 +121,8 @@ impl Gate {
         self.stats.clone()
     }
 
-    /// Judges one event and returns the final action. With nothing to
-    /// judge by (no plugins) the event is not even built.
+    /// Judges one event met once (a session starting, a join) and
+    /// returns the final action.
     pub fn judge(
         &self,
         session: &Session,
@@ -105,45 +130,153 @@ impl Gate {
         kind: EventKind,
         attributes: Vec<(String, String)>,
     ) -> Action {
-        self.rule(session, direction, kind, attributes, Vec::new())
-            .action
+        self.rule(Ask {
+            session,
+            direction,
+            kind,
+            attributes,
+            ids: Vec::new(),
+            seen: Seen::Alone,
+        })
+        .action
     }
 
-    /// As [`Self::judge`], with the network's own ids for the event; says
-    /// also the event's id when one was built (a session keeps a held
-    /// message under it) and the attachments a rewrite removes.
-    pub fn rule(
-        &self,
-        session: &Session,
-        direction: Direction,
-        kind: EventKind,
-        attributes: Vec<(String, String)>,
-        ids: Vec<NetworkId>,
-    ) -> Judged {
+    /// Judges one event, or reuses the verdict another session's copy of
+    /// the same message got (see [`judgments`]); says also the event's id
+    /// when this session had it judged (a session keeps a held message
+    /// under it) and the attachments a rewrite removes. With nothing to
+    /// judge by (no plugins) the event is not even built.
+    pub fn rule(&self, ask: Ask<'_>) -> Judged {
         self.stats.events.fetch_add(1, Relaxed);
         if self.judge.allows_everything() {
             self.stats.count_action("allow");
             return Judged::default();
         }
+        let judged = match ask.seen {
+            Seen::Alone => self.run(ask, Scope::All),
+            Seen::Named(stem) => {
+                let key = self.judgments.key(stem, text_of(&ask.kind));
+                match self.judgments.claim(key, 0, true) {
+                    Claim::Decided(action) => self.reused(action),
+                    Claim::Mine => {
+                        let judged = self.run(ask, Scope::All);
+                        self.judgments.decide(key, judged.action.clone());
+                        // The server's copy of a rewritten message (a
+                        // carbon) carries the new text: the same message.
+                        if let Action::Rewrite(text) = &judged.action {
+                            let key = self.judgments.key(stem, text);
+                            self.judgments.decide(key, judged.action.clone());
+                        }
+                        judged
+                    }
+                }
+            }
+            Seen::Sent(stem) => {
+                let original = text_of(&ask.kind).to_owned();
+                let judged = self.run(ask, Scope::All);
+                let delivered = match &judged.action {
+                    Action::Allow => Some(original.as_str()),
+                    Action::Rewrite(text) => Some(text.as_str()),
+                    _ => None,
+                };
+                // Its copies carry what was delivered, and deliver it.
+                if let Some(text) = delivered {
+                    let key = self.judgments.key(stem, text);
+                    self.judgments.sent(key, Action::Allow);
+                }
+                judged
+            }
+            Seen::Copy(stem) => self.copy(ask, stem),
+        };
+        self.stats.count_action(judged.action.kind());
+        judged
+    }
+
+    /// One local member's copy of a message: the judgment every copy
+    /// shares (made here if this is the first), then this recipient's own
+    /// by the plugins that judge each recipient.
+    fn copy(&self, ask: Ask<'_>, stem: judgments::Stem) -> Judged {
+        let key = self.judgments.key(stem, text_of(&ask.kind));
+        let taker = self.judgments.session_no(&ask.session.id);
+        let each = self.judge.judges_each_recipient();
+        let (shared, ask) = match self.judgments.claim(key, taker, false) {
+            Claim::Decided(action) => (self.reused(action), Some(ask)),
+            Claim::Mine if each => {
+                let judged = self.run(ask.duplicate(), Scope::Shared);
+                self.judgments.decide(key, judged.action.clone());
+                (judged, Some(ask))
+            }
+            Claim::Mine => {
+                let judged = self.run(ask, Scope::All);
+                self.judgments.decide(key, judged.action.clone());
+                (judged, None)
+            }
+        };
+        let Some(ask) = ask.filter(|_| each && !shared.action.stops()) else {
+            return shared;
+        };
+        let own = self.run(ask, Scope::Recipient);
+        match own.action {
+            Action::Allow => shared,
+            _ => own,
+        }
+    }
+
+    fn reused(&self, action: Action) -> Judged {
+        self.stats.verdicts_reused.fetch_add(1, Relaxed);
+        Judged {
+            action,
+            ..Judged::default()
+        }
+    }
+
+    /// Builds the event and has it judged by the plugins of `scope`.
+    fn run(&self, ask: Ask<'_>, scope: Scope) -> Judged {
         let event = Event {
             id: new_event_id(),
             network: self.network.to_owned(),
-            direction,
-            session: session.clone(),
+            direction: ask.direction,
+            session: ask.session.clone(),
             timestamp: now_ms(),
-            kind,
+            kind: ask.kind,
             tags: Vec::new(),
-            attributes,
-            ids,
+            attributes: ask.attributes,
+            ids: ask.ids,
         };
         let event_id = Some(event.id.clone());
-        let verdict = self.judge.judge(event);
-        self.stats.count_action(verdict.action.kind());
+        let FinalVerdict {
+            action,
+            removed_attachments,
+            ..
+        } = self.judge.judge_in(event, scope);
         Judged {
-            action: verdict.action,
+            action,
             event_id,
-            removed_attachments: verdict.removed_attachments,
+            removed_attachments,
         }
+    }
+}
+
+impl Ask<'_> {
+    /// A copy, for a second judgment (the recipient's own after the
+    /// shared one).
+    fn duplicate(&self) -> Self {
+        Ask {
+            kind: self.kind.clone(),
+            attributes: self.attributes.clone(),
+            ids: self.ids.clone(),
+            ..*self
+        }
+    }
+}
+
+/// The text that identifies a message with its stem: a message's body, a
+/// subject; empty for other kinds.
+fn text_of(kind: &EventKind) -> &str {
+    match kind {
+        EventKind::Message(m) => &m.body,
+        EventKind::Subject(s) => &s.text,
+        _ => "",
     }
 }
 
@@ -155,17 +288,33 @@ pub(crate) mod testing {
     use crate::event::FinalVerdict;
     use std::sync::Mutex;
 
-    /// Decides with `rule` and remembers every event it saw.
+    type Rule = Box<dyn Fn(&Event, Scope) -> Action + Send + Sync>;
+
+    /// Decides with `rule` and remembers every event it saw, and in which
+    /// scope.
     pub struct FakeJudge {
-        rule: Box<dyn Fn(&Event) -> Action + Send + Sync>,
+        rule: Rule,
+        each_recipient: bool,
         pub seen: Mutex<Vec<Event>>,
+        pub scopes: Mutex<Vec<Scope>>,
     }
 
     impl FakeJudge {
         pub fn new(rule: impl Fn(&Event) -> Action + Send + Sync + 'static) -> Arc<Self> {
+            Self::scoped(false, move |e, _| rule(e))
+        }
+
+        /// A judge with plugins that judge each recipient (when
+        /// `each_recipient`); `rule` is told which plugins judge.
+        pub fn scoped(
+            each_recipient: bool,
+            rule: impl Fn(&Event, Scope) -> Action + Send + Sync + 'static,
+        ) -> Arc<Self> {
             Arc::new(FakeJudge {
                 rule: Box::new(rule),
+                each_recipient,
                 seen: Mutex::new(Vec::new()),
+                scopes: Mutex::new(Vec::new()),
             })
         }
 
@@ -193,13 +342,18 @@ pub(crate) mod testing {
     }
 
     impl Judge for FakeJudge {
-        fn judge(&self, event: Event) -> FinalVerdict {
-            let action = (self.rule)(&event);
+        fn judge_in(&self, event: Event, scope: Scope) -> FinalVerdict {
+            let action = (self.rule)(&event, scope);
             self.seen.lock().unwrap().push(event);
+            self.scopes.lock().unwrap().push(scope);
             FinalVerdict {
                 action,
                 ..FinalVerdict::allow()
             }
+        }
+
+        fn judges_each_recipient(&self) -> bool {
+            self.each_recipient
         }
     }
 }

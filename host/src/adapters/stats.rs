@@ -21,6 +21,9 @@ pub struct AdapterStats {
     pub dropped: AtomicU64,
     pub rewritten: AtomicU64,
     pub held: AtomicU64,
+    /// Events that took the verdict another session's copy of the same
+    /// message got, rather than being judged again.
+    pub verdicts_reused: AtomicU64,
     /// Bytes read from clients and from upstream servers.
     pub bytes_from_clients: AtomicU64,
     pub bytes_from_upstream: AtomicU64,
@@ -62,6 +65,7 @@ impl AdapterStats {
                 "rewrite": self.rewritten.load(Relaxed),
                 "hold": self.held.load(Relaxed),
             },
+            "verdicts_reused": self.verdicts_reused.load(Relaxed),
             "bytes": {
                 "from_clients": self.bytes_from_clients.load(Relaxed),
                 "from_upstream": self.bytes_from_upstream.load(Relaxed),
@@ -74,7 +78,7 @@ impl AdapterStats {
 pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
     let mut out = String::new();
     type Get = fn(&AdapterStats) -> &AtomicU64;
-    let families: [(&str, &str, &str, &str, Get); 12] = [
+    let families: [(&str, &str, &str, &str, Get); 13] = [
         (
             "imgate_adapter_connections",
             "gauge",
@@ -106,7 +110,7 @@ pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
         (
             "imgate_adapter_events_total",
             "counter",
-            "Events judged by the chain.",
+            "Events met (judged, or given the verdict of a copy).",
             "",
             |s| &s.events,
         ),
@@ -144,6 +148,13 @@ pub fn render_prometheus(adapters: &[std::sync::Arc<AdapterStats>]) -> String {
             "",
             "action=\"hold\"",
             |s| &s.held,
+        ),
+        (
+            "imgate_adapter_verdicts_reused_total",
+            "counter",
+            "Events that took the verdict of another local copy of the same message.",
+            "",
+            |s| &s.verdicts_reused,
         ),
         (
             "imgate_adapter_bytes_total",

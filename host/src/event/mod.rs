@@ -11,7 +11,7 @@ mod model;
 pub mod text;
 mod verdict;
 
-pub use judge::Judge;
+pub use judge::{Judge, Scope};
 pub use model::{
     Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
     NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, new_event_id,

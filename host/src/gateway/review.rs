@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use crate::adapters::review::{Reviews, Ruling};
 use crate::archive::{ArchiveError, ArchiveRecord, Decision, HOST, HeldMessage, Review, Store};
 use crate::event::json::{EventDoc, FinalVerdictDoc};
-use crate::event::{Action, Event, FinalVerdict, Judge, now_ms};
+use crate::event::{Action, Event, FinalVerdict, Judge, Scope, now_ms};
 use crate::plugins::{Decision as ChainDecision, LiveChain};
 
 /// Why a ruling could not be made.
@@ -165,8 +165,8 @@ pub struct HoldingJudge {
 }
 
 impl Judge for HoldingJudge {
-    fn judge(&self, event: Event) -> FinalVerdict {
-        let decision = self.live.decide(event);
+    fn judge_in(&self, event: Event, scope: Scope) -> FinalVerdict {
+        let decision = self.live.decide(event, scope);
         let mut verdict = decision.verdict.clone();
         if matches!(verdict.action, Action::Hold(_)) {
             let held = crate::util::blocking::wait_off_worker(|| self.desk.hold(&decision));
@@ -181,5 +181,9 @@ impl Judge for HoldingJudge {
 
     fn allows_everything(&self) -> bool {
         self.live.allows_everything()
+    }
+
+    fn judges_each_recipient(&self) -> bool {
+        self.live.judges_each_recipient()
     }
 }

@@ -30,7 +30,7 @@ use super::engine::PluginEngine;
 use super::instance::CallFailure;
 use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
-use crate::event::{Action, Event, EventKind, FinalVerdict};
+use crate::event::{Action, Event, EventKind, FinalVerdict, Scope};
 
 /// Which export a timing or failure refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -119,6 +119,8 @@ pub fn failure_tag(plugin: &str) -> String {
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
     has_observers: bool,
+    /// Some plugin judges each recipient of a message.
+    each_recipient: bool,
     /// After a block or drop, run the rest for their tags.
     tags_after_block: bool,
     /// Which load of the config this is (see `live`); 0 when not live.
@@ -129,6 +131,7 @@ impl Chain {
     pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Self {
         Chain {
             has_observers: plugins.iter().any(|p| p.is_observer()),
+            each_recipient: plugins.iter().any(|p| p.each_recipient()),
             plugins,
             tags_after_block: false,
             generation: 0,
@@ -179,8 +182,21 @@ impl Chain {
         &self.plugins
     }
 
+    /// Whether some plugin judges each recipient of a message.
+    pub fn judges_each_recipient(&self) -> bool {
+        self.each_recipient
+    }
+
     /// Runs `event` (an `Event` or an `Arc<Event>`) through the chain.
     pub fn evaluate(&self, event: impl Into<Arc<Event>>) -> Decision {
+        self.evaluate_in(event, Scope::All)
+    }
+
+    /// Runs `event` through the plugins of `scope`. A recipient's copy
+    /// (`Scope::Recipient`) is shown to the observers only when its
+    /// judgment stops it: the message itself was recorded once, by the
+    /// judgment every copy shares.
+    pub fn evaluate_in(&self, event: impl Into<Arc<Event>>, scope: Scope) -> Decision {
         // Plugins see the event through a view holding a clone of this
         // `Arc`; the view is closed after each call, so the changes below
         // (`make_mut`) happen in place rather than copying the event.
@@ -202,7 +218,7 @@ impl Chain {
         let mut policy = self
             .plugins
             .iter()
-            .filter(|p| p.is_policy() && p.wants(kind));
+            .filter(|p| p.is_policy() && p.wants(kind) && in_scope(p, scope));
         for plugin in policy.by_ref() {
             let Timed {
                 result,
@@ -313,7 +329,8 @@ impl Chain {
             tags: event.tags.clone(),
             removed_attachments: removed,
         };
-        let verdict = if self.has_observers {
+        let verdict = if self.has_observers && (scope != Scope::Recipient || verdict.action.stops())
+        {
             Arc::unwrap_or_clone(self.observe(
                 &event,
                 Arc::new(verdict),
@@ -333,6 +350,14 @@ impl Chain {
             failures,
             generation: self.generation,
         }
+    }
+}
+
+fn in_scope(plugin: &LoadedPlugin, scope: Scope) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Shared => !plugin.each_recipient(),
+        Scope::Recipient => plugin.each_recipient(),
     }
 }
 

@@ -22,7 +22,7 @@ use super::engine::PluginEngine;
 use crate::archive::ArchiveConfig;
 use crate::capabilities::kv::KvConfig;
 use crate::config::{Config, RuntimeConfig};
-use crate::event::{Event, FinalVerdict, Judge};
+use crate::event::{Event, FinalVerdict, Judge, Scope};
 use crate::signing::SigningPolicy;
 
 /// Settings the engine and shared capabilities were built with; a reload
@@ -164,18 +164,22 @@ impl LiveChain {
 impl LiveChain {
     /// Runs `event` through the chain in force, off the async worker, and
     /// gives the whole decision (the event as attempted, timings).
-    pub fn decide(&self, event: Event) -> super::Decision {
+    pub fn decide(&self, event: Event, scope: Scope) -> super::Decision {
         let chain = self.current();
-        crate::util::blocking::wait_off_worker(|| chain.evaluate(event))
+        crate::util::blocking::wait_off_worker(|| chain.evaluate_in(event, scope))
     }
 }
 
 impl Judge for LiveChain {
-    fn judge(&self, event: Event) -> FinalVerdict {
-        self.decide(event).verdict
+    fn judge_in(&self, event: Event, scope: Scope) -> FinalVerdict {
+        self.decide(event, scope).verdict
     }
 
     fn allows_everything(&self) -> bool {
         self.current.load().plugins().is_empty()
+    }
+
+    fn judges_each_recipient(&self) -> bool {
+        self.current.load().judges_each_recipient()
     }
 }

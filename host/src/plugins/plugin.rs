@@ -118,6 +118,10 @@ pub struct Timed<T> {
     pub ended: Instant,
 }
 
+/// The entry of an `interest` list that is not a kind but asks the host to
+/// judge each local recipient of a message (see `event::Scope`).
+pub const EACH_RECIPIENT: &str = "each-recipient";
+
 pub struct LoadedPlugin {
     pub spec: PluginSpec,
     pub sha256: String,
@@ -133,6 +137,10 @@ pub struct LoadedPlugin {
     /// The kinds it is shown: its `interest`, and for a 0.1 plugin only
     /// those 0.1 names.
     wants: KindSet,
+    /// Judges each local recipient of a message, not once for them all
+    /// (`each-recipient` in its `interest`; every 0.1 plugin, written when
+    /// every copy was judged).
+    each_recipient: bool,
     caps: PluginCapabilities,
     pool: ArrayQueue<PluginInstance>,
     health: Health,
@@ -258,6 +266,7 @@ impl LoadedPlugin {
                 Line::V0_1 => KindSet::of(Kind::ALL.into_iter().filter(|k| k.in_v0_1())),
                 Line::V0_2 => KindSet::ALL,
             },
+            each_recipient: line == Line::V0_1,
             exports,
             caps,
             pool: ArrayQueue::new(spec.pool.max(1)),
@@ -269,12 +278,23 @@ impl LoadedPlugin {
             .interest(plugin.deadline().max(Duration::from_secs(1)))
             .map_err(LoadError::Interest)?
         {
-            plugin.wants = plugin
-                .wants
-                .intersect(KindSet::named(kinds.iter().map(String::as_str)));
+            let (flags, kinds): (Vec<&str>, Vec<&str>) = kinds
+                .iter()
+                .map(String::as_str)
+                .partition(|k| *k == EACH_RECIPIENT);
+            plugin.each_recipient = !flags.is_empty();
+            // A list of flags alone names no kind: every kind.
+            if !kinds.is_empty() || flags.is_empty() {
+                plugin.wants = plugin.wants.intersect(KindSet::named(kinds));
+            }
         }
         let _ = plugin.pool.push(first);
         Ok(plugin)
+    }
+
+    /// Whether the plugin judges each local recipient of a message.
+    pub fn each_recipient(&self) -> bool {
+        self.each_recipient
     }
 
     /// Whether the plugin is shown events of this kind.

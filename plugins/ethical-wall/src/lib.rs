@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use imgate_sdk::{Config, Direction, Event, Kind, Plugin, Verdict};
+use imgate_sdk::{Config, Direction, EACH_RECIPIENT, Event, Kind, Plugin, Verdict};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -196,10 +196,19 @@ impl Plugin for EthicalWall {
             Direction::Outbound => "outbound",
             Direction::Inbound => "inbound",
         };
+        // What a room says also reaches each member: the host shows this
+        // plugin each local member's copy (`each-recipient`), received in
+        // that member's session.
+        let member = (event.direction() == Direction::Inbound && event.room().is_some())
+            .then(|| event.user())
+            .filter(|user| !user.is_empty());
+        let reaches = |rule: &Rule| {
+            rule.forbids(&from, &to) || member.as_ref().is_some_and(|m| rule.forbids(&from, m))
+        };
         for rule in &self.0 {
             if rule.kinds.iter().any(|k| k == kind)
                 && rule.directions.iter().any(|d| d == direction)
-                && rule.forbids(&from, &to)
+                && reaches(rule)
             {
                 return Verdict::block(rule.reason.clone())
                     .with_tag(format!("ethical-wall:{}", rule.name));
@@ -210,9 +219,16 @@ impl Plugin for EthicalWall {
 
     fn interest(&self) -> Option<Vec<String>> {
         Some(
-            ["message", "file-offer", "reaction", "subject", "membership"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "message",
+                "file-offer",
+                "reaction",
+                "subject",
+                "membership",
+                EACH_RECIPIENT,
+            ]
+            .map(String::from)
+            .to_vec(),
         )
     }
 }
@@ -223,7 +239,8 @@ imgate_sdk::export_plugin!(EthicalWall);
 mod tests {
     use super::*;
     use imgate_sdk::testing::{
-        Harness, file_offer, inbound, message, reaction, room_join, room_message, subject,
+        Harness, file_offer, inbound, message, reaction, received_by, room_join, room_message,
+        subject,
     };
     use serde_json::json;
 
@@ -242,6 +259,37 @@ mod tests {
             ],
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn in_a_room_only_the_walled_member_is_kept_from_the_sender() {
+        let mut h = wall();
+        // alice (research) speaks in a room that bob, carol (trading) and
+        // dan share: the room itself is behind no wall.
+        let said = room_message(
+            "alice@corp.example",
+            "deals@rooms.corp.example",
+            "q3 numbers",
+        );
+        assert!(!h.handle(&said).is_block());
+        for (member, walled) in [
+            ("bob@corp.example", false),
+            ("carol@trading.corp.example", true),
+            ("dan@corp.example", false),
+        ] {
+            let v = h.handle(&received_by(member, said.clone()));
+            assert_eq!(v.is_block(), walled, "{member}: {v:?}");
+        }
+        // The member's own words are not kept from them.
+        let own = room_message(
+            "carol@trading.corp.example",
+            "deals@rooms.corp.example",
+            "hi",
+        );
+        assert!(
+            !h.handle(&received_by("carol@trading.corp.example", own))
+                .is_block()
+        );
     }
 
     #[test]

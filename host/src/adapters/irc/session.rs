@@ -7,6 +7,7 @@
 //! everything else passes through untouched
 //! ```
 
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use tokio::time::Instant;
@@ -14,9 +15,9 @@ use tokio::time::Instant;
 use super::Irc;
 use super::codec::{self, Frame, Framer, LineError, Message as Line, Next};
 use super::events::{self, Me, Outcome};
-use crate::adapters::Gate;
 use crate::adapters::review::{Held, Ruling};
 use crate::adapters::stream::{self, Farewell, FrameError, Hooks, Outbox, SessionError, Side};
+use crate::adapters::{Ask, Gate, Seen};
 use crate::event::{Action, Direction, EventKind, Session};
 
 /// Why IRC ended a session, beyond what every stream protocol has.
@@ -380,6 +381,44 @@ impl IrcSession {
         }
     }
 
+    /// How other local sessions meet this line: a PRIVMSG or NOTICE this
+    /// session sends reaches the channel's (or the nick's) local members
+    /// as a line from this nick, and one it receives may reach others too.
+    /// IRC gives no identity every copy shares (an IRCv3 `msgid` is the
+    /// server's, unknown to the sender), so the line is known by its
+    /// sender, command, target and text.
+    fn seen(&self, line: &Line, reading: &events::Reading) -> Seen {
+        if !matches!(reading.kind, EventKind::Message(_)) {
+            return Seen::Alone;
+        }
+        let (sender, Some(target)) = (
+            match reading.direction {
+                Direction::Outbound => Some(self.me.nick.as_str()),
+                Direction::Inbound => line.nick(),
+            },
+            line.params.first(),
+        ) else {
+            return Seen::Alone;
+        };
+        let Some(sender) = sender else {
+            return Seen::Alone;
+        };
+        let ctcp = match reading.ctcp {
+            events::Ctcp::Action => "ACTION",
+            events::Ctcp::None => "",
+        };
+        let stem = self.gate.judgments().stem_from(|h| {
+            line.command.hash(h);
+            hash_folded(sender, h);
+            hash_folded(target, h);
+            ctcp.hash(h);
+        });
+        match reading.direction {
+            Direction::Outbound => Seen::Sent(stem),
+            Direction::Inbound => Seen::Copy(stem),
+        }
+    }
+
     /// Judges what the line means (if anything) and queues what to write.
     fn judge_line(&mut self, raw: Vec<u8>, line: &Line, direction: Direction, out: &mut Outbox) {
         let (forward, back) = match direction {
@@ -447,13 +486,15 @@ impl IrcSession {
             return;
         };
         let ctcp = reading.ctcp;
-        let judged = self.gate.rule(
-            &self.session,
+        let seen = self.seen(line, &reading);
+        let judged = self.gate.rule(Ask {
+            session: &self.session,
             direction,
-            reading.kind,
-            reading.attributes,
-            reading.ids,
-        );
+            kind: reading.kind,
+            attributes: reading.attributes,
+            ids: reading.ids,
+            seen,
+        });
         let action = judged.action;
         if let (Action::Hold(_), Some(id)) = (&action, judged.event_id) {
             let held = HeldLine {
@@ -485,10 +526,27 @@ impl IrcSession {
     }
 }
 
+/// Hashes a nick or channel as IRC compares them (RFC 1459 case
+/// mapping), without copying it.
+fn hash_folded(name: &str, h: &mut impl Hasher) {
+    for c in name.chars() {
+        match c {
+            '[' => '{',
+            ']' => '}',
+            '\\' => '|',
+            '~' => '^',
+            c => c.to_ascii_lowercase(),
+        }
+        .hash(h);
+    }
+    0xffu8.hash(h);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::testing::{FakeJudge, assert_holds};
+    use crate::event::Scope;
 
     #[test]
     fn the_flood_bucket_allows_a_burst_then_the_rate() {
@@ -502,28 +560,131 @@ mod tests {
     /// An IRC session driven frame by frame against a fake judge: the
     /// adapter's whole reading and writing of IRC, with no socket and no
     /// WebAssembly.
-    fn session(judge: std::sync::Arc<FakeJudge>) -> IrcSession {
+    fn irc(judge: std::sync::Arc<FakeJudge>) -> Irc {
         let config: super::super::IrcConfig = toml::from_str(
             "listen = '127.0.0.1:0'\nflood_burst = 5\nflood_lines_per_s = 1\n\
              [upstream]\naddress = '127.0.0.1:6667'\ntls = 'plain'\n",
         )
         .unwrap();
-        let irc = Irc::new(&config, judge).unwrap();
-        IrcSession::new(&irc, "irc-test", "127.0.0.1:5000".parse().unwrap())
+        Irc::new(&config, judge).unwrap()
     }
 
     fn line(text: &str) -> Frame {
         Frame::Line(text.as_bytes().to_vec())
     }
 
-    fn registered(judge: &std::sync::Arc<FakeJudge>) -> IrcSession {
-        let mut s = session(judge.clone());
+    /// A session of `irc` registered as `nick`.
+    fn registered_on(irc: &Irc, nick: &str) -> IrcSession {
+        let mut s = IrcSession::new(
+            irc,
+            &format!("irc-{nick}"),
+            "127.0.0.1:5000".parse().unwrap(),
+        );
         let mut out = Outbox::default();
-        s.client_frame(line("NICK alice"), &mut out).unwrap();
-        s.upstream_frame(line(":srv 001 alice :Welcome"), &mut out)
+        s.client_frame(line(&format!("NICK {nick}")), &mut out)
+            .unwrap();
+        s.upstream_frame(line(&format!(":srv 001 {nick} :Welcome")), &mut out)
             .unwrap();
         assert!(s.started());
         s
+    }
+
+    fn registered(judge: &std::sync::Arc<FakeJudge>) -> IrcSession {
+        registered_on(&irc(judge.clone()), "alice")
+    }
+
+    #[test]
+    fn a_channel_line_is_judged_once_for_every_local_member() {
+        // An ethical wall between alice and carol, who share #deals with
+        // bob and dave; every session goes through this gateway.
+        let judge = FakeJudge::scoped(true, |e, scope| {
+            let walled = e.sender().eq_ignore_ascii_case("alice") && e.session.user == "carol";
+            match scope {
+                Scope::Recipient if walled => Action::Block("wall".into()),
+                _ => Action::Allow,
+            }
+        });
+        let irc = irc(judge.clone());
+        let mut alice = registered_on(&irc, "alice");
+        let mut members: Vec<IrcSession> = ["bob", "carol", "dave"]
+            .iter()
+            .map(|n| registered_on(&irc, n))
+            .collect();
+        judge.scopes.lock().unwrap().clear();
+        let mut out = Outbox::default();
+        alice
+            .client_frame(line("PRIVMSG #deals :hello all"), &mut out)
+            .unwrap();
+        assert_eq!(out.to_upstream, b"PRIVMSG #deals :hello all\r\n");
+        let delivered = |members: &mut Vec<IrcSession>, text: &str| -> Vec<bool> {
+            members
+                .iter_mut()
+                .map(|m| {
+                    let mut out = Outbox::default();
+                    m.upstream_frame(line(text), &mut out).unwrap();
+                    !out.to_client.is_empty()
+                })
+                .collect()
+        };
+        assert_eq!(
+            delivered(&mut members, ":Alice!a@h PRIVMSG #Deals :hello all"),
+            [true, false, true]
+        );
+        // Once by every plugin (alice's line), then once per member by the
+        // plugins that see each recipient.
+        assert_eq!(
+            *judge.scopes.lock().unwrap(),
+            [
+                Scope::All,
+                Scope::Recipient,
+                Scope::Recipient,
+                Scope::Recipient
+            ]
+        );
+        judge.scopes.lock().unwrap().clear();
+        // A line from elsewhere: the first member's session has it judged.
+        assert_eq!(
+            delivered(&mut members, ":erin!e@h PRIVMSG #deals :hi"),
+            [true, true, true]
+        );
+        assert_eq!(
+            *judge.scopes.lock().unwrap(),
+            [
+                Scope::Shared,
+                Scope::Recipient,
+                Scope::Recipient,
+                Scope::Recipient
+            ]
+        );
+        // The same words again are a new line, judged again once.
+        judge.scopes.lock().unwrap().clear();
+        delivered(&mut members, ":erin!e@h PRIVMSG #deals :hi");
+        assert_eq!(judge.scopes.lock().unwrap()[0], Scope::Shared);
+        assert_eq!(
+            irc.base
+                .gate
+                .stats()
+                .verdicts_reused
+                .load(std::sync::atomic::Ordering::Relaxed),
+            7
+        );
+    }
+
+    #[test]
+    fn without_each_recipient_plugins_a_line_is_judged_once() {
+        let judge = FakeJudge::blocking("secret");
+        let irc = irc(judge.clone());
+        let mut members: Vec<IrcSession> = (0..20)
+            .map(|n| registered_on(&irc, &format!("m{n}")))
+            .collect();
+        let before = judge.seen.lock().unwrap().len();
+        for m in &mut members {
+            let mut out = Outbox::default();
+            m.upstream_frame(line(":erin!e@h PRIVMSG #all :a secret"), &mut out)
+                .unwrap();
+            assert!(out.to_client.is_empty(), "blocked for every member");
+        }
+        assert_eq!(judge.seen.lock().unwrap().len() - before, 1);
     }
 
     #[test]

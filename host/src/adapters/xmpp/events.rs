@@ -69,6 +69,22 @@ pub enum Carbon {
     Received,
 }
 
+/// How a message is known across sessions, as the stem's text (the
+/// session hashes it into an `adapters::Seen`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeenAs {
+    #[default]
+    Alone,
+    /// Direction, sender, recipient and stanza id: the original and its
+    /// carbons (XEP-0280) are one message.
+    Named(String),
+    /// Sent to a room (room and stanza id): its copies come back to the
+    /// local occupants, this session included.
+    Sent(String),
+    /// A room's copy of a message (room and stanza id, which MUC keeps).
+    Copy(String),
+}
+
 /// What a stanza means to the chain.
 #[derive(Debug)]
 pub struct Reading {
@@ -77,10 +93,9 @@ pub struct Reading {
     pub attributes: Vec<(String, String)>,
     /// Set when the event came out of a carbon copy.
     pub carbon: Option<Carbon>,
-    /// Identifies the message across sessions (direction, sender,
-    /// recipient, id), so a carbon of a message the gateway already judged
-    /// is not judged again; see [`message_key`].
-    pub dedupe_key: Option<String>,
+    /// How other local sessions meet the same message, so it is judged
+    /// once (see `adapters::judgments`).
+    pub seen: SeenAs,
     /// The message's own ids: `message-id`, `origin-id`, `stanza-id`.
     pub ids: Vec<NetworkId>,
 }
@@ -266,7 +281,7 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
                 kind: EventKind::Reaction(reaction),
                 attributes: vec![("xmpp.type".into(), kind.to_owned())],
                 carbon: None,
-                dedupe_key: None,
+                seen: SeenAs::Alone,
                 ids,
             });
         }
@@ -280,7 +295,7 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
                 }),
                 attributes: vec![("xmpp.type".into(), kind.to_owned())],
                 carbon: None,
-                dedupe_key: None,
+                seen: SeenAs::Alone,
                 ids,
             });
         }
@@ -291,15 +306,23 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
         body.unwrap_or_default()
     };
     let id = stanza.attr("id").map(str::to_owned);
-    let dedupe_key = id.as_ref().map(|id| {
-        format!(
-            "{}|{}|{}|{id}",
-            direction.name(),
-            sender_of(stanza, user),
-            recipient_of(stanza, user)
-        )
-    });
-    let dedupe_key = dedupe_key.map(|k| message_key(&k, &body));
+    let seen = match (&conversation, direction) {
+        (Conversation::Group(room), Direction::Outbound) => {
+            SeenAs::Sent(format!("{room}|{}", id.as_deref().unwrap_or_default()))
+        }
+        (Conversation::Group(room), Direction::Inbound) => {
+            SeenAs::Copy(format!("{room}|{}", id.as_deref().unwrap_or_default()))
+        }
+        (Conversation::Direct, _) => match &id {
+            Some(id) => SeenAs::Named(format!(
+                "{}|{}|{}|{id}",
+                direction.name(),
+                sender_of(stanza, user),
+                recipient_of(stanza, user)
+            )),
+            None => SeenAs::Alone,
+        },
+    };
     let message = Message {
         id,
         action: body.starts_with("/me "),
@@ -324,19 +347,9 @@ fn read_message(stanza: &Element, direction: Direction, user: &str) -> Option<Re
         kind: EventKind::Message(message),
         attributes: vec![("xmpp.type".into(), kind.to_owned())],
         carbon: None,
-        dedupe_key,
+        seen,
         ids,
     })
-}
-
-/// The key of one message: the reading's `dedupe_key` stem plus a hash of
-/// the body, so two different messages that happen to share an id (some
-/// clients number them per session) are both judged.
-pub fn message_key(stem: &str, body: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    format!("{stem}|{:016x}", h.finish())
 }
 
 fn read_presence(
@@ -368,7 +381,7 @@ fn read_presence(
             },
             attributes: Vec::new(),
             carbon: None,
-            dedupe_key: None,
+            seen: SeenAs::Alone,
             ids: Vec::new(),
         })
     };
@@ -424,7 +437,7 @@ fn read_presence(
         }),
         attributes: Vec::new(),
         carbon: None,
-        dedupe_key: None,
+        seen: SeenAs::Alone,
         ids: Vec::new(),
     })
 }
@@ -476,7 +489,7 @@ fn read_iq(stanza: &Element, direction: Direction, user: &str) -> Option<Reading
         kind: EventKind::FileOffer(offer),
         attributes: Vec::new(),
         carbon: None,
-        dedupe_key: None,
+        seen: SeenAs::Alone,
         ids: Vec::new(),
     })
 }
@@ -696,11 +709,8 @@ mod tests {
         assert_eq!(m.attachments[0].url, "https://x/y.png");
         assert_eq!(m.conversation, Conversation::Direct);
         assert_eq!(
-            r.dedupe_key,
-            Some(message_key(
-                "outbound|alice@corp.example|bob@corp.example|m1",
-                "/me waves"
-            ))
+            r.seen,
+            SeenAs::Named("outbound|alice@corp.example|bob@corp.example|m1".into())
         );
     }
 
@@ -858,11 +868,8 @@ mod tests {
         assert_eq!(message(&r).body, "secret plan");
         // The same key as the original had when alice's phone sent it.
         assert_eq!(
-            r.dedupe_key,
-            Some(message_key(
-                "outbound|alice@corp.example|bob@x|c1",
-                "secret plan"
-            ))
+            r.seen,
+            SeenAs::Named("outbound|alice@corp.example|bob@x|c1".into())
         );
         let Outcome::Rewritten(xml) = apply(
             &s,

@@ -7,7 +7,6 @@
 //! - `handshake`: TLS with the client, its header, the stream to the server.
 //! - `session`: one connection's frames, as hooks of the session driver.
 //! - `rooms`: room membership as one session sees it.
-//! - `seen`: verdicts remembered so carbon copies are judged once.
 //! - `sm`: XEP-0198 counters translated across dropped and injected stanzas.
 //! - `wire`: stream headers and errors the gateway writes itself.
 //! - [`config`]: the `[xmpp]` section.
@@ -17,7 +16,6 @@ pub mod config;
 pub mod events;
 mod handshake;
 mod rooms;
-mod seen;
 mod session;
 mod sm;
 mod wire;
@@ -39,7 +37,6 @@ pub struct Xmpp {
     config: XmppConfig,
     acceptor: TlsAcceptor,
     connector: TlsConnector,
-    seen: Arc<seen::SeenMessages>,
     base: Base,
 }
 
@@ -63,7 +60,6 @@ impl Xmpp {
             config: config.clone(),
             acceptor: TlsAcceptor::from(server),
             connector: TlsConnector::from(client),
-            seen: Arc::new(seen::SeenMessages::new(65_536)),
         })
     }
 

@@ -13,22 +13,20 @@
 //! bytes it arrived as.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use super::Xmpp;
 use super::codec::{CodecError, Element, Frame, Framer, JABBER_CLIENT, Node, STREAMS};
-use super::events::{self, Outcome, bare};
+use super::events::{self, Outcome, SeenAs, bare};
 use super::rooms::Rooms;
-use super::seen::SeenMessages;
 use super::sm;
 use super::wire::{
     CLOSE, NS_BIND, NS_SASL, NS_SASL_CB, NS_SASL2, NS_SM, header_from, stream_error,
 };
-use crate::adapters::Gate;
 use crate::adapters::review::{Held, Ruling};
 use crate::adapters::stream::{
     self, Farewell, FrameError, Hooks, Outbox, Peer, SessionError, Side,
 };
+use crate::adapters::{Ask, Gate, Seen};
 use crate::event::{Action, Direction, EventKind, Session};
 
 /// Why XMPP ended a session, beyond what every stream protocol has.
@@ -88,7 +86,6 @@ impl stream::Framer for Framer {
 /// One XMPP session's state.
 pub struct XmppSession {
     gate: Gate,
-    seen: Arc<SeenMessages>,
     session: Session,
     full_jid: String,
     domain: String,
@@ -123,7 +120,6 @@ impl XmppSession {
     pub fn new(xmpp: &Xmpp, id: &str, peer: SocketAddr, domain: String) -> Self {
         XmppSession {
             gate: xmpp.base.gate.clone(),
-            seen: xmpp.seen.clone(),
             session: Session {
                 id: id.to_owned(),
                 user: String::new(),
@@ -479,20 +475,23 @@ impl XmppSession {
             EventKind::RoomJoin(_) | EventKind::RoomLeave(_)
         )
         .then(|| (reading.kind.clone(), reading.direction));
-        let (gate, session) = (&self.gate, &self.session);
-        let (mut judged_id, mut removed) = (None, Vec::new());
-        let action = self.seen.judge_once(reading.dedupe_key.as_deref(), || {
-            let judged = gate.rule(
-                session,
-                reading.direction,
-                reading.kind,
-                reading.attributes,
-                reading.ids,
-            );
-            judged_id = judged.event_id;
-            removed = judged.removed_attachments;
-            judged.action
+        let judgments = self.gate.judgments();
+        let seen = match &reading.seen {
+            SeenAs::Alone => Seen::Alone,
+            SeenAs::Named(stem) => Seen::Named(judgments.stem(&[stem])),
+            SeenAs::Sent(stem) => Seen::Sent(judgments.stem(&[stem])),
+            SeenAs::Copy(stem) => Seen::Copy(judgments.stem(&[stem])),
+        };
+        let judged = self.gate.rule(Ask {
+            session: &self.session,
+            direction: reading.direction,
+            kind: reading.kind,
+            attributes: reading.attributes,
+            ids: reading.ids,
+            seen,
         });
+        let (action, judged_id, removed) =
+            (judged.action, judged.event_id, judged.removed_attachments);
         if let Some((kind, direction)) = room_change
             && matches!(action, Action::Allow | Action::Rewrite(_))
         {
@@ -597,6 +596,7 @@ fn strip_channel_binding(features: &mut Element) -> bool {
 mod tests {
     use super::*;
     use crate::adapters::testing::{FakeJudge, assert_holds};
+    use std::sync::Arc;
 
     #[test]
     fn channel_binding_mechanisms_are_stripped() {

@@ -30,6 +30,8 @@ struct Settings {
     /// Rewrite every event, whatever its kind, to this text (to try what
     /// the host refuses: encrypted content, events with no text).
     rewrite_to: Option<String>,
+    /// What `interest` answers (kinds, and `each-recipient`).
+    interest: Option<Vec<String>>,
 }
 
 pub struct Scripted(Settings);
@@ -37,6 +39,10 @@ pub struct Scripted(Settings);
 impl Plugin for Scripted {
     fn init(config: Config) -> Result<Self, String> {
         Ok(Scripted(config.parse()?))
+    }
+
+    fn interest(&self) -> Option<Vec<String>> {
+        self.0.interest.clone()
     }
 
     fn handle(&mut self, event: &Event<'_>) -> Verdict {
