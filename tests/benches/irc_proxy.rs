@@ -116,15 +116,28 @@ async fn wait_for(r: &mut Reader, w: &mut OwnedWriteHalf, done: impl Fn(&str) ->
 async fn count(mut r: Reader) -> (usize, Instant) {
     let mut n = 0;
     let mut line = String::new();
+    let mut other = String::new();
     loop {
         line.clear();
         if r.read_line(&mut line).await.unwrap() == 0 {
-            panic!("receiver closed after {n} messages");
+            panic!("receiver closed after {n} messages; last other line: {other}");
+        }
+        if !line.contains(" PRIVMSG ") {
+            other.clone_from(&line);
         }
         if line.contains(" PRIVMSG ") {
             if line.contains(END) {
                 return (n, Instant::now());
             }
+            let seq = line
+                .split_once(" :")
+                .and_then(|(_, t)| t.split(' ').next()?.parse::<usize>().ok());
+            // A line missing (a plugin timing out on an overloaded machine
+            // fails closed, and its sender is told): say which.
+            assert!(
+                seq.is_none_or(|seq| seq == n),
+                "line {n} did not arrive (got {line:?}); {other}"
+            );
             n += 1;
         }
     }
