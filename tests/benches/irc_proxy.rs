@@ -11,13 +11,14 @@
 //! `IMGATE_BIN=/path/to/imgate` measures another build of the gateway.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, RATE, ROUNDS, Rounds, Spread, Window, keyword_chain,
-    print_table, versus,
+    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window,
+    keyword_chain, print_table, versus,
 };
 use imgate_tests::{ADMIN_TOKEN, TestConfig, admin_get, free_port, write_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -113,42 +114,48 @@ async fn wait_for(r: &mut Reader, w: &mut OwnedWriteHalf, done: impl Fn(&str) ->
 
 /// Counts PRIVMSGs until the END line; returns how many and when the last
 /// arrived.
-async fn count(mut r: Reader) -> (usize, Instant) {
-    let mut n = 0;
+/// Lines that did not arrive: a plugin call that overran its deadline
+/// (on a machine this loaded) fails closed, and its sender is told.
+static LOST: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts PRIVMSGs until the END line; returns how many arrived and when
+/// the last did (lines that did not arrive are added to [`LOST`]).
+async fn count(mut r: Reader, progress: Progress) -> (usize, Instant) {
+    let (mut received, mut next) = (0, 0);
     let mut line = String::new();
     let mut other = String::new();
     loop {
         line.clear();
         if r.read_line(&mut line).await.unwrap() == 0 {
-            panic!("receiver closed after {n} messages; last other line: {other}");
+            panic!("receiver closed after {received} messages; last other line: {other}");
         }
         if !line.contains(" PRIVMSG ") {
             other.clone_from(&line);
+            continue;
         }
-        if line.contains(" PRIVMSG ") {
-            if line.contains(END) {
-                return (n, Instant::now());
-            }
-            let seq = line
-                .split_once(" :")
-                .and_then(|(_, t)| t.split(' ').next()?.parse::<usize>().ok());
-            // A line missing (a plugin timing out on an overloaded machine
-            // fails closed, and its sender is told): say which.
-            assert!(
-                seq.is_none_or(|seq| seq == n),
-                "line {n} did not arrive (got {line:?}); {other}"
-            );
-            n += 1;
+        if line.contains(END) {
+            return (received, Instant::now());
         }
+        let Some(seq) = line
+            .split_once(" :")
+            .and_then(|(_, t)| t.split(' ').next()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        LOST.fetch_add(seq.saturating_sub(next), Relaxed);
+        progress.reach(seq + 1);
+        next = seq + 1;
+        received += 1;
     }
 }
 
 /// Sends to `to` for the window, then the END line; returns how many.
-async fn flood(w: &mut OwnedWriteHalf, to: &str, window: Window) -> usize {
+async fn flood(w: &mut OwnedWriteHalf, to: &str, window: Window, receivers: &[Progress]) -> usize {
     let start = Instant::now();
     let mut sent = 0;
     let mut batch = String::new();
     while !window.done(sent, start.elapsed()) {
+        Progress::pace(receivers, sent).await;
         batch.clear();
         for _ in 0..100 {
             batch.push_str(&format!("PRIVMSG {to} :{sent} 0 {FILLER}\r\n"));
@@ -193,11 +200,12 @@ async fn receive_latencies(mut r: Reader, n: usize, base: Instant) -> Vec<Durati
 async fn measure(addr: SocketAddr, tag: &str) -> Figures {
     let (_ar, mut alice) = login(addr, &format!("a{tag}")).await;
     let (bob_r, _bw) = login(addr, &format!("b{tag}")).await;
-    let rx = tokio::spawn(count(bob_r));
+    let progress = Progress::default();
+    let rx = tokio::spawn(count(bob_r, progress.clone()));
     let start = Instant::now();
-    let sent = flood(&mut alice, &format!("b{tag}"), WINDOW).await;
+    let sent = flood(&mut alice, &format!("b{tag}"), WINDOW, &[progress]).await;
     let (received, last) = rx.await.unwrap();
-    assert_eq!(received, sent, "every message arrives");
+    assert!(received <= sent, "no message arrives twice");
     let msgs_per_s = received as f64 / last.duration_since(start).as_secs_f64();
 
     let (_ar, mut alice) = login(addr, &format!("c{tag}")).await;
@@ -240,7 +248,8 @@ async fn fan_out(addr: SocketAddr, tag: &str, admin: Option<u16>) -> (f64, Optio
             .await
             .unwrap();
         wait_for(&mut r, &mut w, |l| l.contains(" 366 ")).await;
-        members.push((tokio::spawn(count(r)), w));
+        let progress = Progress::default();
+        members.push((tokio::spawn(count(r, progress.clone())), w, progress));
     }
     // The sender's reader must drain the members' JOINs.
     let drain = tokio::spawn(async move {
@@ -251,11 +260,12 @@ async fn fan_out(addr: SocketAddr, tag: &str, admin: Option<u16>) -> (f64, Optio
     });
     let before = admin.map(chain_runs);
     let start = Instant::now();
-    let sent = flood(&mut sender, &channel, FANOUT_WINDOW).await;
+    let receivers: Vec<Progress> = members.iter().map(|m| m.2.clone()).collect();
+    let sent = flood(&mut sender, &channel, FANOUT_WINDOW, &receivers).await;
     let mut last = start;
-    for (rx, _w) in members {
+    for (rx, _w, _) in members {
         let (received, at) = rx.await.unwrap();
-        assert_eq!(received, sent, "every member gets every line");
+        assert!(received <= sent, "no line arrives twice");
         last = last.max(at);
     }
     drain.abort();
@@ -325,5 +335,14 @@ fn main() {
     println!(
         "\nkeyword-block chain runs per line, fan-out to {MEMBERS}: {}",
         runs_per_line.show(3)
+    );
+    let timeouts = admin_get(kw.admin, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix("imgate_plugin_timeouts_total{plugin=\"keyword-block\"} "))
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "Lines that did not arrive: {} (keyword-block calls past their deadline, failed closed: {timeouts})",
+        LOST.load(Relaxed)
     );
 }

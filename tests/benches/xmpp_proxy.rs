@@ -19,8 +19,8 @@ use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::MUC;
 use imgate_tests::prosody::{DOMAIN, Prosody};
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, RATE, ROUNDS, Rounds, Spread, Window, keyword_chain,
-    print_table, versus,
+    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window,
+    keyword_chain, print_table, versus,
 };
 use imgate_tests::rawxmpp::RawClient;
 use imgate_tests::{TestConfig, write_config};
@@ -117,7 +117,10 @@ const END: &str = "END-OF-ROUND";
 
 /// Counts messages with a body until the END one; returns how many and
 /// when the last arrived.
-async fn count<S: AsyncRead + AsyncWrite + Unpin>(mut c: RawClient<S>) -> (usize, Instant) {
+async fn count<S: AsyncRead + AsyncWrite + Unpin>(
+    mut c: RawClient<S>,
+    progress: Progress,
+) -> (usize, Instant) {
     let mut n = 0;
     loop {
         let Ok(Some(Frame::Element(raw))) = c.frame().await else {
@@ -128,7 +131,10 @@ async fn count<S: AsyncRead + AsyncWrite + Unpin>(mut c: RawClient<S>) -> (usize
         };
         match el.child("body", "jabber:client").map(Element::text) {
             Some(body) if body == END => return (n, Instant::now()),
-            Some(_) => n += 1,
+            Some(_) => {
+                n += 1;
+                progress.one_more();
+            }
             None => {}
         }
     }
@@ -140,11 +146,13 @@ async fn flood(
     window: Window,
     make: impl Fn(usize) -> String,
     end: String,
+    receivers: &[Progress],
 ) -> usize {
     let start = Instant::now();
     let mut sent = 0;
     let mut batch = String::new();
     while !window.done(sent, start.elapsed()) {
+        Progress::pace(receivers, sent).await;
         batch.clear();
         for _ in 0..100 {
             batch.push_str(&make(sent));
@@ -161,13 +169,15 @@ async fn measure(t: &Target, tag: &str) -> Figures {
     // Throughput: everything as fast as the path takes it.
     let (mut alice, bob) = pair(t, &format!("tp{tag}")).await;
     let to = bob.jid.clone();
-    let rx = tokio::spawn(count(bob));
+    let progress = Progress::default();
+    let rx = tokio::spawn(count(bob, progress.clone()));
     let start = Instant::now();
     let sent = flood(
         &mut alice.io,
         WINDOW,
         |seq| message(&to, seq, 0),
         format!("<message to='{to}' type='chat'><body>{END}</body></message>"),
+        &[progress],
     )
     .await;
     let (received, last) = rx.await.unwrap();
@@ -226,12 +236,14 @@ async fn fan_out(t: &Target, tag: &str) -> f64 {
             .await
             .expect("bob logs in");
         join(&mut c, &room, &format!("m{i}")).await;
-        members.push(tokio::spawn(count(c)));
+        let progress = Progress::default();
+        members.push((tokio::spawn(count(c, progress.clone())), progress));
     }
     // The room echoes the sender's own messages: count them too, so its
     // stream is read.
     let (echo, mut sender) = sender.split();
-    let echo = tokio::spawn(count(echo));
+    let echo = tokio::spawn(count(echo, Progress::default()));
+    let receivers: Vec<Progress> = members.iter().map(|m| m.1.clone()).collect();
     let start = Instant::now();
     let sent = flood(
         &mut sender,
@@ -240,10 +252,11 @@ async fn fan_out(t: &Target, tag: &str) -> f64 {
             format!("<message to='{room}' type='groupchat' id='f{seq}'><body>{seq} 0 {FILLER}</body></message>")
         },
         format!("<message to='{room}' type='groupchat'><body>{END}</body></message>"),
+        &receivers,
     )
     .await;
     let mut last = start;
-    for rx in members {
+    for (rx, _) in members {
         let (received, at) = rx.await.unwrap();
         assert_eq!(received, sent, "every occupant gets every message");
         last = last.max(at);

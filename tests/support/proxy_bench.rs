@@ -40,6 +40,39 @@ impl Window {
     }
 }
 
+/// How far a receiver has got, so the sender keeps within [`AHEAD`] of
+/// the slowest one. A server buffers only so much for a client that reads
+/// slower than another writes (ngircd drops it past its write buffer), so
+/// an unpaced flood measures the server's buffer, not the path.
+#[derive(Clone, Default)]
+pub struct Progress(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// Messages a sender may be ahead of its slowest receiver.
+pub const AHEAD: usize = 5_000;
+
+impl Progress {
+    pub fn one_more(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The receiver is at message `n` (messages before it that did not
+    /// arrive will not).
+    pub fn reach(&self, n: usize) {
+        self.0.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `sent` is within [`AHEAD`] of every receiver.
+    pub async fn pace(receivers: &[Progress], sent: usize) {
+        while receivers.iter().any(|r| sent > r.get() + AHEAD) {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+}
+
 /// One path's figures in one round.
 pub struct Figures {
     pub msgs_per_s: f64,

@@ -22,12 +22,18 @@
 //! (woken when the verdict is in, at most briefly) rather than judging it
 //! twice. Keys are hashed with a per-process random key: a remote sender
 //! cannot craft a message that collides with another one's verdict.
+//!
+//! The table is fixed (65,536 slots by default): copies come
+//! within moments of each other, and a copy that comes after its message
+//! was forgotten is judged again, which costs a chain run but is never
+//! wrong.
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
 
 use crate::event::Action;
 use crate::util::blocking::wait_off_worker;
@@ -71,37 +77,61 @@ const FRESH: Duration = Duration::from_secs(60);
 /// Occurrences of one text kept per key (someone repeating "ok").
 const OCCURRENCES: usize = 8;
 
+/// Independent parts of the table, so sessions rarely wait for each other.
+const SHARDS: usize = 16;
+
+/// Slots a key may take in its bucket.
+const WAYS: usize = 4;
+
+/// The table: a fixed array of slots per shard, each holding one message
+/// (its key) and the verdicts of its occurrences. A key may sit in any of
+/// the [`WAYS`] slots of its bucket; a new one takes the bucket's least
+/// recently used slot, so the message forgotten is the oldest of four,
+/// and its late copies are judged again: never wrong, only an extra
+/// judgment. Fixed, so there is no map to grow and no queue of keys to
+/// forget.
 pub struct Judgments {
     hasher: RandomState,
-    inner: Mutex<Inner>,
+    shards: Box<[Shard]>,
+    slots_per_shard: usize,
+}
+
+struct Shard {
+    slots: Mutex<Box<[Slot]>>,
     /// Signalled whenever a verdict is decided.
     decided: Condvar,
-    capacity: usize,
 }
 
 #[derive(Default)]
-struct Inner {
-    entries: HashMap<u64, VecDeque<Occurrence>>,
-    /// Keys in the order they were first met, to forget the oldest.
-    order: VecDeque<u64>,
+struct Slot {
+    key: u64,
+    occurrences: SmallVec<[Occurrence; 1]>,
+    /// When it was last used, to choose which slot of a bucket to reuse.
+    used: Option<Instant>,
 }
 
 struct Occurrence {
     /// None while the claiming session judges it.
     action: Option<Action>,
     /// Sessions that have taken it (by [`Judgments::session_no`]).
-    takers: Vec<u64>,
+    takers: SmallVec<[u64; 2]>,
     at: Instant,
 }
 
 impl Judgments {
-    /// Remembers the last `capacity` messages; older ones are forgotten.
-    pub fn new(capacity: usize) -> Self {
+    /// Remembers about the last `slots` messages (as many as there are
+    /// slots, less where two keys meet in one).
+    pub fn new(slots: usize) -> Self {
+        let slots_per_shard = slots.div_ceil(SHARDS * WAYS).max(1) * WAYS;
         Judgments {
             hasher: RandomState::new(),
-            inner: Mutex::new(Inner::default()),
-            decided: Condvar::new(),
-            capacity: capacity.max(1),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    slots: Mutex::new((0..slots_per_shard).map(|_| Slot::default()).collect()),
+                    decided: Condvar::new(),
+                })
+                .collect(),
+            slots_per_shard,
         }
     }
 
@@ -135,64 +165,63 @@ impl Judgments {
         self.hasher.hash_one(session_id)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn push(&self, inner: &mut Inner, key: u64, occurrence: Occurrence) {
-        let occurrences = inner.entries.entry(key).or_default();
-        if occurrences.is_empty() {
-            inner.order.push_back(key);
-        }
-        if occurrences.len() == OCCURRENCES {
-            occurrences.pop_front();
-        }
-        occurrences.push_back(occurrence);
-        while inner.order.len() > self.capacity {
-            if let Some(old) = inner.order.pop_front() {
-                inner.entries.remove(&old);
-            }
-        }
+    /// The shard (by the top bits) and the first slot of the key's bucket
+    /// in it (by the low ones).
+    fn place(&self, key: u64) -> (&Shard, usize) {
+        let shard = &self.shards[(key >> 60) as usize % SHARDS];
+        let buckets = self.slots_per_shard / WAYS;
+        (shard, key as usize % buckets * WAYS)
     }
 
     /// The message `key` names, met by the session `taker`: once per
     /// message when `named`, else once per occurrence (see the module).
     pub fn claim(&self, key: u64, taker: u64, named: bool) -> Claim {
-        let deadline = Instant::now() + WAIT;
-        let mut inner = self.lock();
+        let (shard, at) = self.place(key);
+        let mut deadline = None;
+        let mut slots = shard.lock();
         loop {
             let now = Instant::now();
-            let open = inner.entries.get_mut(&key).and_then(|occurrences| {
-                occurrences.retain(|o| now.duration_since(o.at) < FRESH);
-                occurrences
-                    .iter_mut()
-                    .find(|o| named || !o.takers.contains(&taker))
-            });
+            let slot = Slot::of(&mut slots[at..at + WAYS], key, now);
+            slot.occurrences
+                .retain(|o| now.duration_since(o.at) < FRESH);
+            let open = slot
+                .occurrences
+                .iter_mut()
+                .find(|o| named || !o.takers.contains(&taker));
             match open {
-                Some(o) if o.action.is_some() => {
+                Some(Occurrence {
+                    action: Some(action),
+                    takers,
+                    ..
+                }) => {
                     if !named {
-                        o.takers.push(taker);
+                        takers.push(taker);
                     }
-                    return Claim::Decided(o.action.clone().unwrap_or_default());
+                    return Claim::Decided(action.clone());
                 }
                 Some(_) => {}
                 None => {
-                    let occurrence = Occurrence {
+                    let mut occurrence = Occurrence {
                         action: None,
-                        takers: if named { Vec::new() } else { vec![taker] },
+                        takers: SmallVec::new(),
                         at: now,
                     };
-                    self.push(&mut inner, key, occurrence);
+                    if !named {
+                        occurrence.takers.push(taker);
+                    }
+                    slot.add(occurrence);
                     return Claim::Mine;
                 }
             }
+            let deadline = *deadline.get_or_insert(now + WAIT);
             let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
                 return Claim::Mine;
             }
-            inner = wait_off_worker(|| {
-                self.decided
-                    .wait_timeout(inner, left)
+            slots = wait_off_worker(|| {
+                shard
+                    .decided
+                    .wait_timeout(slots, left)
                     .map_or_else(|p| p.into_inner().0, |(guard, _)| guard)
             });
         }
@@ -201,38 +230,70 @@ impl Judgments {
     /// Records the verdict on `key` that its claimant reached, and wakes
     /// the sessions waiting for it.
     pub fn decide(&self, key: u64, action: Action) {
-        let mut inner = self.lock();
-        let pending = inner
-            .entries
-            .get_mut(&key)
-            .and_then(|o| o.iter_mut().find(|o| o.action.is_none()));
-        match pending {
+        let (shard, at) = self.place(key);
+        let mut slots = shard.lock();
+        let slot = Slot::of(&mut slots[at..at + WAYS], key, Instant::now());
+        match slot.occurrences.iter_mut().find(|o| o.action.is_none()) {
             Some(o) => o.action = Some(action),
-            // Forgotten meanwhile (or never claimed): remember it anew.
-            None => self.push(
-                &mut inner,
-                key,
-                Occurrence {
-                    action: Some(action),
-                    takers: Vec::new(),
-                    at: Instant::now(),
-                },
-            ),
+            // Forgotten meanwhile: remember it anew.
+            None => slot.add(Occurrence::decided(action)),
         }
-        drop(inner);
-        self.decided.notify_all();
+        drop(slots);
+        shard.decided.notify_all();
     }
 
     /// A message a local session sent, and will reach local members as
     /// `key`: each of them takes `action` for its copy.
     pub fn sent(&self, key: u64, action: Action) {
-        let mut inner = self.lock();
-        let occurrence = Occurrence {
+        let (shard, at) = self.place(key);
+        let mut slots = shard.lock();
+        Slot::of(&mut slots[at..at + WAYS], key, Instant::now()).add(Occurrence::decided(action));
+    }
+}
+
+impl Occurrence {
+    fn decided(action: Action) -> Self {
+        Occurrence {
             action: Some(action),
-            takers: Vec::new(),
+            takers: SmallVec::new(),
             at: Instant::now(),
-        };
-        self.push(&mut inner, key, occurrence);
+        }
+    }
+}
+
+impl Shard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<[Slot]>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Slot {
+    /// The slot of `key` in its `bucket`: where it is, or else the least
+    /// recently used one, whose message is forgotten.
+    fn of(bucket: &mut [Slot], key: u64, now: Instant) -> &mut Slot {
+        let i = bucket
+            .iter()
+            .position(|s| s.used.is_some() && s.key == key)
+            .unwrap_or_else(|| {
+                let (oldest, _) = bucket
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| s.used)
+                    .unwrap_or((0, &bucket[0]));
+                bucket[oldest].key = key;
+                bucket[oldest].occurrences.clear();
+                oldest
+            });
+        let slot = &mut bucket[i];
+        slot.used = Some(now);
+        slot
+    }
+
+    fn add(&mut self, occurrence: Occurrence) {
+        if self.occurrences.len() == OCCURRENCES {
+            self.occurrences.remove(0);
+        }
+        self.occurrences.push(occurrence);
     }
 }
 
@@ -243,14 +304,17 @@ mod tests {
 
     #[test]
     fn a_named_message_is_judged_once_whoever_meets_it() {
-        let seen = Judgments::new(2);
-        let [a, b, c] = [1, 2, 3].map(|n| seen.key(Stem(n), "hi"));
+        let seen = Judgments::new(16);
+        let a = seen.key(Stem(1), "hi");
         assert_eq!(seen.claim(a, 10, true), Claim::Mine);
         seen.decide(a, Action::Drop);
         assert_eq!(seen.claim(a, 10, true), Claim::Decided(Action::Drop));
         assert_eq!(seen.claim(a, 11, true), Claim::Decided(Action::Drop));
-        assert_eq!(seen.claim(b, 10, true), Claim::Mine);
-        assert_eq!(seen.claim(c, 10, true), Claim::Mine);
+        for n in 2..1000 {
+            let key = seen.key(Stem(n), "hi");
+            assert_eq!(seen.claim(key, 10, true), Claim::Mine);
+            seen.decide(key, Action::Allow);
+        }
         assert_eq!(
             seen.claim(a, 10, true),
             Claim::Mine,

@@ -72,7 +72,9 @@ pub struct Gate {
     judgments: Arc<Judgments>,
 }
 
-/// Messages the judgments table remembers, per adapter.
+/// Messages the judgments table remembers, per adapter (about 6 MiB): at
+/// 100,000 messages a second the last half second, which a copy lags
+/// behind only when its session is stalled (then it is judged again).
 const REMEMBERED: usize = 65_536;
 
 /// One event as an adapter asks about it.
