@@ -97,17 +97,19 @@ pub struct Judgments {
 }
 
 struct Shard {
-    slots: Mutex<Box<[Slot]>>,
+    slots: Mutex<Slots>,
     /// Signalled whenever a verdict is decided.
     decided: Condvar,
 }
 
-#[derive(Default)]
-struct Slot {
-    key: u64,
-    occurrences: SmallVec<[Occurrence; 1]>,
-    /// When it was last used, to choose which slot of a bucket to reuse.
-    used: Option<Instant>,
+/// The slots of a shard, column by column: looking a key up in its bucket
+/// reads one cache line of keys and one of use times, not the verdicts.
+struct Slots {
+    keys: Box<[u64]>,
+    /// Milliseconds since `base` (plus one) of the last use; 0 is empty.
+    used: Box<[u64]>,
+    occurrences: Box<[SmallVec<[Occurrence; 1]>]>,
+    base: Instant,
 }
 
 struct Occurrence {
@@ -127,7 +129,12 @@ impl Judgments {
             hasher: RandomState::new(),
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    slots: Mutex::new((0..slots_per_shard).map(|_| Slot::default()).collect()),
+                    slots: Mutex::new(Slots {
+                        keys: vec![0; slots_per_shard].into(),
+                        used: vec![0; slots_per_shard].into(),
+                        occurrences: (0..slots_per_shard).map(|_| SmallVec::new()).collect(),
+                        base: Instant::now(),
+                    }),
                     decided: Condvar::new(),
                 })
                 .collect(),
@@ -181,11 +188,9 @@ impl Judgments {
         let mut slots = shard.lock();
         loop {
             let now = Instant::now();
-            let slot = Slot::of(&mut slots[at..at + WAYS], key, now);
-            slot.occurrences
-                .retain(|o| now.duration_since(o.at) < FRESH);
+            let slot = slots.of(at, key, now);
+            slot.retain(|o| now.duration_since(o.at) < FRESH);
             let open = slot
-                .occurrences
                 .iter_mut()
                 .find(|o| named || !o.takers.contains(&taker));
             match open {
@@ -209,7 +214,7 @@ impl Judgments {
                     if !named {
                         occurrence.takers.push(taker);
                     }
-                    slot.add(occurrence);
+                    add(slot, occurrence);
                     return Claim::Mine;
                 }
             }
@@ -232,11 +237,11 @@ impl Judgments {
     pub fn decide(&self, key: u64, action: Action) {
         let (shard, at) = self.place(key);
         let mut slots = shard.lock();
-        let slot = Slot::of(&mut slots[at..at + WAYS], key, Instant::now());
-        match slot.occurrences.iter_mut().find(|o| o.action.is_none()) {
+        let slot = slots.of(at, key, Instant::now());
+        match slot.iter_mut().find(|o| o.action.is_none()) {
             Some(o) => o.action = Some(action),
             // Forgotten meanwhile: remember it anew.
-            None => slot.add(Occurrence::decided(action)),
+            None => add(slot, Occurrence::decided(action)),
         }
         drop(slots);
         shard.decided.notify_all();
@@ -247,7 +252,10 @@ impl Judgments {
     pub fn sent(&self, key: u64, action: Action) {
         let (shard, at) = self.place(key);
         let mut slots = shard.lock();
-        Slot::of(&mut slots[at..at + WAYS], key, Instant::now()).add(Occurrence::decided(action));
+        add(
+            slots.of(at, key, Instant::now()),
+            Occurrence::decided(action),
+        );
     }
 }
 
@@ -262,39 +270,36 @@ impl Occurrence {
 }
 
 impl Shard {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Box<[Slot]>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl Slot {
-    /// The slot of `key` in its `bucket`: where it is, or else the least
-    /// recently used one, whose message is forgotten.
-    fn of(bucket: &mut [Slot], key: u64, now: Instant) -> &mut Slot {
+impl Slots {
+    /// The occurrences of `key` in the bucket starting at `at`: where it
+    /// is, or else the least recently used slot's, its message forgotten.
+    fn of(&mut self, at: usize, key: u64, now: Instant) -> &mut SmallVec<[Occurrence; 1]> {
+        let stamp = now.saturating_duration_since(self.base).as_millis() as u64 + 1;
+        let bucket = at..at + WAYS;
         let i = bucket
-            .iter()
-            .position(|s| s.used.is_some() && s.key == key)
+            .clone()
+            .find(|&i| self.used[i] != 0 && self.keys[i] == key)
             .unwrap_or_else(|| {
-                let (oldest, _) = bucket
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| s.used)
-                    .unwrap_or((0, &bucket[0]));
-                bucket[oldest].key = key;
-                bucket[oldest].occurrences.clear();
+                let oldest = bucket.min_by_key(|&i| self.used[i]).unwrap_or(at);
+                self.keys[oldest] = key;
+                self.occurrences[oldest].clear();
                 oldest
             });
-        let slot = &mut bucket[i];
-        slot.used = Some(now);
-        slot
+        self.used[i] = stamp;
+        &mut self.occurrences[i]
     }
+}
 
-    fn add(&mut self, occurrence: Occurrence) {
-        if self.occurrences.len() == OCCURRENCES {
-            self.occurrences.remove(0);
-        }
-        self.occurrences.push(occurrence);
+fn add(occurrences: &mut SmallVec<[Occurrence; 1]>, occurrence: Occurrence) {
+    if occurrences.len() == OCCURRENCES {
+        occurrences.remove(0);
     }
+    occurrences.push(occurrence);
 }
 
 #[cfg(test)]

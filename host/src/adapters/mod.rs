@@ -32,7 +32,7 @@ pub use stats::{AdapterStats, render_prometheus};
 
 use crate::event::{
     Action, Direction, Event, EventKind, FinalVerdict, Judge, NetworkId, Scope, Session,
-    new_event_id, now_ms,
+    new_event_uuid, now_ms,
 };
 use judgments::{Claim, Judgments};
 
@@ -55,7 +55,8 @@ pub enum AdapterError {
 #[derive(Debug, Default)]
 pub struct Judged {
     pub action: Action,
-    /// The event's id, when it was built (not for a chain of no plugins).
+    /// The event's id, when it was built and held (a session keeps a held
+    /// message under it).
     pub event_id: Option<String>,
     /// Attachments (by URL) to take out of the delivered message.
     pub removed_attachments: Vec<String>,
@@ -123,6 +124,18 @@ impl Gate {
         self.stats.clone()
     }
 
+    /// True when there is nothing to judge by (no plugins): an adapter
+    /// may then [`Self::pass`] an event it has not even read.
+    pub fn allows_everything(&self) -> bool {
+        self.judge.allows_everything()
+    }
+
+    /// Counts one event allowed without being judged (no plugins).
+    pub fn pass(&self) {
+        self.stats.events.fetch_add(1, Relaxed);
+        self.stats.count_action("allow");
+    }
+
     /// Judges one event met once (a session starting, a join) and
     /// returns the final action.
     pub fn judge(
@@ -149,46 +162,77 @@ impl Gate {
     /// under it) and the attachments a rewrite removes. With nothing to
     /// judge by (no plugins) the event is not even built.
     pub fn rule(&self, ask: Ask<'_>) -> Judged {
-        self.stats.events.fetch_add(1, Relaxed);
+        let (session, seen) = (ask.session, ask.seen);
+        let key = self.text_key(seen, text_of(&ask.kind));
+        self.rule_keyed(session, seen, key, || Some(ask))
+    }
+
+    /// As [`Self::rule`] for a message known by `seen` and its `text`,
+    /// read into an event (by `ask`) only when it must be judged: a copy
+    /// that takes another session's verdict is never read.
+    pub fn rule_lazily<'a>(
+        &self,
+        session: &Session,
+        seen: Seen,
+        text: &str,
+        ask: impl FnOnce() -> Option<Ask<'a>>,
+    ) -> Judged {
+        let key = self.text_key(seen, text);
+        self.rule_keyed(session, seen, key, ask)
+    }
+
+    /// The key of the message's text under its stem.
+    fn text_key(&self, seen: Seen, text: &str) -> Option<u64> {
+        match seen {
+            Seen::Alone => None,
+            Seen::Named(stem) | Seen::Sent(stem) | Seen::Copy(stem) => {
+                Some(self.judgments.key(stem, text))
+            }
+        }
+    }
+
+    fn rule_keyed<'a>(
+        &self,
+        session: &Session,
+        seen: Seen,
+        key: Option<u64>,
+        ask: impl FnOnce() -> Option<Ask<'a>>,
+    ) -> Judged {
         if self.judge.allows_everything() {
-            self.stats.count_action("allow");
+            self.pass();
             return Judged::default();
         }
-        let judged = match ask.seen {
-            Seen::Alone => self.run(ask, Scope::All),
-            Seen::Named(stem) => {
-                let key = self.judgments.key(stem, text_of(&ask.kind));
-                match self.judgments.claim(key, 0, true) {
-                    Claim::Decided(action) => self.reused(action),
-                    Claim::Mine => {
-                        let judged = self.run(ask, Scope::All);
+        self.stats.events.fetch_add(1, Relaxed);
+        let judged = match (seen, key) {
+            (Seen::Named(stem), Some(key)) => match self.judgments.claim(key, 0, true) {
+                Claim::Decided(action) => self.reused(action),
+                Claim::Mine => {
+                    let judged = self.run(ask(), Scope::All);
+                    self.judgments.decide(key, judged.action.clone());
+                    // The server's copy of a rewritten message (a
+                    // carbon) carries the new text: the same message.
+                    if let Action::Rewrite(text) = &judged.action {
+                        let key = self.judgments.key(stem, text);
                         self.judgments.decide(key, judged.action.clone());
-                        // The server's copy of a rewritten message (a
-                        // carbon) carries the new text: the same message.
-                        if let Action::Rewrite(text) = &judged.action {
-                            let key = self.judgments.key(stem, text);
-                            self.judgments.decide(key, judged.action.clone());
-                        }
-                        judged
                     }
+                    judged
                 }
-            }
-            Seen::Sent(stem) => {
-                let original = text_of(&ask.kind).to_owned();
-                let judged = self.run(ask, Scope::All);
+            },
+            (Seen::Sent(stem), Some(key)) => {
+                let judged = self.run(ask(), Scope::All);
+                // Its copies carry what was delivered, and deliver it.
                 let delivered = match &judged.action {
-                    Action::Allow => Some(original.as_str()),
-                    Action::Rewrite(text) => Some(text.as_str()),
+                    Action::Allow => Some(key),
+                    Action::Rewrite(text) => Some(self.judgments.key(stem, text)),
                     _ => None,
                 };
-                // Its copies carry what was delivered, and deliver it.
-                if let Some(text) = delivered {
-                    let key = self.judgments.key(stem, text);
+                if let Some(key) = delivered {
                     self.judgments.sent(key, Action::Allow);
                 }
                 judged
             }
-            Seen::Copy(stem) => self.copy(ask, stem),
+            (Seen::Copy(_), Some(key)) => self.copy(session, key, ask),
+            _ => self.run(ask(), Scope::All),
         };
         self.stats.count_action(judged.action.kind());
         judged
@@ -197,26 +241,32 @@ impl Gate {
     /// One local member's copy of a message: the judgment every copy
     /// shares (made here if this is the first), then this recipient's own
     /// by the plugins that judge each recipient.
-    fn copy(&self, ask: Ask<'_>, stem: judgments::Stem) -> Judged {
-        let key = self.judgments.key(stem, text_of(&ask.kind));
-        let taker = self.judgments.session_no(&ask.session.id);
+    fn copy<'a>(
+        &self,
+        session: &Session,
+        key: u64,
+        ask: impl FnOnce() -> Option<Ask<'a>>,
+    ) -> Judged {
+        let taker = self.judgments.session_no(&session.id);
         let each = self.judge.judges_each_recipient();
         let (shared, ask) = match self.judgments.claim(key, taker, false) {
-            Claim::Decided(action) => (self.reused(action), Some(ask)),
+            Claim::Decided(action) if !each => return self.reused(action),
+            Claim::Decided(action) => (self.reused(action), ask()),
             Claim::Mine if each => {
-                let judged = self.run(ask.duplicate(), Scope::Shared);
+                let ask = ask();
+                let judged = self.run(ask.as_ref().map(Ask::duplicate), Scope::Shared);
                 self.judgments.decide(key, judged.action.clone());
-                (judged, Some(ask))
+                (judged, ask)
             }
             Claim::Mine => {
-                let judged = self.run(ask, Scope::All);
+                let judged = self.run(ask(), Scope::All);
                 self.judgments.decide(key, judged.action.clone());
-                (judged, None)
+                return judged;
             }
         };
-        let Some(ask) = ask.filter(|_| each && !shared.action.stops()) else {
+        if shared.action.stops() {
             return shared;
-        };
+        }
         let own = self.run(ask, Scope::Recipient);
         match own.action {
             Action::Allow => shared,
@@ -232,10 +282,15 @@ impl Gate {
         }
     }
 
-    /// Builds the event and has it judged by the plugins of `scope`.
-    fn run(&self, ask: Ask<'_>, scope: Scope) -> Judged {
+    /// Builds the event and has it judged by the plugins of `scope`
+    /// (nothing to judge is allowed).
+    fn run(&self, ask: Option<Ask<'_>>, scope: Scope) -> Judged {
+        let Some(ask) = ask else {
+            return Judged::default();
+        };
+        let uuid = new_event_uuid();
         let event = Event {
-            id: new_event_id(),
+            id: uuid.to_string(),
             network: self.network.to_owned(),
             direction: ask.direction,
             session: ask.session.clone(),
@@ -245,15 +300,14 @@ impl Gate {
             attributes: ask.attributes,
             ids: ask.ids,
         };
-        let event_id = Some(event.id.clone());
         let FinalVerdict {
             action,
             removed_attachments,
             ..
         } = self.judge.judge_in(event, scope);
         Judged {
+            event_id: matches!(action, Action::Hold(_)).then(|| uuid.to_string()),
             action,
-            event_id,
             removed_attachments,
         }
     }

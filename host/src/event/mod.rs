@@ -15,6 +15,6 @@ pub use judge::{Judge, Scope};
 pub use model::{
     Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
     NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, new_event_id,
-    now_ms,
+    new_event_uuid, now_ms,
 };
 pub use verdict::{Action, Decider, FinalVerdict, Verdict};

@@ -469,6 +469,12 @@ impl Event {
 /// A fresh event id: a UUIDv7, so ids are unique across restarts and
 /// gateways and sort by the time they were made.
 pub fn new_event_id() -> String {
+    new_event_uuid().to_string()
+}
+
+/// A new event id as a UUID (16 bytes, copied freely; formatted when
+/// needed).
+pub fn new_event_uuid() -> uuid::Uuid {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     // A process-wide sequence after the millisecond keeps ids in the order
     // they were made (the review queue lists held messages by it); four
@@ -492,9 +498,7 @@ pub fn new_event_id() -> String {
         random[2],
         random[3],
     ];
-    uuid::Builder::from_unix_timestamp_millis(ms, &bytes)
-        .into_uuid()
-        .to_string()
+    uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid()
 }
 
 /// Four random bytes for an id, from a per-thread pool the OS refills

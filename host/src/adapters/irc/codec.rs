@@ -12,6 +12,10 @@
 //! bytes are refused (RFC 1459 §2.3.1; ngircd stops reading at one). Bytes
 //! need not be UTF-8 here; the session decides what to do with them.
 
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
 /// Limits from the IRCv3 message-tags spec.
 pub const MAX_TAGS: usize = 8191;
 pub const MAX_REST: usize = 512;
@@ -138,57 +142,67 @@ fn trim_spaces(s: &[u8]) -> &[u8] {
 }
 
 /// A line taken apart: `[@tags] [:prefix] COMMAND params... [:trailing]`.
+/// It borrows from the line: reading one allocates nothing (up to four
+/// parameters, a PRIVMSG has two), and a line built to be written (a
+/// NOTICE, a rewrite) owns what it must.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Message {
+pub struct Message<'a> {
     /// The tags as written, without `@`.
-    pub tags: Option<String>,
-    pub prefix: Option<String>,
+    pub tags: Option<Cow<'a, str>>,
+    pub prefix: Option<Cow<'a, str>>,
     /// Upper-cased.
-    pub command: String,
+    pub command: Cow<'a, str>,
     /// The trailing parameter is the last one.
-    pub params: Vec<String>,
+    pub params: Params<'a>,
 }
 
-impl Message {
-    /// Parses a line (lossy for bytes that are not UTF-8); `None` when it
-    /// has no command.
-    pub fn parse(line: &[u8]) -> Option<Message> {
-        let text = String::from_utf8_lossy(line);
-        let mut rest: &str = &text;
+/// A line's parameters: inline up to four.
+pub type Params<'a> = SmallVec<[Cow<'a, str>; 4]>;
+
+impl<'a> Message<'a> {
+    /// Parses a line; `None` when it is not UTF-8 (a session makes every
+    /// line UTF-8 first, [`into_utf8`]) or has no command.
+    pub fn parse(line: &'a [u8]) -> Option<Message<'a>> {
+        let mut rest = std::str::from_utf8(line).ok()?;
         let mut tags = None;
         if let Some(r) = rest.strip_prefix('@') {
             let (t, r) = r.split_once(' ').unwrap_or((r, ""));
-            tags = Some(t.to_owned());
+            tags = Some(Cow::Borrowed(t));
             rest = r.trim_start_matches(' ');
         }
         let mut prefix = None;
         if let Some(r) = rest.strip_prefix(':') {
             let (p, r) = r.split_once(' ').unwrap_or((r, ""));
-            prefix = Some(p.to_owned());
+            prefix = Some(Cow::Borrowed(p));
             rest = r.trim_start_matches(' ');
         }
         let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
         if command.is_empty() {
             return None;
         }
-        let mut params = Vec::new();
+        let mut params = Params::new();
         loop {
             rest = rest.trim_start_matches(' ');
             if rest.is_empty() {
                 break;
             }
             if let Some(trailing) = rest.strip_prefix(':') {
-                params.push(trailing.to_owned());
+                params.push(Cow::Borrowed(trailing));
                 break;
             }
             let (p, r) = rest.split_once(' ').unwrap_or((rest, ""));
-            params.push(p.to_owned());
+            params.push(Cow::Borrowed(p));
             rest = r;
         }
+        let command = if command.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(command.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(command)
+        };
         Some(Message {
             tags,
             prefix,
-            command: command.to_ascii_uppercase(),
+            command,
             params,
         })
     }
@@ -205,6 +219,11 @@ impl Message {
     pub fn nick(&self) -> Option<&str> {
         let p = self.prefix.as_deref()?;
         Some(p.split(['!', '@']).next().unwrap_or(p))
+    }
+
+    /// Parameter `i`, or "".
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", |p| p)
     }
 
     /// The line, ending in CRLF.
@@ -406,7 +425,7 @@ mod tests {
             .unwrap();
         assert_eq!(m.command, "PRIVMSG");
         assert_eq!(m.nick(), Some("nick"));
-        assert_eq!(m.params, vec!["#chan", "hello there"]);
+        assert_eq!(m.params.as_slice(), ["#chan", "hello there"]);
         assert_eq!(m.tag("msgid").as_deref(), Some("a b"));
         assert_eq!(m.tag("+typing").as_deref(), Some("active"));
         assert_eq!(
@@ -414,7 +433,8 @@ mod tests {
             "@+typing=active;msgid=a\\sb :nick!u@h PRIVMSG #chan :hello there\r\n"
         );
         let m = Message::parse(b"CAP LS 302").unwrap();
-        assert_eq!(m.params, vec!["LS", "302"]);
+        assert_eq!(m.params.as_slice(), ["LS", "302"]);
+        assert!(matches!(m.command, Cow::Borrowed(_)), "nothing copied");
         assert!(Message::parse(b"").is_none());
         assert!(Message::parse(b":prefix-only").is_none());
     }

@@ -49,7 +49,7 @@ fn is_signal_tag(name: &str) -> bool {
 }
 
 /// The line's client-only tags (`+name=value`), values unescaped.
-fn client_tags(line: &Line) -> Vec<(String, String)> {
+fn client_tags(line: &Line<'_>) -> Vec<(String, String)> {
     let Some(tags) = &line.tags else {
         return Vec::new();
     };
@@ -66,9 +66,18 @@ pub fn is_channel(target: &str) -> bool {
     target.starts_with(['#', '&', '+', '!'])
 }
 
+/// Whether `line` is a plain PRIVMSG or NOTICE (no CTCP): exactly one
+/// message event, which [`read`] would build. With no plugins such a line
+/// is counted and forwarded without being read.
+pub fn is_plain_message(line: &Line<'_>) -> bool {
+    matches!(line.command.as_ref(), "PRIVMSG" | "NOTICE")
+        && line.params.len() >= 2
+        && !line.param(1).starts_with('\x01')
+}
+
 /// What `line`, travelling `direction`, means to the chain: nothing, one
 /// event, or (JOIN and PART of several channels) one per channel.
-pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
+pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
     let from_me = direction == Direction::Outbound;
     let sender = if from_me {
         me.user().to_owned()
@@ -88,20 +97,20 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
         channel,
         ids: ids.clone(),
     };
-    match line.command.as_str() {
+    match line.command.as_ref() {
         "PRIVMSG" | "NOTICE" if line.params.len() >= 2 => {
-            let target = &line.params[0];
-            let text = &line.params[1];
+            let target = line.param(0);
+            let text = line.param(1);
             let (conversation, recipient) = if is_channel(target) {
-                (Conversation::Group(target.clone()), target.clone())
+                (Conversation::Group(target.to_owned()), target.to_owned())
             } else if from_me {
-                (Conversation::Direct, target.clone())
+                (Conversation::Direct, target.to_owned())
             } else {
                 (Conversation::Direct, me.user().to_owned())
             };
-            let attributes = vec![("irc.command".to_owned(), line.command.clone())];
+            let attributes = vec![("irc.command".to_owned(), line.command.to_string())];
             let (body, action) = match ctcp(text) {
-                None => (text.clone(), Ctcp::None),
+                None => (text.to_owned(), Ctcp::None),
                 Some(("ACTION", arg)) => (arg.to_owned(), Ctcp::Action),
                 Some(("DCC", arg)) => {
                     let Some(offer) = dcc_send(arg) else {
@@ -152,7 +161,7 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
             let reason = if join {
                 None
             } else {
-                line.params.get(1).cloned()
+                line.params.get(1).map(|k| k.to_string())
             };
             let nick = if from_me {
                 me.nick.clone()
@@ -182,8 +191,8 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
         "TOPIC" if line.params.len() >= 2 => {
             let subject = Subject {
                 sender,
-                room: line.params[0].clone(),
-                text: line.params[1].clone(),
+                room: line.param(0).to_owned(),
+                text: line.param(1).to_owned(),
             };
             vec![reading(
                 EventKind::Subject(subject),
@@ -199,11 +208,11 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
             if tags.iter().all(|(k, _)| is_signal_tag(k)) {
                 return Vec::new();
             }
-            let target = &line.params[0];
+            let target = line.param(0);
             let (conversation, recipient) = if is_channel(target) {
-                (Conversation::Group(target.clone()), target.clone())
+                (Conversation::Group(target.to_owned()), target.to_owned())
             } else if from_me {
-                (Conversation::Direct, target.clone())
+                (Conversation::Direct, target.to_owned())
             } else {
                 (Conversation::Direct, me.user().to_owned())
             };
@@ -247,10 +256,10 @@ pub fn read(line: &Line, direction: Direction, me: &Me) -> Vec<Reading> {
         }
         "KICK" if line.params.len() >= 2 => {
             let change = RoomChange {
-                room: line.params[0].clone(),
-                occupant: line.params[1].clone(),
-                nick: Some(line.params[1].clone()),
-                reason: line.params.get(2).cloned(),
+                room: line.param(0).to_owned(),
+                occupant: line.param(1).to_owned(),
+                nick: Some(line.param(1).to_owned()),
+                reason: line.params.get(2).map(|r| r.to_string()),
             };
             vec![reading(
                 EventKind::RoomLeave(change),
@@ -300,7 +309,7 @@ pub enum Outcome {
 /// only be allowed, dropped or blocked). `gateway` is the prefix the
 /// gateway's own NOTICEs carry.
 pub fn apply(
-    line: &Line,
+    line: &Line<'_>,
     direction: Direction,
     ctcp: Ctcp,
     action: &Action,
@@ -326,21 +335,23 @@ pub fn apply(
                 Direction::Outbound => Outcome::Bounce(
                     Line {
                         tags: None,
-                        prefix: Some(gateway.to_owned()),
+                        prefix: Some(gateway.into()),
                         command: "NOTICE".into(),
-                        params: vec![me.nick.clone(), reason],
+                        params: [me.nick.as_str().into(), reason.into()]
+                            .into_iter()
+                            .collect(),
                     }
                     .to_line(),
                 ),
                 // The remote sender of a PRIVMSG is told, by a NOTICE (never
                 // an automatic reply to a NOTICE: RFC 1459 §4.4.2).
-                Direction::Inbound => match (line.command.as_str(), line.nick()) {
+                Direction::Inbound => match (line.command.as_ref(), line.nick()) {
                     ("PRIVMSG", Some(nick)) => Outcome::Bounce(
                         Line {
                             tags: None,
                             prefix: None,
                             command: "NOTICE".into(),
-                            params: vec![nick.to_owned(), reason],
+                            params: [nick.into(), reason.into()].into_iter().collect(),
                         }
                         .to_line(),
                     ),
@@ -353,14 +364,14 @@ pub fn apply(
 
 /// The message with its text replaced, split into lines that each fit in
 /// 512 bytes, each keeping the tags, prefix, command and target.
-fn rewrite(line: &Line, ctcp: Ctcp, body: &str, nick: &str) -> Option<Vec<String>> {
+fn rewrite(line: &Line<'_>, ctcp: Ctcp, body: &str, nick: &str) -> Option<Vec<String>> {
     if line.command == "TOPIC" && line.params.len() >= 2 {
         // A topic is one line: the rewrite's lines are joined.
         let mut topic = line.clone();
-        topic.params[1] = one_line(&without_nul(body));
+        topic.params[1] = one_line(&without_nul(body)).into();
         return Some(vec![topic.to_line()]);
     }
-    if !matches!(line.command.as_str(), "PRIVMSG" | "NOTICE") || line.params.len() < 2 {
+    if !matches!(line.command.as_ref(), "PRIVMSG" | "NOTICE") || line.params.len() < 2 {
         return None;
     }
     let (open, close) = match ctcp {
@@ -451,8 +462,35 @@ mod tests {
         }
     }
 
-    fn line(s: &str) -> Line {
+    fn line(s: &str) -> Line<'_> {
         Line::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_plain_message_is_exactly_one_message_event() {
+        let me = Me {
+            nick: "alice".into(),
+            account: None,
+        };
+        for (raw, plain) in [
+            ("PRIVMSG #c :hello", true),
+            (":bob!b@h NOTICE alice :hi there", true),
+            ("privmsg bob :", true),
+            ("PRIVMSG bob :\x01ACTION waves\x01", false),
+            ("PRIVMSG bob :\x01VERSION\x01", false),
+            ("PRIVMSG bob", false),
+            ("JOIN #c", false),
+        ] {
+            let l = line(raw);
+            assert_eq!(is_plain_message(&l), plain, "{raw}");
+            if plain {
+                for direction in [Direction::Outbound, Direction::Inbound] {
+                    let readings = read(&l, direction, &me);
+                    assert_eq!(readings.len(), 1, "{raw}");
+                    assert!(matches!(readings[0].kind, EventKind::Message(_)));
+                }
+            }
+        }
     }
 
     /// Reads `raw` in `direction` and applies `action` to it.

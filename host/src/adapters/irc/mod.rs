@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::IrcConfig;
+pub use session::IrcSession;
 
 use super::review::Reviews;
 use super::section::AdapterSection;

@@ -120,7 +120,6 @@ pub struct IrcSession {
 /// tell its sender.
 struct HeldLine {
     raw: Vec<u8>,
-    line: Line,
     direction: Direction,
     ctcp: events::Ctcp,
 }
@@ -232,8 +231,11 @@ impl Hooks for IrcSession {
             }
             Ruling::Reject(note) => {
                 let reason = Action::Block(format!("rejected by a reviewer: {note}"));
+                let Some(line) = Line::parse(&held.raw) else {
+                    return Ok("rejected; its sender cannot be told on IRC".into());
+                };
                 match events::apply(
-                    &held.line,
+                    &line,
                     held.direction,
                     held.ctcp,
                     &reason,
@@ -294,24 +296,20 @@ impl IrcSession {
         let Some(line) = Line::parse(&raw) else {
             return Ok(()); // an empty line: servers ignore them too
         };
-        match line.command.as_str() {
+        match line.command.as_ref() {
             // Before registration, the nick the client asks for.
             "NICK" if !self.started => {
                 if let Some(nick) = line.params.first() {
-                    self.me.nick = nick.clone();
+                    self.me.nick = nick.to_string();
                 }
             }
             "QUIT" => {
-                let reason = line
-                    .params
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "quit".into());
+                let reason = line.params.first().map_or("quit", |r| r);
                 out.close(format!("client quit: {reason}"));
             }
             _ => {}
         }
-        self.judge_line(raw, &line, Direction::Outbound, out);
+        self.judge_line(&raw, &line, Direction::Outbound, out);
         Ok(())
     }
 
@@ -326,11 +324,11 @@ impl IrcSession {
         let Some(line) = Line::parse(&raw) else {
             return;
         };
-        match line.command.as_str() {
+        match line.command.as_ref() {
             // RPL_WELCOME: registered, under this nick.
             "001" => {
                 if let Some(nick) = line.params.first() {
-                    self.me.nick = nick.clone();
+                    self.me.nick = nick.to_string();
                 }
                 out.to_client.extend_from_slice(&raw);
                 out.to_client.extend_from_slice(b"\r\n");
@@ -340,20 +338,20 @@ impl IrcSession {
             // RPL_LOGGEDIN: `<nick> <nick!user@host> <account> :...`.
             "900" => {
                 if let Some(account) = line.params.get(2) {
-                    self.me.account = Some(account.clone());
+                    self.me.account = Some(account.to_string());
                     self.session.user = self.me.user().to_owned();
                 }
             }
             "NICK" if line.nick() == Some(self.me.nick.as_str()) => {
                 if let Some(nick) = line.params.first() {
                     tracing::info!(from = %self.me.nick, to = %nick, "nick changed");
-                    self.me.nick = nick.clone();
+                    self.me.nick = nick.to_string();
                     self.session.user = self.me.user().to_owned();
                 }
             }
             _ => {}
         }
-        self.judge_line(raw, &line, Direction::Inbound, out);
+        self.judge_line(&raw, &line, Direction::Inbound, out);
     }
 
     fn start(&mut self, out: &mut Outbox) {
@@ -387,23 +385,15 @@ impl IrcSession {
     /// IRC gives no identity every copy shares (an IRCv3 `msgid` is the
     /// server's, unknown to the sender), so the line is known by its
     /// sender, command, target and text.
-    fn seen(&self, line: &Line, reading: &events::Reading) -> Seen {
-        if !matches!(reading.kind, EventKind::Message(_)) {
-            return Seen::Alone;
-        }
-        let (sender, Some(target)) = (
-            match reading.direction {
-                Direction::Outbound => Some(self.me.nick.as_str()),
-                Direction::Inbound => line.nick(),
-            },
-            line.params.first(),
-        ) else {
+    fn seen(&self, line: &Line<'_>, direction: Direction, ctcp: events::Ctcp) -> Seen {
+        let sender = match direction {
+            Direction::Outbound => Some(self.me.nick.as_str()),
+            Direction::Inbound => line.nick(),
+        };
+        let (Some(sender), Some(target)) = (sender, line.params.first()) else {
             return Seen::Alone;
         };
-        let Some(sender) = sender else {
-            return Seen::Alone;
-        };
-        let ctcp = match reading.ctcp {
+        let ctcp = match ctcp {
             events::Ctcp::Action => "ACTION",
             events::Ctcp::None => "",
         };
@@ -413,25 +403,52 @@ impl IrcSession {
             hash_folded(target, h);
             ctcp.hash(h);
         });
-        match reading.direction {
+        match direction {
             Direction::Outbound => Seen::Sent(stem),
             Direction::Inbound => Seen::Copy(stem),
         }
     }
 
     /// Judges what the line means (if anything) and queues what to write.
-    fn judge_line(&mut self, raw: Vec<u8>, line: &Line, direction: Direction, out: &mut Outbox) {
+    fn judge_line(&mut self, raw: &[u8], line: &Line<'_>, direction: Direction, out: &mut Outbox) {
         let (forward, back) = match direction {
             Direction::Outbound => (&mut out.to_upstream, &mut out.to_client),
             Direction::Inbound => (&mut out.to_client, &mut out.to_upstream),
         };
+        if self.started && events::is_plain_message(line) {
+            if self.gate.allows_everything() {
+                // Nothing to judge by: the line goes on as it came, unread.
+                self.gate.pass();
+                forward.extend_from_slice(raw);
+                forward.extend_from_slice(b"\r\n");
+                return;
+            }
+            // Read into an event only if it must be judged: a copy whose
+            // verdict another session has is not.
+            let ctcp = events::Ctcp::None;
+            let seen = self.seen(line, direction, ctcp);
+            let (session, me) = (&self.session, &self.me);
+            let judged = self.gate.rule_lazily(session, seen, line.param(1), || {
+                let reading = events::read(line, direction, me).into_iter().next()?;
+                Some(Ask {
+                    session,
+                    direction,
+                    kind: reading.kind,
+                    attributes: reading.attributes,
+                    ids: reading.ids,
+                    seen,
+                })
+            });
+            self.deliver(raw, line, direction, ctcp, judged, out);
+            return;
+        }
         let readings = if self.started {
             events::read(line, direction, &self.me)
         } else {
             Vec::new()
         };
         if readings.is_empty() {
-            forward.extend_from_slice(&raw);
+            forward.extend_from_slice(raw);
             forward.extend_from_slice(b"\r\n");
             return;
         }
@@ -465,7 +482,7 @@ impl IrcSession {
             }
             if !allowed.is_empty() {
                 let mut out = line.clone();
-                out.params[0] = allowed.join(",");
+                out.params[0] = allowed.join(",").into();
                 if line.command == "JOIN" && line.params.len() > 1 {
                     // Keys go with their channels.
                     let all: Vec<&str> = line.params[0].split(',').collect();
@@ -476,7 +493,7 @@ impl IrcSession {
                         .filter(|(c, _)| allowed.iter().any(|a| a == *c))
                         .map(|(_, k)| *k)
                         .collect();
-                    out.params[1] = kept.join(",");
+                    out.params[1] = kept.join(",").into();
                 }
                 forward.extend_from_slice(out.to_line().as_bytes());
             }
@@ -486,7 +503,10 @@ impl IrcSession {
             return;
         };
         let ctcp = reading.ctcp;
-        let seen = self.seen(line, &reading);
+        let seen = match reading.kind {
+            EventKind::Message(_) => self.seen(line, direction, ctcp),
+            _ => Seen::Alone,
+        };
         let judged = self.gate.rule(Ask {
             session: &self.session,
             direction,
@@ -495,11 +515,24 @@ impl IrcSession {
             ids: reading.ids,
             seen,
         });
+        self.deliver(raw, line, direction, ctcp, judged, out);
+    }
+
+    /// Applies a verdict to the line: keeps it if held, and queues what to
+    /// write.
+    fn deliver(
+        &mut self,
+        raw: &[u8],
+        line: &Line<'_>,
+        direction: Direction,
+        ctcp: events::Ctcp,
+        judged: crate::adapters::Judged,
+        out: &mut Outbox,
+    ) {
         let action = judged.action;
         if let (Action::Hold(_), Some(id)) = (&action, judged.event_id) {
             let held = HeldLine {
-                raw: raw.clone(),
-                line: line.clone(),
+                raw: raw.to_vec(),
                 direction,
                 ctcp,
             };
@@ -512,7 +545,7 @@ impl IrcSession {
         };
         match events::apply(line, direction, ctcp, &action, &self.me, gateway) {
             Outcome::Forward => {
-                forward.extend_from_slice(&raw);
+                forward.extend_from_slice(raw);
                 forward.extend_from_slice(b"\r\n");
             }
             Outcome::Rewritten(lines) => {
