@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window,
+    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window, flood,
     keyword_chain, print_table, versus,
 };
 use imgate_tests::{ADMIN_TOKEN, TestConfig, admin_get, free_port, write_config};
@@ -149,24 +149,22 @@ async fn count(mut r: Reader, progress: Progress) -> (usize, Instant) {
     }
 }
 
-/// Sends to `to` for the window, then the END line; returns how many.
-async fn flood(w: &mut OwnedWriteHalf, to: &str, window: Window, receivers: &[Progress]) -> usize {
-    let start = Instant::now();
-    let mut sent = 0;
-    let mut batch = String::new();
-    while !window.done(sent, start.elapsed()) {
-        Progress::pace(receivers, sent).await;
-        batch.clear();
-        for _ in 0..100 {
-            batch.push_str(&format!("PRIVMSG {to} :{sent} 0 {FILLER}\r\n"));
-            sent += 1;
-        }
-        w.write_all(batch.as_bytes()).await.unwrap();
-    }
-    w.write_all(format!("PRIVMSG {to} :{END}\r\n").as_bytes())
-        .await
-        .unwrap();
-    sent
+/// PRIVMSGs to `to` for the window, then the END line; returns how many.
+async fn flood_to(
+    w: &mut OwnedWriteHalf,
+    to: &str,
+    window: Window,
+    receivers: &[Progress],
+) -> usize {
+    let line = |seq| format!("PRIVMSG {to} :{seq} 0 {FILLER}\r\n");
+    flood(
+        w,
+        window,
+        line,
+        format!("PRIVMSG {to} :{END}\r\n"),
+        receivers,
+    )
+    .await
 }
 
 async fn receive_latencies(mut r: Reader, n: usize, base: Instant) -> Vec<Duration> {
@@ -203,7 +201,7 @@ async fn measure(addr: SocketAddr, tag: &str) -> Figures {
     let progress = Progress::default();
     let rx = tokio::spawn(count(bob_r, progress.clone()));
     let start = Instant::now();
-    let sent = flood(&mut alice, &format!("b{tag}"), WINDOW, &[progress]).await;
+    let sent = flood_to(&mut alice, &format!("b{tag}"), WINDOW, &[progress]).await;
     let (received, last) = rx.await.unwrap();
     assert!(received <= sent, "no message arrives twice");
     let msgs_per_s = received as f64 / last.duration_since(start).as_secs_f64();
@@ -261,7 +259,7 @@ async fn fan_out(addr: SocketAddr, tag: &str, admin: Option<u16>) -> (f64, Optio
     let before = admin.map(chain_runs);
     let start = Instant::now();
     let receivers: Vec<Progress> = members.iter().map(|m| m.2.clone()).collect();
-    let sent = flood(&mut sender, &channel, FANOUT_WINDOW, &receivers).await;
+    let sent = flood_to(&mut sender, &channel, FANOUT_WINDOW, &receivers).await;
     let mut last = start;
     for (rx, _w, _) in members {
         let (received, at) = rx.await.unwrap();

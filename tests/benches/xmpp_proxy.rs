@@ -19,12 +19,12 @@ use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::MUC;
 use imgate_tests::prosody::{DOMAIN, Prosody};
 use imgate_tests::proxy_bench::{
-    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window,
+    FILLER, Figures, LATENCY_SECONDS, Progress, RATE, ROUNDS, Rounds, Spread, Window, flood,
     keyword_chain, print_table, versus,
 };
 use imgate_tests::rawxmpp::RawClient;
 use imgate_tests::{TestConfig, write_config};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 struct Target {
     name: &'static str,
@@ -138,31 +138,6 @@ async fn count<S: AsyncRead + AsyncWrite + Unpin>(
             None => {}
         }
     }
-}
-
-/// Sends `make(seq)` for the window, then `make_end()`; returns how many.
-async fn flood(
-    w: &mut (impl AsyncWrite + Unpin),
-    window: Window,
-    make: impl Fn(usize) -> String,
-    end: String,
-    receivers: &[Progress],
-) -> usize {
-    let start = Instant::now();
-    let mut sent = 0;
-    let mut batch = String::new();
-    while !window.done(sent, start.elapsed()) {
-        Progress::pace(receivers, sent).await;
-        batch.clear();
-        for _ in 0..100 {
-            batch.push_str(&make(sent));
-            sent += 1;
-        }
-        w.write_all(batch.as_bytes()).await.unwrap();
-    }
-    w.write_all(end.as_bytes()).await.unwrap();
-    w.flush().await.unwrap();
-    sent
 }
 
 async fn measure(t: &Target, tag: &str) -> Figures {

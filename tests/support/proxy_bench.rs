@@ -73,6 +73,33 @@ impl Progress {
     }
 }
 
+/// Sends `make(seq)` in batches of 100 for the window, kept within
+/// [`AHEAD`] of `receivers`, then `end`; returns how many were sent.
+pub async fn flood(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    window: Window,
+    make: impl Fn(usize) -> String,
+    end: String,
+    receivers: &[Progress],
+) -> usize {
+    use tokio::io::AsyncWriteExt;
+    let start = std::time::Instant::now();
+    let mut sent = 0;
+    let mut batch = String::new();
+    while !window.done(sent, start.elapsed()) {
+        Progress::pace(receivers, sent).await;
+        batch.clear();
+        for _ in 0..100 {
+            batch.push_str(&make(sent));
+            sent += 1;
+        }
+        w.write_all(batch.as_bytes()).await.unwrap();
+    }
+    w.write_all(end.as_bytes()).await.unwrap();
+    w.flush().await.unwrap();
+    sent
+}
+
 /// One path's figures in one round.
 pub struct Figures {
     pub msgs_per_s: f64,

@@ -430,14 +430,7 @@ impl IrcSession {
             let (session, me) = (&self.session, &self.me);
             let judged = self.gate.rule_lazily(session, seen, line.param(1), || {
                 let reading = events::read(line, direction, me).into_iter().next()?;
-                Some(Ask {
-                    session,
-                    direction,
-                    kind: reading.kind,
-                    attributes: reading.attributes,
-                    ids: reading.ids,
-                    seen,
-                })
+                Some(ask(session, reading, seen))
             });
             self.deliver(raw, line, direction, ctcp, judged, out);
             return;
@@ -507,14 +500,7 @@ impl IrcSession {
             EventKind::Message(_) => self.seen(line, direction, ctcp),
             _ => Seen::Alone,
         };
-        let judged = self.gate.rule(Ask {
-            session: &self.session,
-            direction,
-            kind: reading.kind,
-            attributes: reading.attributes,
-            ids: reading.ids,
-            seen,
-        });
+        let judged = self.gate.rule(ask(&self.session, reading, seen));
         self.deliver(raw, line, direction, ctcp, judged, out);
     }
 
@@ -556,6 +542,18 @@ impl IrcSession {
             Outcome::Drop => {}
             Outcome::Bounce(notice) => back.extend_from_slice(notice.as_bytes()),
         }
+    }
+}
+
+/// What a line's reading asks the gate.
+fn ask(session: &Session, reading: events::Reading, seen: Seen) -> Ask<'_> {
+    Ask {
+        session,
+        direction: reading.direction,
+        kind: reading.kind,
+        attributes: reading.attributes,
+        ids: reading.ids,
+        seen,
     }
 }
 
