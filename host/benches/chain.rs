@@ -147,6 +147,32 @@ fn benches(c: &mut Criterion) {
         b.iter(|| bare_call(&mut store, &h, &shared))
     });
 
+    // The layers between the floor and the chain, so the overhead can be
+    // placed: an instance's own call (arm the deadline, open the view,
+    // finish the verdict), then the plugin's (pool, health, limits,
+    // metrics, clock).
+    let deadline = std::time::Duration::from_millis(10);
+    for (name, rt) in [
+        ("layer_instance_allow_all", &noop),
+        ("layer_instance_keyword_block", &kw),
+    ] {
+        let mut instance = rt.chain.plugins()[0].instantiate().unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                instance
+                    .handle(&shared, deadline, std::time::Instant::now())
+                    .unwrap()
+            })
+        });
+    }
+    for (name, rt) in [
+        ("layer_plugin_allow_all", &noop),
+        ("layer_plugin_keyword_block", &kw),
+    ] {
+        let plugin = rt.chain.plugins()[0].clone();
+        g.bench_function(name, |b| b.iter(|| plugin.handle(&shared).result.unwrap()));
+    }
+
     for (name, rt) in [
         ("a_chain_allow_all", &noop),
         ("b_chain_keyword_block", &kw),

@@ -79,6 +79,10 @@ impl Ngircd {
         ngircd
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ngircd.log")).unwrap_or_default()
     }

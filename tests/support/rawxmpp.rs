@@ -132,30 +132,7 @@ impl RawClient {
         password: &str,
         resource: &str,
     ) -> std::io::Result<RawClient> {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let mut c = RawClient::new(tcp);
-        c.send(&header(domain)).await?;
-        let features = c.element().await?;
-        if features.to_xml().find("starttls").is_none() {
-            return Err(std::io::Error::other("no STARTTLS offered"));
-        }
-        c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            .await?;
-        let proceed = c.element().await?;
-        if proceed.local_name() != "proceed" {
-            return Err(std::io::Error::other(format!(
-                "STARTTLS refused: {}",
-                proceed.to_xml()
-            )));
-        }
-        let config = imgate::tls::client_config(Some(ca)).map_err(std::io::Error::other)?;
-        let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
-            .map_err(std::io::Error::other)?;
-        let tls = TlsConnector::from(config).connect(name, c.io).await?;
-        let mut c: RawClient = RawClient::new(Box::new(tls));
-        c.send(&header(domain)).await?;
-        let _features = c.element().await?;
+        let mut c = RawClient::past_starttls(addr, ca, domain).await?;
         let token = base64(format!("\0{user}\0{password}").as_bytes());
         c.send(&format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
@@ -183,6 +160,40 @@ impl RawClient {
             .map(Element::text)
             .ok_or_else(|| std::io::Error::other(format!("bind failed: {}", bound.to_xml())))?;
         c.send("<presence/>").await?;
+        Ok(c)
+    }
+
+    /// Connects to `addr` and STARTTLS trusting `ca`, up to the stream
+    /// features that offer the login: a session that has not logged in.
+    pub async fn past_starttls(
+        addr: std::net::SocketAddr,
+        ca: &Path,
+        domain: &str,
+    ) -> std::io::Result<RawClient> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut c = RawClient::new(tcp);
+        c.send(&header(domain)).await?;
+        let features = c.element().await?;
+        if features.to_xml().find("starttls").is_none() {
+            return Err(std::io::Error::other("no STARTTLS offered"));
+        }
+        c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await?;
+        let proceed = c.element().await?;
+        if proceed.local_name() != "proceed" {
+            return Err(std::io::Error::other(format!(
+                "STARTTLS refused: {}",
+                proceed.to_xml()
+            )));
+        }
+        let config = imgate::tls::client_config(Some(ca)).map_err(std::io::Error::other)?;
+        let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
+            .map_err(std::io::Error::other)?;
+        let tls = TlsConnector::from(config).connect(name, c.io).await?;
+        let mut c: RawClient = RawClient::new(Box::new(tls));
+        c.send(&header(domain)).await?;
+        let _features = c.element().await?;
         Ok(c)
     }
 }

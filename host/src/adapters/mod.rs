@@ -80,7 +80,7 @@ const REMEMBERED: usize = 65_536;
 
 /// One event as an adapter asks about it.
 pub struct Ask<'a> {
-    pub session: &'a Session,
+    pub session: &'a Arc<Session>,
     pub direction: Direction,
     pub kind: EventKind,
     pub attributes: Vec<(String, String)>,
@@ -140,7 +140,7 @@ impl Gate {
     /// returns the final action.
     pub fn judge(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         direction: Direction,
         kind: EventKind,
         attributes: Vec<(String, String)>,
@@ -291,7 +291,7 @@ impl Gate {
         let uuid = new_event_uuid();
         let event = Event {
             id: uuid.to_string(),
-            network: self.network.to_owned(),
+            network: self.network.into(),
             direction: ask.direction,
             session: ask.session.clone(),
             timestamp: now_ms(),

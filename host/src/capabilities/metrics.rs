@@ -28,22 +28,29 @@ const LATENCY_BUCKETS: [f64; 12] = [
     1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2,
 ];
 
-/// A fixed-bucket histogram with atomic counts.
+const NANOS: f64 = 1e9;
+const MILLIONTHS: f64 = 1e6;
+
+/// A fixed-bucket histogram with atomic counts: two atomic adds per
+/// observation (its bucket, the sum); the count is the buckets' total.
 pub struct Histogram {
     bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum in millionths, so it stays an atomic integer.
-    sum_micros: AtomicU64,
+    /// One per bound, then the overflow (`+Inf`) bucket.
+    counts: Box<[AtomicU64]>,
+    /// Sum in units of `1 / scale`, so it stays an atomic integer.
+    sum: AtomicU64,
+    scale: f64,
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    /// Values summed to `1 / scale`: nanoseconds for call latencies (a
+    /// no-op call is well under a microsecond), millionths otherwise.
+    fn new(bounds: &'static [f64], scale: f64) -> Self {
         Histogram {
             bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            scale,
         }
     }
 
@@ -51,16 +58,18 @@ impl Histogram {
         if !value.is_finite() {
             return;
         }
-        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
-            self.counts[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros
-            .fetch_add((value.max(0.0) * 1e6) as u64, Relaxed);
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum
+            .fetch_add((value.max(0.0) * self.scale) as u64, Relaxed);
     }
 
     pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
+        self.counts.iter().map(|n| n.load(Relaxed)).sum()
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -73,9 +82,9 @@ impl Histogram {
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = self.count();
+        let count = cumulative + self.counts[self.bounds.len()].load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let sum = self.sum.load(Relaxed) as f64 / self.scale;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
@@ -103,7 +112,7 @@ impl Default for HostStats {
             reloads_failed: AtomicU64::new(0),
             archive_appends: AtomicU64::new(0),
             archive_append_failures: AtomicU64::new(0),
-            archive_append_seconds: Histogram::new(&APPEND_BUCKETS),
+            archive_append_seconds: Histogram::new(&APPEND_BUCKETS, NANOS),
         }
     }
 }
@@ -149,7 +158,7 @@ impl Default for PluginStats {
             drop: AtomicU64::new(0),
             rewrite: AtomicU64::new(0),
             hold: AtomicU64::new(0),
-            latency: Histogram::new(&LATENCY_BUCKETS),
+            latency: Histogram::new(&LATENCY_BUCKETS, NANOS),
         }
     }
 }
@@ -216,7 +225,7 @@ impl PluginMetrics {
                 return false;
             }
             c.histograms
-                .insert(name.to_owned(), Histogram::new(&VALUE_BUCKETS));
+                .insert(name.to_owned(), Histogram::new(&VALUE_BUCKETS, MILLIONTHS));
         }
         if let Some(h) = c.histograms.get(name) {
             h.observe(value);
@@ -287,48 +296,44 @@ impl MetricsRegistry {
             "# HELP {name} Time until an archive append is durable.\n# TYPE {name} histogram"
         );
         h.archive_append_seconds.render(&mut out, name, "");
-        type Counter = fn(&PluginStats) -> &AtomicU64;
+        type Counter = fn(&PluginStats) -> u64;
         let counters: [(&str, &str, Counter); 7] = [
             ("imgate_plugin_calls_total", "Calls into the plugin", |s| {
-                &s.latency.count
+                s.latency.count()
             }),
             ("imgate_plugin_traps_total", "Calls that trapped", |s| {
-                &s.traps
+                s.traps.load(Relaxed)
             }),
             (
                 "imgate_plugin_timeouts_total",
                 "Calls stopped by the deadline",
-                |s| &s.timeouts,
+                |s| s.timeouts.load(Relaxed),
             ),
             (
                 "imgate_plugin_memory_exceeded_total",
                 "Calls stopped by the memory cap",
-                |s| &s.memory_exceeded,
+                |s| s.memory_exceeded.load(Relaxed),
             ),
             (
                 "imgate_plugin_invalid_verdicts_total",
                 "Verdicts refused by the host",
-                |s| &s.invalid_verdicts,
+                |s| s.invalid_verdicts.load(Relaxed),
             ),
             (
                 "imgate_plugin_fail_open_skips_total",
                 "Failures skipped under fail-open",
-                |s| &s.fail_open_skips,
+                |s| s.fail_open_skips.load(Relaxed),
             ),
             (
                 "imgate_plugin_instantiations_total",
                 "Fresh instances created",
-                |s| &s.instantiations,
+                |s| s.instantiations.load(Relaxed),
             ),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter");
             for (plugin, m) in &all {
-                let _ = writeln!(
-                    out,
-                    "{name}{{plugin=\"{plugin}\"}} {}",
-                    get(&m.stats).load(Relaxed)
-                );
+                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", get(&m.stats));
             }
         }
         let name = "imgate_plugin_verdicts_total";

@@ -20,6 +20,7 @@
 //! The full schema is in `docs/replay.md`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -282,16 +283,16 @@ impl EventDoc {
         }
         Ok(Event {
             id: self.id.unwrap_or_else(|| default_id.to_owned()),
-            network: self.network,
+            network: self.network.into(),
             direction: match self.direction {
                 DirectionDoc::Outbound => Direction::Outbound,
                 DirectionDoc::Inbound => Direction::Inbound,
             },
-            session: Session {
+            session: Arc::new(Session {
                 id: self.session.id,
                 user: self.session.user,
                 peer: self.session.peer,
-            },
+            }),
             timestamp: self.timestamp.unwrap_or(now_ms),
             kind,
             tags: self.tags,
@@ -314,7 +315,7 @@ impl From<&Event> for EventDoc {
         let mut doc = EventDoc {
             id: Some(e.id.clone()),
             kind: Some(e.kind.kind().contract_name().to_owned()),
-            network: e.network.clone(),
+            network: e.network.to_string(),
             direction: match e.direction {
                 Direction::Outbound => DirectionDoc::Outbound,
                 Direction::Inbound => DirectionDoc::Inbound,

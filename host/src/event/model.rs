@@ -4,6 +4,9 @@
 //! the 0.1 contract's records are built from them too (`contract::v0_1`).
 //! The host's own code — adapters, the archive, the CLI — uses only these.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 /// Which way an event travels through the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -288,10 +291,12 @@ impl EventKind {
 pub struct Event {
     /// Gateway-assigned, globally unique and sortable by time (UUIDv7).
     pub id: String,
-    /// Network name: "xmpp", "irc", ... Open on purpose.
-    pub network: String,
+    /// Network name: "xmpp", "irc", ... Open on purpose; an adapter's
+    /// is static, so naming it allocates nothing.
+    pub network: Cow<'static, str>,
     pub direction: Direction,
-    pub session: Session,
+    /// Shared by every event of the session (built once, at login).
+    pub session: Arc<Session>,
     /// Milliseconds since the Unix epoch, when the gateway saw it.
     pub timestamp: u64,
     pub kind: EventKind,
@@ -457,7 +462,7 @@ impl Event {
     /// The format of the message's markup, named as the contract does.
     pub fn markup_format(&self) -> Option<&'static str> {
         self.message()?.markup.as_ref()?;
-        Some(match self.network.as_str() {
+        Some(match &*self.network {
             "xmpp" => "xhtml-im",
             "irc" => "irc-formatting",
             "matrix" => "matrix-html",

@@ -136,6 +136,8 @@ pub async fn run(
     config_path: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
+    // Before the first listener: each session holds two sockets.
+    let open_files = crate::util::open_files::raise_to_hard();
     let gateway = Arc::new(Gateway::start(config_path)?);
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -191,6 +193,8 @@ pub async fn run(
     }
     tracing::info!(
         plugins = gateway.live.current().plugins().len(),
+        open_files = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        sessions_at_most = open_files.map(crate::util::open_files::sessions_within),
         "imgate running; SIGHUP reloads, SIGTERM stops"
     );
     shutdown.await;

@@ -73,6 +73,9 @@ fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64((d.as_nanos() as f64 / 1000.0 * 100.0).round() / 100.0)
 }
 
+/// One event's timings; a short chain's fit inline (no allocation).
+pub type Timings = smallvec::SmallVec<[Timing; 4]>;
+
 /// A plugin failure the chain absorbed, with the policy applied.
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -90,7 +93,7 @@ pub struct Decision {
     /// Shared, so handing it on (to an adapter, or back into the chain)
     /// copies nothing.
     pub event: Arc<Event>,
-    pub timings: Vec<Timing>,
+    pub timings: Timings,
     pub failures: Vec<Failure>,
     /// The chain generation that decided (see `live`).
     pub generation: u64,
@@ -203,7 +206,7 @@ impl Chain {
         let mut event = event.into();
         let mut action = Action::Allow;
         let mut decided_by = None;
-        let mut timings = Vec::with_capacity(self.plugins.len());
+        let mut timings = Timings::new();
         let mut failures = Vec::new();
         // The body before the first rewrite; observers see the original.
         let mut attempted_body: Option<String> = None;
@@ -366,7 +369,7 @@ fn in_scope(plugin: &LoadedPlugin, scope: Scope) -> bool {
 fn tags_only(
     plugin: &LoadedPlugin,
     event: &mut Arc<Event>,
-    timings: &mut Vec<Timing>,
+    timings: &mut Timings,
     failures: &mut Vec<Failure>,
 ) {
     let Timed { result, took, .. } = plugin.handle(event);
@@ -402,7 +405,7 @@ impl Chain {
         &self,
         event: &Arc<Event>,
         mut verdict: Arc<FinalVerdict>,
-        timings: &mut Vec<Timing>,
+        timings: &mut Timings,
         failures: &mut Vec<Failure>,
     ) -> Arc<FinalVerdict> {
         let kind = event.kind.kind();
@@ -436,7 +439,7 @@ impl Chain {
         plugin: &LoadedPlugin,
         event: &Arc<Event>,
         verdict: &mut Arc<FinalVerdict>,
-        timings: &mut Vec<Timing>,
+        timings: &mut Timings,
         failures: &mut Vec<Failure>,
     ) -> bool {
         let Timed { result, took, .. } = plugin.observe(event, verdict);

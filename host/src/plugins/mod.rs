@@ -34,7 +34,7 @@ mod wasi;
 
 use crate::config::PluginSpec;
 
-pub use chain::{AFTER_BLOCK_TAG, Chain, Decision, Failure, Stage, Timing, failure_tag};
+pub use chain::{AFTER_BLOCK_TAG, Chain, Decision, Failure, Stage, Timing, Timings, failure_tag};
 pub use engine::{CompileSource, PluginEngine, sha256_hex};
 pub use inspect::{ImportKind, Inspection, Line, inspect};
 pub use instance::CallFailure;

@@ -142,7 +142,7 @@ pub struct LoadedPlugin {
     /// every copy was judged).
     each_recipient: bool,
     caps: PluginCapabilities,
-    pool: ArrayQueue<PluginInstance>,
+    pool: ArrayQueue<Box<PluginInstance>>,
     health: Health,
     limits: VerdictLimits,
     decider: Decider,
@@ -288,7 +288,7 @@ impl LoadedPlugin {
                 plugin.wants = plugin.wants.intersect(KindSet::named(kinds));
             }
         }
-        let _ = plugin.pool.push(first);
+        let _ = plugin.pool.push(Box::new(first));
         Ok(plugin)
     }
 
@@ -373,7 +373,7 @@ impl LoadedPlugin {
         self.health.check()?;
         let mut instance = match self.pool.pop() {
             Some(i) => i,
-            None => self.instantiate().map_err(|f| self.failed(f))?,
+            None => Box::new(self.instantiate().map_err(|f| self.failed(f))?),
         };
         match f(&mut instance, started) {
             Ok(r) => {

@@ -1,6 +1,8 @@
 //! IRC lines to neutral events, and verdicts back to IRC lines: one
 //! function per direction, no I/O.
 
+use smallvec::{SmallVec, smallvec};
+
 use super::codec::{Message as Line, split_text};
 use crate::event::{
     Action, Conversation, Direction, EventKind, FileOffer, Message, NetworkId, Reaction,
@@ -31,6 +33,9 @@ pub enum Ctcp {
 }
 
 /// What a line means to the chain.
+/// A line's readings: almost always one, kept inline.
+pub type Readings = SmallVec<[Reading; 1]>;
+
 #[derive(Debug)]
 pub struct Reading {
     pub direction: Direction,
@@ -77,7 +82,7 @@ pub fn is_plain_message(line: &Line<'_>) -> bool {
 
 /// What `line`, travelling `direction`, means to the chain: nothing, one
 /// event, or (JOIN and PART of several channels) one per channel.
-pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
+pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Readings {
     let from_me = direction == Direction::Outbound;
     let sender = if from_me {
         me.user().to_owned()
@@ -114,7 +119,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                 Some(("ACTION", arg)) => (arg.to_owned(), Ctcp::Action),
                 Some(("DCC", arg)) => {
                     let Some(offer) = dcc_send(arg) else {
-                        return Vec::new();
+                        return Readings::new();
                     };
                     let kind = EventKind::FileOffer(FileOffer {
                         id: line.tag("msgid"),
@@ -124,10 +129,10 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                         size: offer.1,
                         media_type: None,
                     });
-                    return vec![reading(kind, attributes, Ctcp::None, None)];
+                    return smallvec![reading(kind, attributes, Ctcp::None, None)];
                 }
                 // VERSION, PING, TIME...: not something said.
-                Some(_) => return Vec::new(),
+                Some(_) => return Readings::new(),
             };
             let message = Message {
                 id: line.tag("msgid"),
@@ -145,7 +150,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                 retraction_of: None,
                 subject: None,
             };
-            vec![reading(
+            smallvec![reading(
                 EventKind::Message(message),
                 attributes,
                 action,
@@ -155,7 +160,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
         "JOIN" | "PART" if !line.params.is_empty() => {
             // Our own JOIN/PART echoed by the server was judged on the way out.
             if !from_me && line.nick() == Some(me.nick.as_str()) {
-                return Vec::new();
+                return Readings::new();
             }
             let join = line.command == "JOIN";
             let reason = if join {
@@ -194,7 +199,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                 room: line.param(0).to_owned(),
                 text: line.param(1).to_owned(),
             };
-            vec![reading(
+            smallvec![reading(
                 EventKind::Subject(subject),
                 vec![("irc.command".into(), "TOPIC".into())],
                 Ctcp::None,
@@ -206,7 +211,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
         "TAGMSG" if !line.params.is_empty() => {
             let tags = client_tags(line);
             if tags.iter().all(|(k, _)| is_signal_tag(k)) {
-                return Vec::new();
+                return Readings::new();
             }
             let target = line.param(0);
             let (conversation, recipient) = if is_channel(target) {
@@ -252,7 +257,7 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                     subject: None,
                 }),
             };
-            vec![reading(kind, attributes, Ctcp::None, None)]
+            smallvec![reading(kind, attributes, Ctcp::None, None)]
         }
         "KICK" if line.params.len() >= 2 => {
             let change = RoomChange {
@@ -261,14 +266,14 @@ pub fn read(line: &Line<'_>, direction: Direction, me: &Me) -> Vec<Reading> {
                 nick: Some(line.param(1).to_owned()),
                 reason: line.params.get(2).map(|r| r.to_string()),
             };
-            vec![reading(
+            smallvec![reading(
                 EventKind::RoomLeave(change),
                 vec![("irc.command".into(), "KICK".into())],
                 Ctcp::None,
                 None,
             )]
         }
-        _ => Vec::new(),
+        _ => Readings::new(),
     }
 }
 

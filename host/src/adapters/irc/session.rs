@@ -9,6 +9,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -107,7 +108,7 @@ pub struct IrcSession {
     gate: Gate,
     server_name: String,
     flood_rate: u32,
-    session: Session,
+    session: Arc<Session>,
     me: Me,
     /// session-start was judged (001 seen).
     started: bool,
@@ -134,11 +135,11 @@ impl IrcSession {
             gate: irc.base.gate.clone(),
             server_name: irc.config.server_name.clone(),
             flood_rate: irc.config.flood_lines_per_s,
-            session: Session {
+            session: Arc::new(Session {
                 id: id.to_owned(),
                 user: String::new(),
                 peer: peer.to_string(),
-            },
+            }),
             me: Me::default(),
             started: false,
             flood: Flood::new(irc.config.flood_lines_per_s, irc.config.flood_burst),
@@ -252,7 +253,7 @@ impl Hooks for IrcSession {
         }
     }
 
-    fn session(&self) -> &Session {
+    fn session(&self) -> &Arc<Session> {
         &self.session
     }
 
@@ -339,14 +340,14 @@ impl IrcSession {
             "900" => {
                 if let Some(account) = line.params.get(2) {
                     self.me.account = Some(account.to_string());
-                    self.session.user = self.me.user().to_owned();
+                    Arc::make_mut(&mut self.session).user = self.me.user().to_owned();
                 }
             }
             "NICK" if line.nick() == Some(self.me.nick.as_str()) => {
                 if let Some(nick) = line.params.first() {
                     tracing::info!(from = %self.me.nick, to = %nick, "nick changed");
                     self.me.nick = nick.to_string();
-                    self.session.user = self.me.user().to_owned();
+                    Arc::make_mut(&mut self.session).user = self.me.user().to_owned();
                 }
             }
             _ => {}
@@ -355,7 +356,7 @@ impl IrcSession {
     }
 
     fn start(&mut self, out: &mut Outbox) {
-        self.session.user = self.me.user().to_owned();
+        Arc::make_mut(&mut self.session).user = self.me.user().to_owned();
         let action = self.gate.judge(
             &self.session,
             Direction::Outbound,
@@ -438,7 +439,7 @@ impl IrcSession {
         let readings = if self.started {
             events::read(line, direction, &self.me)
         } else {
-            Vec::new()
+            events::Readings::new()
         };
         if readings.is_empty() {
             forward.extend_from_slice(raw);
@@ -546,7 +547,7 @@ impl IrcSession {
 }
 
 /// What a line's reading asks the gate.
-fn ask(session: &Session, reading: events::Reading, seen: Seen) -> Ask<'_> {
+fn ask(session: &Arc<Session>, reading: events::Reading, seen: Seen) -> Ask<'_> {
     Ask {
         session,
         direction: reading.direction,

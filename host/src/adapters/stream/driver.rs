@@ -34,6 +34,11 @@ use crate::adapters::Gate;
 use crate::adapters::review::{ReviewCall, Ruling};
 use crate::event::{Direction, EventKind, Session};
 
+/// Silence on both sides after which a session gives its read buffers
+/// back (see [`Side::quiet_down`]): long enough that a conversation keeps
+/// them, short enough that most of a large idle population holds none.
+const QUIET: Duration = Duration::from_secs(2);
+
 /// Why a session ended early. `E` is the protocol's own reasons.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError<E: std::error::Error + 'static> {
@@ -172,7 +177,7 @@ pub trait Hooks: Send {
     }
 
     /// The session as events name it.
-    fn session(&self) -> &Session;
+    fn session(&self) -> &Arc<Session>;
 
     /// Whether session-start was judged, so session-end must be.
     fn started(&self) -> bool;
@@ -278,7 +283,11 @@ async fn run<P: Protocol>(
     // A protocol keeps the deadline itself, so it can say why it failed;
     // this is the backstop.
     let backstop = deadline + Duration::from_secs(2);
-    let connected = match tokio::time::timeout_at(backstop, protocol.connect(accepted)).await {
+    // Boxed: the handshake's state (TLS both ways, the stream features)
+    // is the largest a session's future ever holds, and only for a moment;
+    // inline, every idle session would carry its size for good.
+    let connect = Box::pin(protocol.connect(accepted));
+    let connected = match tokio::time::timeout_at(backstop, connect).await {
         Ok(c) => c?,
         Err(_) => {
             return Err(SessionError::Timeout {
@@ -366,6 +375,8 @@ async fn relay<H: Hooks>(
     let Sides { client, upstream } = sides;
     let stats = gate.stats();
     let mut idle_deadline = Instant::now() + idle;
+    // Both peers silent this long: the read buffers are given back.
+    let mut quiet_at = Some(Instant::now() + QUIET);
     let mut answers: Vec<Answer> = Vec::new();
     // Bytes that came with the handshake are already buffered.
     while let Some(frame) = client.next_frame()? {
@@ -401,7 +412,9 @@ async fn relay<H: Hooks>(
                     continue;
                 }
                 stats.bytes_from_clients.fetch_add(n as u64, Relaxed);
-                idle_deadline = Instant::now() + idle;
+                let now = Instant::now();
+                idle_deadline = now + idle;
+                quiet_at = Some(now + QUIET);
                 while let Some(frame) = client.next_frame()? {
                     hooks.client_frame(frame, out)?;
                 }
@@ -413,11 +426,18 @@ async fn relay<H: Hooks>(
                     continue;
                 }
                 stats.bytes_from_upstream.fetch_add(n as u64, Relaxed);
+                quiet_at = Some(Instant::now() + QUIET);
                 while let Some(frame) = upstream.next_frame()? {
                     hooks.upstream_frame(frame, out)?;
                 }
             }
-            _ = tokio::time::sleep_until(idle_deadline) => {
+            // One timer for both: going quiet comes first.
+            _ = tokio::time::sleep_until(quiet_at.map_or(idle_deadline, |q| q.min(idle_deadline))) => {
+                if quiet_at.take().is_some_and(|q| q < idle_deadline) {
+                    client.quiet_down();
+                    upstream.quiet_down();
+                    continue;
+                }
                 return Err(SessionError::Timeout { phase: "idle session" });
             }
         }

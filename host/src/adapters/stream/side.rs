@@ -49,28 +49,53 @@ pub struct FrameError<X> {
     pub source: X,
 }
 
+/// Read space: a new or quiet peer gets a little; each read that fills
+/// what it was given doubles it, up to the most. A session that only
+/// chats never takes a large buffer, and one that went quiet gives its
+/// buffer back (see [`Side::quiet_down`]).
+const LEAST_READ: usize = 512;
+const MOST_READ: usize = 16 * 1024;
+
 /// One peer: its socket, read buffer and framer.
 pub struct Side<F> {
     pub io: Box<dyn Io>,
     pub buf: BytesMut,
     pub framer: F,
     pub peer: Peer,
+    /// Read space the next read is given.
+    read_size: usize,
 }
 
 impl<F: Framer> Side<F> {
     pub fn new(io: Box<dyn Io>, peer: Peer, framer: F) -> Self {
         Side {
             io,
-            buf: BytesMut::with_capacity(8192),
+            buf: BytesMut::new(),
             framer,
             peer,
+            read_size: LEAST_READ,
         }
     }
 
     /// Reads once; `Ok(0)` is the peer closing. Cancel-safe.
     pub async fn fill(&mut self) -> std::io::Result<usize> {
-        self.buf.reserve(8192);
-        self.io.read_buf(&mut self.buf).await
+        self.buf.reserve(self.read_size);
+        let spare = self.buf.capacity() - self.buf.len();
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n == spare {
+            self.read_size = (self.read_size * 2).min(MOST_READ);
+        }
+        Ok(n)
+    }
+
+    /// The peer has gone quiet: gives the read buffer back (when nothing
+    /// is waiting in it), so an idle session costs its sockets and little
+    /// else; reads start small again and grow as the peer talks.
+    pub fn quiet_down(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        self.read_size = LEAST_READ;
     }
 
     /// The next complete frame already buffered.

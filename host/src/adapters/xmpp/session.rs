@@ -13,6 +13,7 @@
 //! bytes it arrived as.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::Xmpp;
 use super::codec::{CodecError, Element, Frame, Framer, JABBER_CLIENT, Node, STREAMS};
@@ -86,7 +87,7 @@ impl stream::Framer for Framer {
 /// One XMPP session's state.
 pub struct XmppSession {
     gate: Gate,
-    session: Session,
+    session: Arc<Session>,
     full_jid: String,
     domain: String,
     /// The id of the client's bind request, until its result passes.
@@ -120,11 +121,11 @@ impl XmppSession {
     pub fn new(xmpp: &Xmpp, id: &str, peer: SocketAddr, domain: String) -> Self {
         XmppSession {
             gate: xmpp.base.gate.clone(),
-            session: Session {
+            session: Arc::new(Session {
                 id: id.to_owned(),
                 user: String::new(),
                 peer: peer.to_string(),
-            },
+            }),
             full_jid: String::new(),
             domain,
             pending_bind: None,
@@ -238,7 +239,7 @@ impl Hooks for XmppSession {
         }
     }
 
-    fn session(&self) -> &Session {
+    fn session(&self) -> &Arc<Session> {
         &self.session
     }
 
@@ -427,7 +428,7 @@ impl XmppSession {
     /// The bind result named the user: the session starts, if the chain
     /// allows it.
     fn bound(&mut self, jid: String, raw: Vec<u8>, out: &mut Outbox) -> Result<(), Error> {
-        self.session.user = bare(&jid).to_owned();
+        Arc::make_mut(&mut self.session).user = bare(&jid).to_owned();
         self.full_jid = jid;
         let resource = self.full_jid.split_once('/').map(|(_, r)| r.to_owned());
         let attributes = resource

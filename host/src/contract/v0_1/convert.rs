@@ -168,9 +168,9 @@ impl From<&event::Event> for wit::Event {
     fn from(e: &event::Event) -> Self {
         wit::Event {
             id: e.id.clone(),
-            network: e.network.clone(),
+            network: e.network.to_string(),
             direction: e.direction.into(),
-            session: (&e.session).into(),
+            session: (&*e.session).into(),
             timestamp: e.timestamp,
             kind: (&e.kind).into(),
             tags: e.tags.clone(),

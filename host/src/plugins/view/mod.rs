@@ -38,7 +38,7 @@ impl HostEventView for HostState {
     }
 
     fn network(&mut self, h: Resource<EventView>) -> wasmtime::Result<String> {
-        Ok(self.event(&h)?.network.clone())
+        Ok(self.event(&h)?.network.to_string())
     }
 
     fn direction(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Direction> {
@@ -46,7 +46,7 @@ impl HostEventView for HostState {
     }
 
     fn session(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Session> {
-        Ok((&self.event(&h)?.session).into())
+        Ok((&*self.event(&h)?.session).into())
     }
 
     fn timestamp(&mut self, h: Resource<EventView>) -> wasmtime::Result<u64> {

@@ -25,7 +25,7 @@ impl HostEventView for HostState {
     }
 
     fn session(&mut self, h: Resource<EventView>) -> wasmtime::Result<wit::Session> {
-        Ok((&self.event(&h)?.session).into())
+        Ok((&*self.event(&h)?.session).into())
     }
 
     fn timestamp(&mut self, h: Resource<EventView>) -> wasmtime::Result<u64> {
