@@ -102,14 +102,21 @@ struct Shard {
     decided: Condvar,
 }
 
-/// The slots of a shard, column by column: looking a key up in its bucket
-/// reads one cache line of keys and one of use times, not the verdicts.
+/// The slots of a shard: the keys and use times of a bucket in one cache
+/// line, the verdicts apart, so a lookup (a miss, for a new message)
+/// reads one line and then only its own slot's verdicts.
 struct Slots {
-    keys: Box<[u64]>,
-    /// Milliseconds since `base` (plus one) of the last use; 0 is empty.
-    used: Box<[u64]>,
+    buckets: Box<[Bucket]>,
     occurrences: Box<[SmallVec<[Occurrence; 1]>]>,
     base: Instant,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    keys: [u64; WAYS],
+    /// Milliseconds since `base` (plus one) of the last use; 0 is empty.
+    used: [u64; WAYS],
 }
 
 struct Occurrence {
@@ -130,8 +137,7 @@ impl Judgments {
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     slots: Mutex::new(Slots {
-                        keys: vec![0; slots_per_shard].into(),
-                        used: vec![0; slots_per_shard].into(),
+                        buckets: vec![Bucket::default(); slots_per_shard / WAYS].into(),
                         occurrences: (0..slots_per_shard).map(|_| SmallVec::new()).collect(),
                         base: Instant::now(),
                     }),
@@ -280,18 +286,17 @@ impl Slots {
     /// is, or else the least recently used slot's, its message forgotten.
     fn of(&mut self, at: usize, key: u64, now: Instant) -> &mut SmallVec<[Occurrence; 1]> {
         let stamp = now.saturating_duration_since(self.base).as_millis() as u64 + 1;
-        let bucket = at..at + WAYS;
-        let i = bucket
-            .clone()
-            .find(|&i| self.used[i] != 0 && self.keys[i] == key)
+        let bucket = &mut self.buckets[at / WAYS];
+        let way = (0..WAYS)
+            .find(|&w| bucket.used[w] != 0 && bucket.keys[w] == key)
             .unwrap_or_else(|| {
-                let oldest = bucket.min_by_key(|&i| self.used[i]).unwrap_or(at);
-                self.keys[oldest] = key;
-                self.occurrences[oldest].clear();
+                let oldest = (0..WAYS).min_by_key(|&w| bucket.used[w]).unwrap_or(0);
+                bucket.keys[oldest] = key;
+                self.occurrences[at + oldest].clear();
                 oldest
             });
-        self.used[i] = stamp;
-        &mut self.occurrences[i]
+        bucket.used[way] = stamp;
+        &mut self.occurrences[at + way]
     }
 }
 

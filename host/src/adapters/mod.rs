@@ -32,7 +32,7 @@ pub use stats::{AdapterStats, render_prometheus};
 
 use crate::event::{
     Action, Direction, Event, EventKind, FinalVerdict, Judge, NetworkId, Scope, Session,
-    new_event_uuid, now_ms,
+    event_id_text, new_event_uuid, now_ms,
 };
 use judgments::{Claim, Judgments};
 
@@ -290,7 +290,7 @@ impl Gate {
         };
         let uuid = new_event_uuid();
         let event = Event {
-            id: uuid.to_string(),
+            id: event_id_text(uuid),
             network: self.network.into(),
             direction: ask.direction,
             session: ask.session.clone(),
@@ -306,7 +306,7 @@ impl Gate {
             ..
         } = self.judge.judge_in(event, scope);
         Judged {
-            event_id: matches!(action, Action::Hold(_)).then(|| uuid.to_string()),
+            event_id: matches!(action, Action::Hold(_)).then(|| event_id_text(uuid)),
             action,
             removed_attachments,
         }

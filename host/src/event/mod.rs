@@ -14,7 +14,7 @@ mod verdict;
 pub use judge::{Judge, Scope};
 pub use model::{
     Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
-    NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, new_event_id,
-    new_event_uuid, now_ms,
+    NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, event_id_text,
+    new_event_id, new_event_uuid, now_ms,
 };
 pub use verdict::{Action, Decider, FinalVerdict, Verdict};

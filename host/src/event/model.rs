@@ -474,7 +474,14 @@ impl Event {
 /// A fresh event id: a UUIDv7, so ids are unique across restarts and
 /// gateways and sort by the time they were made.
 pub fn new_event_id() -> String {
-    new_event_uuid().to_string()
+    event_id_text(new_event_uuid())
+}
+
+/// An event id's text (hyphenated, lower case), written directly rather
+/// than through `Display`: one per judged event.
+pub fn event_id_text(uuid: uuid::Uuid) -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// A new event id as a UUID (16 bytes, copied freely; formatted when
