@@ -241,6 +241,18 @@ pub fn gateway_cert(config: &TestConfig, names: &[&str]) -> PathBuf {
     cert_path
 }
 
+/// Resident memory of process `pid`, in KiB (Linux: `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
 /// An outbound XMPP message with `body`.
 pub fn message(body: &str) -> Event {
     EventDoc {

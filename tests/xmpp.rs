@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use imgate_tests::gateway::Imgate;
 use imgate_tests::prosody::{DOMAIN, MUC, Prosody};
 use imgate_tests::{
-    TestConfig, free_port, gateway_cert, imgate_bin, system_python, workspace, write_config,
+    TestConfig, free_port, gateway_cert, imgate_bin, rss_kib, system_python, workspace,
+    write_config,
 };
 use serde_json::{Value, json};
 
@@ -775,16 +776,6 @@ fn idle_sessions_time_out_and_the_connection_cap_refuses_extra_peers() {
         "refused at the cap"
     );
     drop(held);
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 #[test]

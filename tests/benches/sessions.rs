@@ -17,7 +17,7 @@
 //! it); when the hard limit cannot hold SESSIONS, it says so and holds as
 //! many as fit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
 use imgate_tests::prosody::{DOMAIN, Prosody};
 use imgate_tests::rawxmpp::{Io, RawClient};
-use imgate_tests::{TestConfig, write_config};
+use imgate_tests::{gateway_cert, rss_kib, write_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -39,25 +39,6 @@ const SETTLE: Duration = Duration::from_secs(4);
 /// Sessions opened and closed first, so that what start-up allocates
 /// once (TLS, allocator arenas, the tables) is not counted per session.
 const WARM: usize = 200;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn write_cert(config: &TestConfig) -> PathBuf {
-    let (cert, key) = imgate::tls::self_signed(&[DOMAIN.into()]).expect("certificate");
-    let path = config.dir.path().join("gateway.crt");
-    std::fs::write(&path, cert).expect("write cert");
-    std::fs::write(config.dir.path().join("gateway.key"), key).expect("write key");
-    path
-}
 
 /// Opens `n` sessions with `open`, `OPENING` at a time; returns them and
 /// how long it took.
@@ -155,10 +136,9 @@ ca_file = "{}"
         prosody.port,
         prosody.cert.display()
     ));
-    let ca = write_cert(&config);
+    let ca = gateway_cert(&config, &[DOMAIN]);
     let imgate = Imgate::start(&config, &[("IMGATE_LOG", "warn,imgate::gateway=info")]);
     let addr = imgate.xmpp.expect("XMPP listener");
-    let prosody_pid = prosody_pid(&prosody);
     let open = |_| {
         let ca = ca.clone();
         async move {
@@ -199,27 +179,12 @@ ca_file = "{}"
     hold(
         "XMPP",
         "Prosody",
-        (imgate.pid(), prosody_pid),
+        (imgate.pid(), prosody.pid()),
         n,
         open,
         exchange,
     )
     .await
-}
-
-fn prosody_pid(prosody: &Prosody) -> u32 {
-    let pidfile = prosody.dir.path().join("prosody.pid");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no Prosody pid file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// IRC over TLS through imgate, registered as `nick` (001 seen).
@@ -275,7 +240,7 @@ server_name = "localhost"
         ngircd.tls_port,
         ngircd.cert.display()
     ));
-    let ca = write_cert(&config);
+    let ca = gateway_cert(&config, &[DOMAIN]);
     let imgate = Imgate::start(&config, &[("IMGATE_LOG", "warn,imgate::gateway=info")]);
     let addr = imgate.irc_tls.expect("IRC TLS listener");
     let open = |i: usize| {

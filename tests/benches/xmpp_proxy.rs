@@ -23,7 +23,7 @@ use imgate_tests::proxy_bench::{
     keyword_chain, print_table, versus,
 };
 use imgate_tests::rawxmpp::RawClient;
-use imgate_tests::{TestConfig, write_config};
+use imgate_tests::{TestConfig, gateway_cert, write_config};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 struct Target {
@@ -51,10 +51,7 @@ ca_file = "{}"
         prosody.port,
         prosody.cert.display()
     ));
-    let (cert, key) = imgate::tls::self_signed(&[DOMAIN.into()]).unwrap();
-    let cert_path = config.dir.path().join("gateway.crt");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(config.dir.path().join("gateway.key"), key).unwrap();
+    let cert_path = gateway_cert(&config, &[DOMAIN]);
     let imgate = Imgate::start(&config, &[("IMGATE_LOG", "warn,imgate::gateway=info")]);
     (config, imgate, cert_path)
 }

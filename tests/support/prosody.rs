@@ -86,6 +86,11 @@ impl Prosody {
     }
 
     /// Prosody's log so far, for failure messages.
+    /// The server's process (`prosody -F` stays in the foreground).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         let mut out = String::new();
         for f in ["prosody.log", "stdout.log"] {

@@ -32,7 +32,7 @@ pub use stats::{AdapterStats, render_prometheus};
 
 use crate::event::{
     Action, Direction, Event, EventKind, FinalVerdict, Judge, NetworkId, Scope, Session,
-    event_id_text, new_event_uuid, now_ms,
+    event_id_text, new_event_uuid_at, now_ms,
 };
 use judgments::{Claim, Judgments};
 
@@ -288,13 +288,14 @@ impl Gate {
         let Some(ask) = ask else {
             return Judged::default();
         };
-        let uuid = new_event_uuid();
+        let timestamp = now_ms();
+        let uuid = new_event_uuid_at(timestamp);
         let event = Event {
             id: event_id_text(uuid),
             network: self.network.into(),
             direction: ask.direction,
             session: ask.session.clone(),
-            timestamp: now_ms(),
+            timestamp,
             kind: ask.kind,
             tags: Vec::new(),
             attributes: ask.attributes,

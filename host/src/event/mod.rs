@@ -15,6 +15,6 @@ pub use judge::{Judge, Scope};
 pub use model::{
     Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
     NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, event_id_text,
-    new_event_id, new_event_uuid, now_ms,
+    new_event_id, new_event_uuid, new_event_uuid_at, now_ms,
 };
 pub use verdict::{Action, Decider, FinalVerdict, Verdict};

@@ -487,14 +487,17 @@ pub fn event_id_text(uuid: uuid::Uuid) -> String {
 /// A new event id as a UUID (16 bytes, copied freely; formatted when
 /// needed).
 pub fn new_event_uuid() -> uuid::Uuid {
+    new_event_uuid_at(now_ms())
+}
+
+/// A new event id made at `ms` (the event's timestamp, so the two agree
+/// and the clock is read once).
+pub fn new_event_uuid_at(ms: u64) -> uuid::Uuid {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     // A process-wide sequence after the millisecond keeps ids in the order
     // they were made (the review queue lists held messages by it); four
     // random bytes keep processes apart.
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let n = SEQUENCE.fetch_add(1, Relaxed);
     let random = random_bytes();
     // UUIDv7 keeps 12 bits (rand_a), then 62 (rand_b): 42 bits of sequence.
