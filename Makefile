@@ -1,7 +1,7 @@
 # imgate: the two quick-start commands are `make demo` and `make test`.
 CARGO ?= cargo
 # Every plugin component the demo, the tests and the benchmark load.
-PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p archiver -p test-hostile -p test-scripted -p test-recorder
+PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-wall -p logger -p dlp -p archiver -p bridge -p test-hostile -p test-scripted -p test-recorder
 
 # Plugins written in Python and JavaScript, built with the pinned tools of
 # sdk/python/requirements.txt and sdk/js/package-lock.json.
@@ -51,15 +51,15 @@ $(PLUGIN_DIR)/rate_limit_py.wasm: plugins/rate-limit-py/app.py plugins/rate-limi
 	@mkdir -p $(@D)
 	$(COMPONENTIZE_PY) -q -d plugins/rate-limit-py/wit -w rate-limit componentize -p plugins/rate-limit-py app -o $@
 
-# A contract newer than the host's (0.2.1, with `kv.keys`), made from wit/,
+# A contract newer than the host's (0.2.2, with `kv.keys`), made from wit/,
 # and a Python plugin built against it: it must still load.
 FUTURE_WIT := target/future-wit
 $(PLUGIN_DIR)/test_future_py.wasm: tests/polyglot-plugins/future-py/app.py tests/polyglot-plugins/future-py/world.wit $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D) $(FUTURE_WIT)/deps/imgate-policy
 	cp tests/polyglot-plugins/future-py/world.wit $(FUTURE_WIT)/
-	sed -e 's/^package imgate:policy@0.2.0;/package imgate:policy@0.2.1;/' wit/types.wit > $(FUTURE_WIT)/deps/imgate-policy/types.wit
-	sed -e 's/^package imgate:policy@0.2.0;/package imgate:policy@0.2.1;/' wit/plugin.wit > $(FUTURE_WIT)/deps/imgate-policy/plugin.wit
-	sed -e 's/^package imgate:policy@0.2.0;/package imgate:policy@0.2.1;/' \
+	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' wit/types.wit > $(FUTURE_WIT)/deps/imgate-policy/types.wit
+	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' wit/plugin.wit > $(FUTURE_WIT)/deps/imgate-policy/plugin.wit
+	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' \
 	    -e 's/^interface kv {/interface kv {\n    keys: func() -> list<string>;/' wit/host.wit > $(FUTURE_WIT)/deps/imgate-policy/host.wit
 	$(COMPONENTIZE_PY) -q -d $(FUTURE_WIT) -w later componentize -p tests/polyglot-plugins/future-py app -o $@
 

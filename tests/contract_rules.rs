@@ -134,8 +134,12 @@ fn surface(r: &Resolve, package: PackageId) -> BTreeMap<String, String> {
                     WorldItem::Function(f) => format!("func {}", f.name),
                     WorldItem::Type { id, .. } => shape(r, &Type::Id(*id)),
                 };
+                // Within a minor version the patch moves (0.2.0 -> 0.2.1):
+                // an item is the same interface whatever its patch.
+                let key = r.name_world_key(key);
+                let key = key.split('@').next().unwrap_or_default();
                 out.insert(
-                    format!("{name}.{side} {}", r.name_world_key(key)),
+                    format!("{name}.{side} {key}"),
                     what.split('@').next().unwrap_or_default().to_owned(),
                 );
             }

@@ -15,7 +15,11 @@ use crate::adapters::section::AdapterSection;
 use crate::archive::ArchiveConfig;
 use crate::capabilities::kv::KvConfig;
 use crate::capabilities::{Capability, Grants};
+use crate::event::Direction;
 use crate::signing::SigningConfig;
+
+/// The networks a plugin entry may be scoped to (`networks`).
+pub const KNOWN_NETWORKS: &[&str] = &["xmpp", "irc"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +35,8 @@ pub struct Config {
     pub xmpp: Option<crate::adapters::xmpp::XmppConfig>,
     /// `[irc]`: the IRC adapter, when configured.
     pub irc: Option<crate::adapters::irc::IrcConfig>,
+    /// `[bridge]`: the relay identities bridged copies go out through.
+    pub bridge: Option<crate::adapters::relay::BridgeConfig>,
     pub plugins: Vec<PluginSpec>,
     /// Where the file was read from, for messages.
     pub source: Option<PathBuf>,
@@ -173,6 +179,10 @@ pub struct PluginSpec {
     pub version: Option<semver::Version>,
     /// The oldest signed release that may load.
     pub min_version: Option<semver::Version>,
+    /// The networks whose events it sees; empty: every network.
+    pub networks: Vec<String>,
+    /// The directions it sees; empty: both.
+    pub directions: Vec<Direction>,
     /// Line of the entry in the config file, for messages.
     pub line: Option<usize>,
 }
@@ -193,8 +203,16 @@ impl PluginSpec {
             signed_name: None,
             version: None,
             min_version: None,
+            networks: Vec::new(),
+            directions: Vec::new(),
             line: None,
         }
+    }
+
+    /// Whether it sees events of `network` going `direction`.
+    pub fn applies_to(&self, network: &str, direction: Direction) -> bool {
+        (self.networks.is_empty() || self.networks.iter().any(|n| n == network))
+            && (self.directions.is_empty() || self.directions.contains(&direction))
     }
 
     /// The plugin name a signature must carry to load under this entry.
@@ -226,6 +244,8 @@ struct RawPlugin {
     signed_name: Option<String>,
     version: Option<String>,
     min_version: Option<String>,
+    networks: Vec<String>,
+    directions: Vec<String>,
 }
 
 const PLUGIN_FIELDS: &[&str] = &[
@@ -241,6 +261,8 @@ const PLUGIN_FIELDS: &[&str] = &[
     "signed_name",
     "version",
     "min_version",
+    "networks",
+    "directions",
 ];
 
 impl RawPlugin {
@@ -260,6 +282,8 @@ impl RawPlugin {
             signed_name: None,
             version: None,
             min_version: None,
+            networks: Vec::new(),
+            directions: Vec::new(),
         };
         fn get<T: serde::de::DeserializeOwned>(
             key: &str,
@@ -297,6 +321,8 @@ impl RawPlugin {
         raw.signed_name = get("signed_name", field("signed_name"), p);
         raw.version = get("version", field("version"), p);
         raw.min_version = get("min_version", field("min_version"), p);
+        raw.networks = get("networks", field("networks"), p).unwrap_or_default();
+        raw.directions = get("directions", field("directions"), p).unwrap_or_default();
         for key in table.keys() {
             problems.push(format!(
                 "unknown field `{key}`, expected one of {}",
@@ -341,6 +367,8 @@ struct RawConfig {
     xmpp: Option<Spanned<toml::Value>>,
     #[serde(default)]
     irc: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    bridge: Option<Spanned<toml::Value>>,
     #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
     #[serde(flatten)]
@@ -478,7 +506,7 @@ impl Config {
             problems.push(Problem {
                 location: format!("[{key}]"),
                 message:
-                    "unknown section (known: runtime, kv, archive, signing, admin, reload, xmpp, irc, plugins)"
+                    "unknown section (known: runtime, kv, archive, signing, admin, reload, chain, xmpp, irc, bridge, plugins)"
                         .into(),
             });
         }
@@ -603,6 +631,21 @@ impl Config {
                 message,
             }));
         }
+        let bridge_line = raw.bridge.as_ref().map(|v| line_of(text, v.span().start));
+        config.bridge = section::<crate::adapters::relay::BridgeConfig>(
+            text,
+            "bridge",
+            raw.bridge,
+            &mut problems,
+        )
+        .map(|b| b.resolve(base));
+        if let (Some(bridge), Some(line)) = (&config.bridge, bridge_line) {
+            let problems_of = bridge.problems(config.xmpp.is_some(), config.irc.is_some());
+            problems.extend(problems_of.into_iter().map(|message| Problem {
+                location: format!("[bridge] (line {line})"),
+                message,
+            }));
+        }
 
         let mut names = HashSet::new();
         for (i, entry) in raw.plugins.into_iter().enumerate() {
@@ -679,6 +722,24 @@ impl Config {
             if raw.pool == 0 || raw.pool > 1024 {
                 complain("pool must be between 1 and 1024".into());
             }
+            let mut directions = Vec::new();
+            for d in &raw.directions {
+                match d.as_str() {
+                    "outbound" => directions.push(Direction::Outbound),
+                    "inbound" => directions.push(Direction::Inbound),
+                    other => complain(format!(
+                        "directions: `{other}` is not `outbound` or `inbound`"
+                    )),
+                }
+            }
+            for n in &raw.networks {
+                if !KNOWN_NETWORKS.contains(&n.as_str()) {
+                    complain(format!(
+                        "networks: unknown network `{n}` (known: {})",
+                        KNOWN_NETWORKS.join(", ")
+                    ));
+                }
+            }
             if grants.contains(&Capability::Archive) && config.archive.is_none() {
                 complain("is granted `archive` but the config has no [archive] section".into());
             }
@@ -703,6 +764,8 @@ impl Config {
                 signed_name: raw.signed_name,
                 version: exact,
                 min_version: min,
+                networks: raw.networks,
+                directions,
                 line: Some(line),
             });
         }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! adapter ──▶ Event ──▶ Chain (policy plugins, then observers) ──▶ Decision ──▶ adapter
-//!                          │ capabilities (WIT imports): log · clock · config · kv · archive · metrics
+//!                          │ capabilities (WIT imports): log · clock · config · kv · archive · metrics · bridge
 //! ```
 //!
 //! # Layout

@@ -193,3 +193,136 @@ pub mod metrics {
         )
     }
 }
+
+/// Send messages into other networks (since contract 0.2.1). The host
+/// judges each copy on its own network, archives it, and delivers it
+/// through the gateway's relay identity there; a plugin never writes to a
+/// network itself. See the `bridge` interface in `wit/host.wit`.
+pub mod bridge {
+    use crate::NetworkId;
+
+    /// What became of a sent message.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Delivery {
+        Pending,
+        /// With the ids the destination network gave the copy.
+        Delivered(Vec<NetworkId>),
+        /// The destination's policy stopped it.
+        Refused(String),
+        /// It could not be written to its network.
+        Failed(String),
+        /// Never issued, or purged under retention.
+        Unknown,
+    }
+
+    /// A message for another network. Build it, then [`Outgoing::send`]
+    /// while handling or observing the event it comes from.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Outgoing {
+        pub network: String,
+        pub to: String,
+        pub body: Option<String>,
+        pub markup: Option<(String, String)>,
+        /// `(rel-type, target, key)`.
+        pub relation: Option<(String, String, Option<String>)>,
+        pub author: Option<String>,
+        pub emote: bool,
+    }
+
+    impl Outgoing {
+        /// To `to` (a room the relay is in, or a user) on `network`.
+        pub fn new(network: &str, to: &str) -> Self {
+            Outgoing {
+                network: network.to_owned(),
+                to: to.to_owned(),
+                ..Outgoing::default()
+            }
+        }
+
+        pub fn body(mut self, text: &str) -> Self {
+            self.body = Some(text.to_owned());
+            self
+        }
+
+        /// Rich text in `format` (`xhtml-im`, `irc-formatting`).
+        pub fn markup(mut self, format: &str, text: &str) -> Self {
+            self.markup = Some((format.to_owned(), text.to_owned()));
+            self
+        }
+
+        /// Follows another message: `edit`, `retraction`, `reply`,
+        /// `reaction`; `target` as the event names it (a relation's target)
+        /// or an imgate event id.
+        pub fn relates_to(mut self, rel_type: &str, target: &str, key: Option<&str>) -> Self {
+            self.relation = Some((
+                rel_type.to_owned(),
+                target.to_owned(),
+                key.map(str::to_owned),
+            ));
+            self
+        }
+
+        /// The original author's display name, for the relay's format.
+        pub fn author(mut self, display_name: &str) -> Self {
+            self.author = Some(display_name.to_owned());
+            self
+        }
+
+        /// A /me action.
+        pub fn emote(mut self) -> Self {
+            self.emote = true;
+            self
+        }
+
+        /// Sends it; the ticket follows it ([`status`]).
+        ///
+        /// # Errors
+        /// Not handling an event, no body, or no relay for the network.
+        pub fn send(&self) -> Result<String, String> {
+            host_call!(
+                {
+                    use crate::bindings::host::bridge::Outgoing as Wit;
+                    let out = Wit::new(&self.network, &self.to);
+                    if let Some(body) = &self.body {
+                        out.body(body);
+                    }
+                    if let Some((format, text)) = &self.markup {
+                        out.markup(format, text);
+                    }
+                    if let Some((rel, target, key)) = &self.relation {
+                        out.relates_to(rel, target, key.as_deref());
+                    }
+                    if let Some(author) = &self.author {
+                        out.author(author);
+                    }
+                    if self.emote {
+                        out.emote();
+                    }
+                    out.send()
+                },
+                crate::testing::with_host(|h| h.bridge_send(self))
+            )
+        }
+    }
+
+    /// Where a sent message is.
+    pub fn status(ticket: &str) -> Delivery {
+        host_call!(
+            {
+                use crate::bindings::host::bridge::{Delivery as Wit, status};
+                match status(ticket) {
+                    Wit::Pending => Delivery::Pending,
+                    Wit::Delivered(ids) => Delivery::Delivered(ids),
+                    Wit::Refused(r) => Delivery::Refused(r),
+                    Wit::Failed(r) => Delivery::Failed(r),
+                    Wit::Unknown => Delivery::Unknown,
+                }
+            },
+            crate::testing::with_host(|h| h
+                .deliveries
+                .get(ticket)
+                .cloned()
+                .unwrap_or(Delivery::Unknown))
+        )
+    }
+}

@@ -26,7 +26,7 @@
 //! # Layout
 //! - [`Plugin`] and [`export_plugin!`]: what an author implements and calls.
 //! - [`Config`]: the plugin's settings from the operator's file.
-//! - [`log`], [`clock`], [`kv`], [`archive`], [`metrics`], [`settings`]:
+//! - [`log`], [`clock`], [`kv`], [`archive`], [`metrics`], [`bridge`], [`settings`]:
 //!   typed calls to the host capabilities. Each must be granted by the
 //!   operator; importing one is asking for it.
 //! - [`testing`] (native builds only): a harness that runs the plugin's
@@ -42,7 +42,7 @@ mod types;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use capabilities::{archive, clock, kv, log, metrics, settings};
+pub use capabilities::{archive, bridge, clock, kv, log, metrics, settings};
 pub use config::Config;
 pub use types::*;
 

@@ -44,6 +44,21 @@ pub struct TestHost {
     pub config: serde_json::Map<String, serde_json::Value>,
     /// The final outcome while [`Harness::observe`] runs.
     pub observing: Option<OutcomeRecord>,
+    /// The event being handled or observed: the origin of what is sent.
+    pub handling: Option<String>,
+    /// What [`crate::bridge::Outgoing::send`] sent, with its origin event.
+    pub sent: Vec<SentMessage>,
+    /// What [`crate::bridge::status`] answers, by ticket (tests set it).
+    pub deliveries: HashMap<String, crate::bridge::Delivery>,
+}
+
+/// A message a plugin sent through [`crate::bridge`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentMessage {
+    pub ticket: String,
+    /// The id of the event being handled when it was sent.
+    pub origin: String,
+    pub message: crate::bridge::Outgoing,
 }
 
 impl TestHost {
@@ -52,6 +67,30 @@ impl TestHost {
             now_ms: 1_700_000_000_000,
             ..Default::default()
         }
+    }
+
+    /// `bridge` as the host does it: the event in progress is the origin,
+    /// and one message per origin and destination (the same ticket).
+    pub fn bridge_send(&mut self, message: &crate::bridge::Outgoing) -> Result<String, String> {
+        let origin = self
+            .handling
+            .clone()
+            .ok_or("send only while handling or observing an event")?;
+        if message.body.is_none() {
+            return Err("no body: call `body` first".into());
+        }
+        let ticket = format!("{origin}>{}:{}", message.network, message.to);
+        if !self.sent.iter().any(|s| s.ticket == ticket) {
+            self.deliveries
+                .entry(ticket.clone())
+                .or_insert(crate::bridge::Delivery::Pending);
+            self.sent.push(SentMessage {
+                ticket: ticket.clone(),
+                origin,
+                message: message.clone(),
+            });
+        }
+        Ok(ticket)
     }
 
     pub fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
@@ -134,7 +173,10 @@ impl<P: Plugin> Harness<P> {
         if !self.wants(event) {
             return Verdict::allow();
         }
-        self.plugin.handle(&Event::from_record(event))
+        with_host(|h| h.handling = Some(event.id.clone()));
+        let verdict = self.plugin.handle(&Event::from_record(event));
+        with_host(|h| h.handling = None);
+        verdict
     }
 
     /// Whether the plugin's `interest` covers the event's kind.
@@ -151,11 +193,17 @@ impl<P: Plugin> Harness<P> {
         if !self.wants(event) {
             return Ok(());
         }
-        with_host(|h| h.observing = Some(outcome.clone()));
+        with_host(|h| {
+            h.observing = Some(outcome.clone());
+            h.handling = Some(event.id.clone());
+        });
         let result = self
             .plugin
             .observe(&Event::from_record(event), &Outcome::from_record(outcome));
-        with_host(|h| h.observing = None);
+        with_host(|h| {
+            h.observing = None;
+            h.handling = None;
+        });
         result
     }
 

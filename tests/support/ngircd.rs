@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::free_port;
 
+/// An IRC operator's name and password (`OPER`), for tests that KILL.
+pub const OPER: &str = "oper";
+pub const OPER_PASSWORD: &str = "oper-pass";
+
 pub struct Ngircd {
     child: Child,
     /// Plain IRC.
@@ -37,6 +41,7 @@ impl Ngircd {
                  Ports = {port}\nMotdPhrase = imgate test\nPidFile = {d}/ngircd.pid\n\
                  [Limits]\nMaxPenaltyTime = 0\nMaxConnectionsIP = 0\nMaxJoins = 0\nPingTimeout = 300\n\
                  [Options]\nDNS = no\nIdent = no\nPAM = no\n\
+                 [Operator]\nName = {OPER}\nPassword = {OPER_PASSWORD}\n\
                  [SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {tls_port}\n",
                 cert.display(),
                 key.display()

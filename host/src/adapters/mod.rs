@@ -14,10 +14,14 @@
 //! - `session.rs`: its [`stream::Hooks`]: one connection's state, frame by frame.
 //! - `config.rs`: its section of the operator's file.
 //!
+//! - `relay.rs`: its relay identity (the gateway's own account, for
+//!   bridging), on the shared machinery of [`relay`].
+//!
 //! [`stream`] holds the accept loop and the session driver they share.
 
 pub mod irc;
 pub mod judgments;
+pub mod relay;
 pub mod review;
 pub mod section;
 mod stats;

@@ -19,6 +19,7 @@
 //! - [`export`]: entries out as JSONL or EML, with a manifest of hashes.
 //! - `config`: the `[archive]` section.
 
+mod bridge_map;
 mod chain;
 pub mod checkpoint;
 mod config;
@@ -30,6 +31,7 @@ mod schema;
 mod search;
 mod writer;
 
+pub use bridge_map::{CopyRow, CopyState, excerpt};
 pub use chain::{Broken, Verified};
 pub use config::ArchiveConfig;
 pub use record::{ArchiveRecord, AuditEntry, Entry};

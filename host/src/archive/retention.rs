@@ -84,7 +84,16 @@ impl Store {
                 due.push((seq, body, hash));
             }
         }
-        if due.is_empty() {
+        let days_for = |network: &str| per_network.get(network).copied().or(retention_days);
+        let bare = |s: &str| s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+        let held_by = |people: &[Option<&str>], rooms: &[&str]| {
+            holds.iter().any(|h| match h.kind.as_str() {
+                "user" => people.iter().flatten().any(|p| bare(p) == bare(&h.value)),
+                _ => rooms.iter().any(|r| bare(r) == bare(&h.value)),
+            })
+        };
+        let bridged = super::bridge_map::purge(&tx, now_ms, &days_for, &held_by)?;
+        if due.is_empty() && bridged == 0 {
             return Ok(PurgeReport {
                 purged: 0,
                 held,
@@ -113,6 +122,7 @@ impl Store {
             "per_network": per_network,
             "held": held,
             "purged": listed,
+            "bridge_copies": bridged,
         });
         let (entry, _) = Store::audit(&tx, "purge", by, now_ms, details)?;
         tx.commit()?;

@@ -90,6 +90,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::bridge_map::SCHEMA)?;
         let last = last_of(&conn)?;
         Ok(Store { conn, last })
     }

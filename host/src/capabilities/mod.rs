@@ -12,11 +12,12 @@
 //! operator's answer, checked when the plugin loads (`plugins::LoadedPlugin`)
 //! and again on every call.
 //!
-//! Owns: the host side of `log`, `clock`, `config`, `kv`, `archive` and
-//! `metrics`. Must not touch: adapters or the gateway — a capability
+//! Owns: the host side of `log`, `clock`, `config`, `kv`, `archive`,
+//! `metrics` and `bridge`. Must not touch: adapters or the gateway — a capability
 //! serves plugins the same on every network.
 
 pub mod archive;
+pub mod bridge;
 pub mod clock;
 pub mod config;
 pub mod kv;
@@ -40,16 +41,18 @@ pub enum Capability {
     Kv,
     Archive,
     Metrics,
+    Bridge,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Log,
         Capability::Clock,
         Capability::Config,
         Capability::Kv,
         Capability::Archive,
         Capability::Metrics,
+        Capability::Bridge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Capability {
             Capability::Kv => "kv",
             Capability::Archive => "archive",
             Capability::Metrics => "metrics",
+            Capability::Bridge => "bridge",
         }
     }
 
@@ -157,6 +161,7 @@ pub struct SharedCapabilities {
     pub kv: Arc<kv::KvStore>,
     pub archive: Option<Arc<crate::archive::ArchiveWriter>>,
     pub metrics: Arc<metrics::MetricsRegistry>,
+    pub bridges: Arc<bridge::Bridges>,
 }
 
 /// The per-instance halves, held in each plugin instance's store.
@@ -167,6 +172,7 @@ pub struct InstanceCapabilities {
     pub kv: kv::KvInstance,
     pub archive: archive::ArchiveInstance,
     pub metrics: metrics::MetricsInstance,
+    pub bridge: bridge::BridgeInstance,
 }
 
 /// What one plugin's instances share: its name, grants and per-plugin
@@ -178,6 +184,7 @@ pub struct PluginCapabilities {
     pub kv: Option<Arc<kv::Namespace>>,
     pub archive: Option<Arc<crate::archive::ArchiveWriter>>,
     pub metrics: Arc<metrics::PluginMetrics>,
+    pub bridges: Option<Arc<bridge::Bridges>>,
 }
 
 impl PluginCapabilities {
@@ -198,6 +205,9 @@ impl PluginCapabilities {
                 None
             },
             metrics: shared.metrics.plugin(&plugin),
+            bridges: grants
+                .contains(Capability::Bridge)
+                .then(|| shared.bridges.clone()),
             settings: Arc::new(settings),
             grants,
             plugin,
@@ -218,9 +228,10 @@ impl PluginCapabilities {
             kv: kv::KvInstance::new(plugin.clone(), self.kv.clone()),
             archive: archive::ArchiveInstance::new(plugin.clone(), self.archive.clone()),
             metrics: metrics::MetricsInstance::new(
-                plugin,
+                plugin.clone(),
                 granted(Capability::Metrics).then(|| self.metrics.clone()),
             ),
+            bridge: bridge::BridgeInstance::new(plugin, self.bridges.clone()),
         }
     }
 }
@@ -237,8 +248,12 @@ mod tests {
         );
         assert_eq!(Capability::from_import("imgate:policy/types@0.1.0"), None);
         assert_eq!(Capability::from_import("wasi:cli/environment@0.2.0"), None);
+        assert_eq!(
+            Capability::from_import("imgate:policy/bridge@0.2.1"),
+            Some(Ok(Capability::Bridge))
+        );
         assert!(matches!(
-            Capability::from_import("imgate:policy/bridge@0.2.0"),
+            Capability::from_import("imgate:policy/files@0.2.1"),
             Some(Err(_))
         ));
     }

@@ -1,5 +1,7 @@
 //! `imgate replay`: a policy test bench. Every line is parsed before any
 //! event runs, so a malformed transcript produces no partial output.
+//! Messages a bridge sends are judged as copies on their own network and
+//! printed as extra lines, each with the event that caused it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -8,23 +10,53 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::bridge::Delivery;
 use crate::event::json::{EventDoc, FinalVerdictDoc};
 use crate::event::now_ms;
+use crate::event::{Event, Session};
+use crate::gateway::bridge::{self, IdMap};
+use crate::plugins::Decision;
 use crate::plugins::Runtime;
 use crate::plugins::{Stage, Timing};
 
-/// One output line.
+/// One output line: an event's verdict, or a bridged copy's (with the
+/// event that caused it and what was sent).
 #[derive(Serialize)]
 struct VerdictLine<'a> {
     line: usize,
     event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caused_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emitted: Option<EmittedDoc<'a>>,
     #[serde(flatten)]
     verdict: FinalVerdictDoc,
     timings: &'a [Timing],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failures: Vec<FailureDoc>,
+}
+
+/// A message a plugin sent, as `imgate replay` shows it.
+#[derive(Serialize)]
+struct EmittedDoc<'a> {
+    plugin: &'a str,
+    network: &'a str,
+    to: &'a str,
+    body: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    emote: bool,
+    /// `[rel-type, target]` as sent; `follows` is what it found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relation: Option<[&'a str; 2]>,
+    /// The copy's ids the relation points at, when the message it follows
+    /// was bridged there earlier in the transcript.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    follows: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -107,31 +139,96 @@ pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
 
+    // Copies are judged as a gateway would, and go nowhere; the id map
+    // lives for the run, so a later edit finds an earlier copy.
+    let map = Arc::new(IdMap::memory());
+    runtime.engine.shared().bridges.offline(map.clone());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (line, event) in events {
         let decision = runtime.chain.evaluate(event);
-        let record = VerdictLine {
-            line,
-            event: &decision.event.id,
-            verdict: FinalVerdictDoc::from(&decision.verdict),
-            timings: &decision.timings,
-            failures: decision
-                .failures
-                .iter()
-                .map(|f| FailureDoc {
-                    plugin: f.plugin.clone(),
-                    stage: f.stage,
-                    error: f.failure.to_string(),
-                    policy: f.policy.to_string(),
-                })
-                .collect(),
-        };
-        serde_json::to_writer(&mut out, &record)?;
-        out.write_all(b"\n")?;
+        write_line(&mut out, line, &decision, None)?;
+        for sent in &decision.sent {
+            let relay = Arc::new(Session {
+                id: format!("relay-{}", sent.network),
+                user: "relay".into(),
+                peer: "replay".into(),
+            });
+            let now = now_ms();
+            let Some(prepared) = bridge::prepare(&map, &decision.event, sent, &relay, &[], now)?
+            else {
+                continue;
+            };
+            let follows = prepared.follows.as_ref().map(|f| {
+                f.ids
+                    .iter()
+                    .map(|i| format!("{}:{}", i.kind, i.value))
+                    .collect()
+            });
+            let copy = runtime.chain.evaluate(prepared.event.clone());
+            if let Ok(c) = bridge::judged(
+                &map,
+                prepared,
+                &copy.event,
+                &copy.verdict,
+                sent,
+                &decision.event.network,
+                now,
+            ) {
+                let ids = copy.event.ids.clone();
+                bridge::settle(&map, &c.id, &Delivery::Delivered(ids), now);
+            }
+            let emitted = EmittedDoc {
+                plugin: &sent.plugin,
+                network: &sent.network,
+                to: &sent.to,
+                body: &sent.body,
+                author: sent.author.as_deref(),
+                emote: sent.emote,
+                relation: sent
+                    .relation
+                    .as_ref()
+                    .map(|r| [r.rel_type.as_str(), r.target.as_str()]),
+                follows,
+            };
+            write_line(&mut out, line, &copy, Some((&decision.event.id, emitted)))?;
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_line(
+    out: &mut impl Write,
+    line: usize,
+    decision: &Decision,
+    emitted: Option<(&str, EmittedDoc<'_>)>,
+) -> anyhow::Result<()> {
+    let (caused_by, emitted) = match emitted {
+        Some((by, doc)) => (Some(by), Some(doc)),
+        None => (None, None),
+    };
+    let record = VerdictLine {
+        line,
+        event: &decision.event.id,
+        caused_by,
+        emitted,
+        verdict: FinalVerdictDoc::from(&decision.verdict),
+        timings: &decision.timings,
+        failures: decision
+            .failures
+            .iter()
+            .map(|f| FailureDoc {
+                plugin: f.plugin.clone(),
+                stage: f.stage,
+                error: f.failure.to_string(),
+                policy: f.policy.to_string(),
+            })
+            .collect(),
+    };
+    serde_json::to_writer(&mut *out, &record)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 #[cfg(test)]

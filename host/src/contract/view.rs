@@ -70,6 +70,7 @@ impl VerdictDraft {
             tags: self.tags,
             attributes: self.attributes,
             remove_attachments: self.remove_attachments,
+            sent: Vec::new(),
         })
     }
 }
@@ -114,6 +115,11 @@ impl EventSlot {
     pub fn close(&mut self) -> Option<VerdictDraft> {
         self.current = None;
         self.draft.take()
+    }
+
+    /// The event of the call in progress, if one is.
+    pub fn current_event(&self) -> Option<&Arc<Event>> {
+        self.current.as_ref().map(|d| &d.event)
     }
 
     /// The data behind `handle`, if it is the current one.

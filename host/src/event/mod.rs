@@ -5,6 +5,7 @@
 //! other part of the crate. The runtime converts these to and from its
 //! generated WIT types at its own boundary (`contract::convert`).
 
+pub mod bridge;
 pub mod json;
 mod judge;
 mod model;

@@ -49,6 +49,9 @@ pub struct Verdict {
     pub tags: Vec<String>,
     pub attributes: Vec<(String, String)>,
     pub remove_attachments: Vec<String>,
+    /// Messages it sent into other networks (`bridge`), delivered only
+    /// when the event is.
+    pub sent: Vec<super::bridge::Outgoing>,
 }
 
 /// The plugin whose verdict stood.

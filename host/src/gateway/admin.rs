@@ -8,7 +8,7 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /plugins` | each plugin: hash, signer, grants, limits, status, counters |
 //! | `POST /reload` | re-read the config and swap the chain |
-//! | `GET /connections` | a summary per adapter |
+//! | `GET /connections` | a summary per adapter, each relay identity, the bridge's counts |
 //! | `GET /held` | messages held for review (`?all=1`: every one ever held, with its ruling) |
 //! | `POST /held/{event}/release` | deliver a held message (JSON body: `reviewer`, `note`) |
 //! | `POST /held/{event}/reject` | do not deliver it; its sender is told `note` |
@@ -364,7 +364,23 @@ async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<F
                 .iter()
                 .map(|a| (a.network.to_owned(), a.summary()))
                 .collect();
-            json_response(StatusCode::OK, json!({ "adapters": adapters }))
+            let relays: Vec<_> = gateway.relays().iter().map(|r| r.state()).collect();
+            let bridge = gateway.bridge_stats().map(|b| {
+                json!({
+                    "sent": b.sent.load(std::sync::atomic::Ordering::Relaxed),
+                    "delivered": b.delivered.load(std::sync::atomic::Ordering::Relaxed),
+                    "refused": b.refused.load(std::sync::atomic::Ordering::Relaxed),
+                    "failed": b.failed.load(std::sync::atomic::Ordering::Relaxed),
+                    "repeated": b.repeated.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            });
+            let mut body = json!({ "adapters": adapters });
+            // Only a gateway that bridges has relays to show.
+            if gateway.config().bridge.is_some() {
+                body["relays"] = json!(relays);
+                body["bridge"] = json!(bridge);
+            }
+            json_response(StatusCode::OK, body)
         }
         (&Method::POST, "/reload") => {
             let g = gateway.clone();

@@ -8,10 +8,13 @@
 //! Shutdown is a parameter: the caller owns the signals.
 //!
 //! - `admin`: the admin HTTP API.
+//! - `bridge`: what plugins send into other networks, judged there and
+//!   delivered by relay identities.
 //! - `review`: messages held for review, recorded and ruled on.
 //! - `triggers`: SIGHUP, the file watch, the scheduled purge.
 
 mod admin;
+pub(crate) mod bridge;
 mod review;
 mod triggers;
 
@@ -27,6 +30,7 @@ pub(crate) use admin::read_token;
 use review::{HoldingJudge, ReviewDesk};
 
 use crate::adapters::irc::IrcAdapter;
+use crate::adapters::relay::RelayStatus;
 use crate::adapters::xmpp::XmppAdapter;
 use crate::adapters::{AdapterError, AdapterStats};
 use crate::archive::Store;
@@ -57,6 +61,9 @@ pub struct Gateway {
     pub desk: Arc<ReviewDesk>,
     /// Every adapter's counters, for the admin API and metrics.
     adapters: Mutex<Vec<Arc<AdapterStats>>>,
+    /// The relay identities, for `/connections`.
+    relays: Mutex<Vec<Arc<RelayStatus>>>,
+    bridge: std::sync::OnceLock<Arc<bridge::service::BridgeStats>>,
     pub config_path: PathBuf,
     config: Config,
 }
@@ -77,6 +84,8 @@ impl Gateway {
             desk: Arc::new(ReviewDesk::new(store, Arc::default())),
             live: Arc::new(LiveChain::new(chain, &config)),
             adapters: Default::default(),
+            relays: Default::default(),
+            bridge: Default::default(),
             engine,
             config_path: config_path.to_owned(),
             config,
@@ -98,6 +107,18 @@ impl Gateway {
             .clone()
     }
 
+    /// The relay identities' states.
+    pub fn relays(&self) -> Vec<Arc<RelayStatus>> {
+        self.relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn bridge_stats(&self) -> Option<&Arc<bridge::service::BridgeStats>> {
+        self.bridge.get()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -110,6 +131,12 @@ impl Gateway {
     pub fn reload(&self, trigger: &str) -> Result<u64, GatewayError> {
         tracing::info!(trigger, "reload requested");
         let config = Config::load(&self.config_path)?;
+        // The relays are logged in once, at start.
+        if config.bridge != self.config.bridge {
+            let e = RuntimeError::NeedsRestart("bridge");
+            tracing::error!(error = %e, "reload failed; the running chain is unchanged");
+            return Err(e.into());
+        }
         Ok(self.live.reload(&self.engine, &config)?)
     }
 
@@ -141,9 +168,11 @@ pub async fn run(
     let gateway = Arc::new(Gateway::start(config_path)?);
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let bridge_slot = Arc::new(std::sync::OnceLock::new());
     let judge: Arc<dyn Judge> = Arc::new(HoldingJudge {
         live: gateway.live.clone(),
         desk: gateway.desk.clone(),
+        bridge: bridge_slot.clone(),
     });
     let reviews = gateway.desk.reviews().clone();
 
@@ -168,6 +197,7 @@ pub async fn run(
         gateway.register_adapter(adapter.stats());
         tasks.spawn(adapter.serve(stopping.clone()));
     }
+    start_bridge(&gateway, &judge, &bridge_slot, &stopping, &mut tasks)?;
     if let Some(archive) = gateway.config().archive.clone()
         && let Some(every) = archive.purge_interval_s
         && (archive.retention_days.is_some() || !archive.retention.is_empty())
@@ -201,5 +231,86 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Logs the relay identities in and starts the bridge between the judge
+/// and them. Plugins granted `bridge` learn which networks they can reach;
+/// without `[bridge]`, none.
+fn start_bridge(
+    gateway: &Arc<Gateway>,
+    judge: &Arc<dyn Judge>,
+    slot: &std::sync::OnceLock<bridge::service::Bridge>,
+    stopping: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(), GatewayError> {
+    let config = gateway.config();
+    let map = Arc::new(match &config.archive {
+        Some(archive) => bridge::IdMap::Archive(Mutex::new(
+            Store::open(&archive.path).map_err(GatewayError::Archive)?,
+        )),
+        None => bridge::IdMap::memory(),
+    });
+    let bridges = &gateway.engine.shared().bridges;
+    let Some(section) = &config.bridge else {
+        bridges.connect(Vec::new(), map);
+        return Ok(());
+    };
+    if config.archive.is_none() {
+        tracing::warn!(
+            "[bridge] without an [archive]: the id map is in memory, so an edit made after a restart will not find its message"
+        );
+    }
+    let timing = crate::adapters::relay::Timing {
+        send_timeout: Duration::from_millis(section.send_timeout_ms),
+        backoff: section.backoff(),
+    };
+    let mut relays: Vec<Arc<dyn crate::event::bridge::Relay>> = Vec::new();
+    if let (Some(relay), Some(xmpp)) = (&section.xmpp, &config.xmpp) {
+        let (handle, task) = crate::adapters::xmpp::relay::start(
+            relay,
+            &section.xmpp_format,
+            xmpp,
+            judge.clone(),
+            timing,
+            stopping.clone(),
+        )?;
+        gateway
+            .relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle.status().clone());
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+        relays.push(Arc::new(handle));
+    }
+    if let (Some(relay), Some(irc)) = (&section.irc, &config.irc) {
+        let (handle, task) = crate::adapters::irc::relay::start(
+            relay,
+            &section.irc_format,
+            irc,
+            judge.clone(),
+            timing,
+            stopping.clone(),
+        )?;
+        gateway
+            .relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle.status().clone());
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+        relays.push(Arc::new(handle));
+    }
+    bridges.connect(section.networks(), map.clone());
+    let (service, task) =
+        bridge::service::start(gateway.live.clone(), relays, map, stopping.clone());
+    let _ = gateway.bridge.set(service.stats.clone());
+    let _ = slot.set(service);
+    tasks.spawn(async move {
+        let _ = task.await;
+    });
     Ok(())
 }

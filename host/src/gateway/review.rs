@@ -162,11 +162,23 @@ impl ReviewDesk {
 pub struct HoldingJudge {
     pub live: Arc<LiveChain>,
     pub desk: Arc<ReviewDesk>,
+    /// Where sent messages go; set once the relays are up.
+    pub bridge: Arc<std::sync::OnceLock<super::bridge::service::Bridge>>,
 }
 
 impl Judge for HoldingJudge {
     fn judge_in(&self, event: Event, scope: Scope) -> FinalVerdict {
-        let decision = self.live.decide(event, scope);
+        let mut decision = self.live.decide(event, scope);
+        if !decision.sent.is_empty() {
+            match self.bridge.get() {
+                Some(bridge) => {
+                    bridge.dispatch(decision.event.clone(), std::mem::take(&mut decision.sent))
+                }
+                None => {
+                    tracing::warn!(event = %decision.event.id, "a plugin sent a message but the gateway has no [bridge]")
+                }
+            }
+        }
         let mut verdict = decision.verdict.clone();
         if matches!(verdict.action, Action::Hold(_)) {
             let held = crate::util::blocking::wait_off_worker(|| self.desk.hold(&decision));

@@ -30,6 +30,7 @@ use super::engine::PluginEngine;
 use super::instance::CallFailure;
 use super::plugin::{LoadError, LoadedPlugin, Timed};
 use crate::config::{FailurePolicy, PluginSpec};
+use crate::event::bridge::{ORIGIN, Outgoing};
 use crate::event::{Action, Event, EventKind, FinalVerdict, Scope};
 
 /// Which export a timing or failure refers to.
@@ -97,6 +98,10 @@ pub struct Decision {
     pub failures: Vec<Failure>,
     /// The chain generation that decided (see `live`).
     pub generation: u64,
+    /// What plugins sent into other networks (`bridge`), one per ticket;
+    /// empty when the event is stopped: a message not delivered is not
+    /// bridged either.
+    pub sent: Vec<Outgoing>,
 }
 
 impl Decision {
@@ -124,6 +129,10 @@ pub struct Chain {
     has_observers: bool,
     /// Some plugin judges each recipient of a message.
     each_recipient: bool,
+    /// Some plugin may send into other networks (`bridge`).
+    has_bridges: bool,
+    /// Some plugin sees only some networks or directions.
+    scoped: bool,
     /// After a block or drop, run the rest for their tags.
     tags_after_block: bool,
     /// Which load of the config this is (see `live`); 0 when not live.
@@ -135,6 +144,10 @@ impl Chain {
         Chain {
             has_observers: plugins.iter().any(|p| p.is_observer()),
             each_recipient: plugins.iter().any(|p| p.each_recipient()),
+            has_bridges: plugins.iter().any(|p| p.bridges()),
+            scoped: plugins
+                .iter()
+                .any(|p| !p.spec.networks.is_empty() || !p.spec.directions.is_empty()),
             plugins,
             tags_after_block: false,
             generation: 0,
@@ -185,6 +198,11 @@ impl Chain {
         &self.plugins
     }
 
+    /// Whether some plugin may send into other networks.
+    pub fn has_bridges(&self) -> bool {
+        self.has_bridges
+    }
+
     /// Whether some plugin judges each recipient of a message.
     pub fn judges_each_recipient(&self) -> bool {
         self.each_recipient
@@ -213,15 +231,25 @@ impl Chain {
         // The attachments before the first removal, and those removed.
         let mut attempted: Option<Vec<crate::event::Attachment>> = None;
         let mut removed: Vec<String> = Vec::new();
+        let mut sent = Vec::new();
+        // A bridged copy is never shown to a bridge: no loops.
+        let copy = self.has_bridges && is_copy(&event);
 
         let kind = event.kind.kind();
+        // Only when some plugin is scoped (an adapter's name is static, so
+        // this copies nothing then either).
+        let place = self
+            .scoped
+            .then(|| (event.network.clone(), event.direction));
         // Each call starts when the one before it ended: one clock read
         // per plugin.
         let mut clock = Instant::now();
         let mut policy = self
             .plugins
             .iter()
-            .filter(|p| p.is_policy() && p.wants(kind) && in_scope(p, scope));
+            .filter(|p| p.is_policy() && p.wants(kind) && in_scope(p, scope))
+            .filter(|p| !(copy && p.bridges()))
+            .filter(|p| place.as_ref().is_none_or(|(n, d)| p.spec.applies_to(n, *d)));
         for plugin in policy.by_ref() {
             let Timed {
                 result,
@@ -266,6 +294,7 @@ impl Chain {
                 took,
                 verdict.action.kind(),
             ));
+            keep_sent(&mut sent, verdict.sent);
             annotate(&mut event, verdict.tags, verdict.attributes);
             if !verdict.remove_attachments.is_empty() && !verdict.action.stops() {
                 let text = remove_attachments(
@@ -337,8 +366,10 @@ impl Chain {
             Arc::unwrap_or_clone(self.observe(
                 &event,
                 Arc::new(verdict),
+                copy,
                 &mut timings,
                 &mut failures,
+                &mut sent,
             ))
         } else {
             verdict
@@ -346,12 +377,32 @@ impl Chain {
         if event.tags != verdict.tags {
             Arc::make_mut(&mut event).tags.clone_from(&verdict.tags);
         }
+        if verdict.action.stops() && !sent.is_empty() {
+            tracing::debug!(event = %event.id, discarded = sent.len(), "event stopped: nothing it sent is bridged");
+            sent.clear();
+        }
         Decision {
             verdict,
             event,
             timings,
             failures,
             generation: self.generation,
+            sent,
+        }
+    }
+}
+
+/// A copy a bridge made: it carries its origin.
+fn is_copy(event: &Event) -> bool {
+    event.attributes.iter().any(|(k, _)| k == ORIGIN)
+}
+
+/// Adds what one call sent, once per ticket: two bridges that send the
+/// same message to the same room make one copy.
+fn keep_sent(sent: &mut Vec<Outgoing>, new: Vec<Outgoing>) {
+    for outgoing in new {
+        if !sent.iter().any(|s| s.ticket == outgoing.ticket) {
+            sent.push(outgoing);
         }
     }
 }
@@ -405,29 +456,32 @@ impl Chain {
         &self,
         event: &Arc<Event>,
         mut verdict: Arc<FinalVerdict>,
+        copy: bool,
         timings: &mut Timings,
         failures: &mut Vec<Failure>,
+        sent: &mut Vec<Outgoing>,
     ) -> Arc<FinalVerdict> {
         let kind = event.kind.kind();
         let observers = || {
             self.plugins
                 .iter()
-                .filter(move |p| p.is_observer() && p.wants(kind))
+                .filter(move |p| p.is_observer() && p.wants(kind) && !(copy && p.bridges()))
+                .filter(move |p| !self.scoped || p.spec.applies_to(&event.network, event.direction))
         };
         let can_veto = |p: &&Arc<LoadedPlugin>| p.spec.failure == FailurePolicy::FailClosed;
         let mut saw = Vec::new();
         for plugin in observers().filter(can_veto) {
-            if self.show(plugin, event, &mut verdict, timings, failures) {
+            if self.show(plugin, event, &mut verdict, timings, failures, sent) {
                 saw.push((plugin, verdict.clone()));
             }
         }
         for (plugin, seen) in saw {
             if seen.action != verdict.action {
-                self.show(plugin, event, &mut verdict, timings, failures);
+                self.show(plugin, event, &mut verdict, timings, failures, sent);
             }
         }
         for plugin in observers().filter(|p| !can_veto(p)) {
-            self.show(plugin, event, &mut verdict, timings, failures);
+            self.show(plugin, event, &mut verdict, timings, failures, sent);
         }
         verdict
     }
@@ -441,15 +495,20 @@ impl Chain {
         verdict: &mut Arc<FinalVerdict>,
         timings: &mut Timings,
         failures: &mut Vec<Failure>,
+        sent: &mut Vec<Outgoing>,
     ) -> bool {
         let Timed { result, took, .. } = plugin.observe(event, verdict);
         let outcome = match &result {
-            Ok(()) => "observed",
+            Ok(_) => "observed",
             Err(f) => f.kind(),
         };
         timings.push(Timing::new(plugin, Stage::Observe, took, outcome));
-        let Err(failure) = result else {
-            return true;
+        let failure = match result {
+            Ok(new) => {
+                keep_sent(sent, new);
+                return true;
+            }
+            Err(failure) => failure,
         };
         let policy = plugin.spec.failure;
         let v = Arc::make_mut(verdict);

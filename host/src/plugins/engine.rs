@@ -20,6 +20,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use super::instance::{EPOCH_TICK, HostState};
 use crate::capabilities::SharedCapabilities;
 use crate::capabilities::archive::{ArchiveCtx, ArchiveData};
+use crate::capabilities::bridge::{BridgeCtx, BridgeData};
 use crate::config::RuntimeConfig;
 use crate::contract as wit;
 use crate::signing::SigningPolicy;
@@ -105,6 +106,12 @@ impl PluginEngine {
         super::wasi::link_bounded_poll(&mut linker, HostState::bounded_poll)?;
         link_contract!(linker, wit);
         link_contract!(linker, wit::v0_1);
+        // Since 0.2.1; 0.1 has no bridge.
+        wit::bridge::add_to_linker::<_, BridgeData>(&mut linker, |s: &mut HostState| BridgeCtx {
+            bridge: &mut s.caps.bridge,
+            table: &mut s.table,
+            view: &s.view,
+        })?;
 
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);

@@ -14,6 +14,7 @@ use super::wasi::WaitPastDeadline;
 use crate::capabilities::{InstanceCapabilities, NotGranted, PluginCapabilities};
 use crate::contract::view::{EventSlot, ViewData};
 use crate::contract::{handler, interest, lifecycle, observer, v0_1};
+use crate::event::bridge::Outgoing;
 use crate::event::{Event, FinalVerdict, Verdict};
 
 /// How often the engine's epoch advances; deadlines are checked at this
@@ -24,7 +25,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub struct HostState {
     pub caps: InstanceCapabilities,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
     pub limiter: MemoryCap,
     pub deadline: Deadline,
     /// The event the current call is about.
@@ -288,6 +289,7 @@ impl PluginInstance {
         let data = self.store.data_mut();
         data.deadline = Deadline { budget, started };
         data.caps.archive.waited = Duration::ZERO;
+        data.caps.bridge.take_sent();
         self.store.set_epoch_deadline(ticks(budget));
     }
 
@@ -342,9 +344,13 @@ impl PluginInstance {
             _ => Err(wasmtime::format_err!("plugin has no `handler` export")),
         };
         self.store.data_mut().view.close();
-        result.map_err(|e| self.classify(e, budget))?
+        let mut verdict = result.map_err(|e| self.classify(e, budget))??;
+        verdict.sent = self.store.data_mut().caps.bridge.take_sent();
+        Ok(verdict)
     }
 
+    /// Returns what the observer sent (`bridge`).
+    ///
     /// # Errors
     /// As [`Self::handle`], plus the observer's own reported error.
     pub fn observe(
@@ -353,7 +359,7 @@ impl PluginInstance {
         verdict: &Arc<FinalVerdict>,
         budget: Duration,
         started: Instant,
-    ) -> Result<(), CallFailure> {
+    ) -> Result<Vec<Outgoing>, CallFailure> {
         self.arm(budget, started);
         let view = self.store.data_mut().view.open(ViewData {
             event: event.clone(),
@@ -379,7 +385,7 @@ impl PluginInstance {
         };
         self.store.data_mut().view.close();
         match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(self.store.data_mut().caps.bridge.take_sent()),
             Ok(Err(msg)) => Err(CallFailure::ObserveFailed(msg)),
             Err(e) => Err(self.classify(e, budget)),
         }

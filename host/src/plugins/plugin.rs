@@ -303,6 +303,14 @@ impl LoadedPlugin {
         self.wants.contains(kind)
     }
 
+    /// Granted `bridge`: it may send into other networks, and is never
+    /// shown a bridged copy.
+    pub fn bridges(&self) -> bool {
+        self.spec
+            .grants
+            .contains(crate::capabilities::Capability::Bridge)
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.name
     }
@@ -442,7 +450,11 @@ impl LoadedPlugin {
     ///
     /// # Errors
     /// As [`Self::handle`], plus the observer's own reported error.
-    pub fn observe(&self, event: &Arc<Event>, verdict: &Arc<FinalVerdict>) -> Timed<()> {
+    pub fn observe(
+        &self,
+        event: &Arc<Event>,
+        verdict: &Arc<FinalVerdict>,
+    ) -> Timed<Vec<crate::event::bridge::Outgoing>> {
         let budget = self.deadline();
         self.with_instance(Instant::now(), |i, started| {
             i.observe(event, verdict, budget, started)

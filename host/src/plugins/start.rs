@@ -38,6 +38,7 @@ impl Runtime {
             kv: Arc::new(KvStore::new(config.kv.clone())),
             archive,
             metrics,
+            bridges: Arc::default(),
         })
     }
 

@@ -179,6 +179,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             attributes: Vec::new(),
             remove_attachments: Vec::new(),
+            sent: Vec::new(),
         }
     }
 

@@ -32,6 +32,14 @@ fn sdk_world(policy: bool, observer: bool) -> String {
     world
 }
 
+/// The contract's version, from its `package` line.
+fn contract_version() -> &'static str {
+    WIT_FILES[0]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("package imgate:policy@"))
+        .map_or("", |v| v.trim_end_matches(';'))
+}
+
 fn contract_text() -> String {
     let mut text = String::new();
     for (i, file) in WIT_FILES.iter().enumerate() {
@@ -75,7 +83,10 @@ pub fn export_plugin(input: TokenStream) -> TokenStream {
     let sdk = "::imgate_sdk";
     // The role worlds import nothing; the imports a plugin calls come from
     // the SDK's `capabilities` bindings, and the Rust linker keeps only those.
-    let with = "\"imgate:policy/types@0.2.0\": imgate_sdk::bindings::imgate::policy::types,";
+    let with = format!(
+        "\"imgate:policy/types@{}\": imgate_sdk::bindings::imgate::policy::types,",
+        contract_version()
+    );
     let mut roles_impl = String::new();
     if policy {
         roles_impl.push_str(&format!(

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod config;
 pub mod events;
 mod handshake;
+pub mod relay;
 mod session;
 
 use std::sync::Arc;

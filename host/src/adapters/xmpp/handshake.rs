@@ -112,7 +112,10 @@ async fn read_frame(side: &mut Side<Framer>, phase: &'static str) -> Result<Fram
     }
 }
 
-async fn read_header(side: &mut Side<Framer>, phase: &'static str) -> Result<Vec<u8>, Error> {
+pub(super) async fn read_header(
+    side: &mut Side<Framer>,
+    phase: &'static str,
+) -> Result<Vec<u8>, Error> {
     match read_frame(side, phase).await? {
         Frame::StreamOpen(tag) => Ok(tag),
         _ => Err(broke(
@@ -122,7 +125,10 @@ async fn read_header(side: &mut Side<Framer>, phase: &'static str) -> Result<Vec
     }
 }
 
-async fn read_element(side: &mut Side<Framer>, phase: &'static str) -> Result<Element, Error> {
+pub(super) async fn read_element(
+    side: &mut Side<Framer>,
+    phase: &'static str,
+) -> Result<Element, Error> {
     match read_frame(side, phase).await? {
         Frame::Element(raw) => Element::parse(&raw).map_err(|source| codec(side.peer, source)),
         _ => Err(broke(
@@ -217,7 +223,7 @@ fn domain_of(header: &[u8]) -> Option<String> {
 
 /// A stream to the real server, secured as configured, ready for the
 /// client's header.
-async fn connect_upstream(xmpp: &Xmpp, domain: &str) -> Result<Side<Framer>, Error> {
+pub(super) async fn connect_upstream(xmpp: &Xmpp, domain: &str) -> Result<Side<Framer>, Error> {
     use super::config::UpstreamTls;
     let up = &xmpp.config.upstream;
     let tcp: Box<dyn Io> =

@@ -9,12 +9,14 @@
 //! - `rooms`: room membership as one session sees it.
 //! - `sm`: XEP-0198 counters translated across dropped and injected stanzas.
 //! - `wire`: stream headers and errors the gateway writes itself.
+//! - [`relay`]: the gateway's own account, for bridging.
 //! - [`config`]: the `[xmpp]` section.
 
 pub mod codec;
 pub mod config;
 pub mod events;
 mod handshake;
+pub mod relay;
 mod rooms;
 mod session;
 mod sm;

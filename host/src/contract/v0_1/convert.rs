@@ -224,6 +224,7 @@ impl From<wit::Verdict> for event::Verdict {
             tags: v.tags,
             attributes: Vec::new(),
             remove_attachments: Vec::new(),
+            sent: Vec::new(),
         }
     }
 }

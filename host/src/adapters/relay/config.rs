@@ -1,0 +1,288 @@
+//! `[bridge]`: the relay identities, one account per network, that write
+//! bridged copies and hear the linked rooms; and how a copy reads.
+//!
+//! ```toml
+//! [bridge]
+//! irc_format = "<{author}@{network}> {text}"
+//! xmpp_format = "[{network}] {author}: {text}"
+//!
+//! [bridge.xmpp]
+//! jid = "imgate-relay@corp.example"
+//! password_file = "relay-xmpp.secret"
+//! nick = "imgate"
+//! rooms = ["lobby@conference.corp.example"]
+//!
+//! [bridge.irc]
+//! nick = "imgate"
+//! channels = ["#lobby"]
+//! ```
+//!
+//! A relay reaches the server its network's section names (`[xmpp.upstream]`,
+//! `[irc.upstream]`), with the same TLS settings.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// How a copy reads on IRC: `{author}`, `{network}` (the origin's),
+    /// `{text}`.
+    #[serde(default = "default_irc_format")]
+    pub irc_format: String,
+    /// How a copy reads in XMPP.
+    #[serde(default = "default_xmpp_format")]
+    pub xmpp_format: String,
+    pub xmpp: Option<XmppRelayConfig>,
+    pub irc: Option<IrcRelayConfig>,
+    /// Waiting for a relay to write a copy, after which it counts as
+    /// failed.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
+    /// The wait before a relay reconnects, doubling from the first to the
+    /// last; a connection that lasted a minute starts again from the first.
+    #[serde(default = "default_reconnect_first_ms")]
+    pub reconnect_first_ms: u64,
+    #[serde(default = "default_reconnect_last_ms")]
+    pub reconnect_last_ms: u64,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            irc_format: default_irc_format(),
+            xmpp_format: default_xmpp_format(),
+            xmpp: None,
+            irc: None,
+            send_timeout_ms: default_send_timeout_ms(),
+            reconnect_first_ms: default_reconnect_first_ms(),
+            reconnect_last_ms: default_reconnect_last_ms(),
+        }
+    }
+}
+
+fn default_irc_format() -> String {
+    "<{author}@{network}> {text}".into()
+}
+fn default_xmpp_format() -> String {
+    "[{network}] {author}: {text}".into()
+}
+fn default_send_timeout_ms() -> u64 {
+    10_000
+}
+fn default_reconnect_first_ms() -> u64 {
+    500
+}
+fn default_reconnect_last_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XmppRelayConfig {
+    /// The relay account's bare JID.
+    pub jid: String,
+    /// Its password, or a file holding it (first line).
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Its nick in the rooms.
+    #[serde(default = "default_nick")]
+    pub nick: String,
+    /// Rooms (MUC JIDs) it joins: where it hears and writes.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IrcRelayConfig {
+    pub nick: String,
+    /// SASL PLAIN account and password (or a file holding it); without
+    /// them the relay registers with its nick alone.
+    pub sasl_account: Option<String>,
+    pub sasl_password: Option<String>,
+    pub sasl_password_file: Option<PathBuf>,
+    /// Channels it joins.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+fn default_nick() -> String {
+    "imgate".into()
+}
+
+impl BridgeConfig {
+    /// Paths relative to the config file's folder.
+    pub fn resolve(mut self, base: &Path) -> Self {
+        if let Some(x) = &mut self.xmpp {
+            x.password_file = x.password_file.take().map(|p| base.join(p));
+        }
+        if let Some(i) = &mut self.irc {
+            i.sasl_password_file = i.sasl_password_file.take().map(|p| base.join(p));
+        }
+        self
+    }
+
+    /// The backoff between reconnects: first and last.
+    pub fn backoff(&self) -> (std::time::Duration, std::time::Duration) {
+        (
+            std::time::Duration::from_millis(self.reconnect_first_ms),
+            std::time::Duration::from_millis(self.reconnect_last_ms),
+        )
+    }
+
+    /// The networks with a relay.
+    pub fn networks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.xmpp.is_some() {
+            out.push("xmpp".to_owned());
+        }
+        if self.irc.is_some() {
+            out.push("irc".to_owned());
+        }
+        out
+    }
+
+    /// Everything wrong with it; `xmpp`/`irc` say whether those sections
+    /// exist (a relay uses its network's upstream).
+    pub fn problems(&self, xmpp: bool, irc: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, format) in [
+            ("irc_format", &self.irc_format),
+            ("xmpp_format", &self.xmpp_format),
+        ] {
+            if !format.contains("{text}") {
+                out.push(format!("{name} must contain {{text}}"));
+            }
+        }
+        if let Some(x) = &self.xmpp {
+            if !xmpp {
+                out.push(
+                    "[bridge.xmpp] needs an [xmpp] section: its upstream is the relay's server"
+                        .into(),
+                );
+            }
+            if !x.jid.contains('@') || x.jid.contains('/') {
+                out.push(format!(
+                    "[bridge.xmpp] jid `{}` must be a bare JID (user@domain)",
+                    x.jid
+                ));
+            }
+            if x.password.is_some() == x.password_file.is_some() {
+                out.push("[bridge.xmpp] needs one of password or password_file".into());
+            }
+            if x.nick.is_empty() || x.nick.contains(['/', ' ']) {
+                out.push(format!(
+                    "[bridge.xmpp] nick `{}` is not a room nick",
+                    x.nick
+                ));
+            }
+            for r in &x.rooms {
+                if !r.contains('@') || r.contains('/') {
+                    out.push(format!(
+                        "[bridge.xmpp] room `{r}` must be a room JID (room@conference.example)"
+                    ));
+                }
+            }
+        }
+        if let Some(i) = &self.irc {
+            if !irc {
+                out.push(
+                    "[bridge.irc] needs an [irc] section: its upstream is the relay's server"
+                        .into(),
+                );
+            }
+            if i.nick.is_empty() || i.nick.contains([' ', ',', '*', '?', '!', '@', '#', ':']) {
+                out.push(format!("[bridge.irc] nick `{}` is not an IRC nick", i.nick));
+            }
+            if i.sasl_password.is_some() && i.sasl_password_file.is_some() {
+                out.push("[bridge.irc] give sasl_password or sasl_password_file, not both".into());
+            }
+            for c in &i.channels {
+                if !c.starts_with(['#', '&', '+', '!']) || c.contains([' ', ',', '\x07']) {
+                    out.push(format!(
+                        "[bridge.irc] channel `{c}` is not a channel (#name)"
+                    ));
+                }
+            }
+        }
+        if self.send_timeout_ms == 0 {
+            out.push("send_timeout_ms must be at least 1".into());
+        }
+        if self.reconnect_first_ms == 0 || self.reconnect_first_ms > self.reconnect_last_ms {
+            out.push("reconnect_first_ms must be at least 1 and at most reconnect_last_ms".into());
+        }
+        out
+    }
+}
+
+/// A secret given inline or in a file (its first line).
+///
+/// # Errors
+/// The file cannot be read.
+pub fn secret(inline: &Option<String>, file: &Option<PathBuf>) -> Result<String, String> {
+    if let Some(s) = inline {
+        return Ok(s.clone());
+    }
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| s.lines().next().unwrap_or_default().to_owned())
+            .map_err(|e| format!("{}: {e}", path.display())),
+        None => Ok(String::new()),
+    }
+}
+
+/// A copy's text in `format`.
+pub fn render(format: &str, author: Option<&str>, network: &str, text: &str) -> String {
+    match author {
+        Some(author) => format
+            .replace("{author}", author)
+            .replace("{network}", network)
+            .replace("{text}", text),
+        // Nobody to name (a notice the bridge wrote itself): the text.
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_formats_read_as_the_issue_says() {
+        let c = BridgeConfig::default();
+        assert_eq!(
+            render(&c.irc_format, Some("alice"), "xmpp", "hi"),
+            "<alice@xmpp> hi"
+        );
+        assert_eq!(
+            render(&c.xmpp_format, Some("bob"), "irc", "hi"),
+            "[irc] bob: hi"
+        );
+        assert_eq!(
+            render(&c.irc_format, None, "xmpp", "* x joined"),
+            "* x joined"
+        );
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let c: BridgeConfig = toml::from_str(
+            "irc_format = 'x'\n[xmpp]\njid = 'relay'\nrooms = ['lobby']\n[irc]\nnick = 'a b'\nchannels = ['lobby']\n",
+        )
+        .unwrap();
+        let p = c.problems(false, true).join("\n");
+        for expected in [
+            "irc_format must contain",
+            "needs an [xmpp] section",
+            "bare JID",
+            "password",
+            "room `lobby`",
+            "nick `a b`",
+            "channel `lobby`",
+        ] {
+            assert!(p.contains(expected), "{expected}: {p}");
+        }
+    }
+}
