@@ -161,292 +161,9 @@ fn a_bridge_must_be_granted_bridge() {
 
 // ---------------------------------------------------------------------
 // Against the real thing: Prosody with MUC, ngircd, slixmpp and Python's
-// irc, each in its room; imgate's relays in both.
+// irc, each in its room; imgate's relays in both (tests/support/bridge.rs).
 
-mod live {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Child, ChildStdin, Command, Stdio};
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
-
-    use imgate_tests::gateway::Imgate;
-    use imgate_tests::ngircd::Ngircd;
-    use imgate_tests::prosody::{MUC, Prosody};
-    use imgate_tests::{TestConfig, gateway_cert, system_python, workspace, write_config};
-    use serde_json::{Value, json};
-
-    pub const ROOM: &str = "#lobby";
-
-    pub fn room() -> String {
-        format!("lobby@{MUC}")
-    }
-
-    /// A client in a room (tests/clients/bridge_client.py), driven by lines.
-    pub struct RoomClient {
-        child: Child,
-        stdin: ChildStdin,
-        seen: mpsc::Receiver<Value>,
-        pub log: Vec<Value>,
-    }
-
-    impl RoomClient {
-        pub fn start(kind: &str, args: Value) -> RoomClient {
-            let mut child = Command::new(system_python())
-                .arg(workspace().join("tests/clients/bridge_client.py"))
-                .arg(kind)
-                .arg(args.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start bridge_client.py");
-            let stdin = child.stdin.take().unwrap();
-            let stdout = child.stdout.take().unwrap();
-            let (tx, seen) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str(&line) {
-                        let _ = tx.send(v);
-                    }
-                }
-            });
-            let mut client = RoomClient {
-                child,
-                stdin,
-                seen,
-                log: Vec::new(),
-            };
-            assert!(
-                client
-                    .wait(|v| v["ready"] == true, Duration::from_secs(30))
-                    .is_some(),
-                "{kind} client did not get into its room"
-            );
-            client
-        }
-
-        pub fn send(&mut self, command: Value) {
-            writeln!(self.stdin, "{command}").unwrap();
-            self.stdin.flush().unwrap();
-        }
-
-        pub fn say(&mut self, text: &str) {
-            self.send(json!({ "say": text }));
-        }
-
-        /// The first thing seen (earlier included) that `matches`.
-        pub fn wait(
-            &mut self,
-            matches: impl Fn(&Value) -> bool,
-            within: Duration,
-        ) -> Option<Value> {
-            if let Some(v) = self.log.iter().find(|v| matches(v)) {
-                return Some(v.clone());
-            }
-            let deadline = Instant::now() + within;
-            while let Ok(v) = self
-                .seen
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                self.log.push(v.clone());
-                if matches(&v) {
-                    return Some(v);
-                }
-            }
-            None
-        }
-
-        /// What the room said (not the client itself) with `body`.
-        pub fn heard(&mut self, body: &str, within: Duration) -> Option<Value> {
-            self.wait(
-                |v| v["body"] == body && v["self"] != true && v.get("room").is_some(),
-                within,
-            )
-        }
-
-        /// Everything seen until now plus `settle`.
-        pub fn settle(&mut self, settle: Duration) -> &[Value] {
-            let deadline = Instant::now() + settle;
-            while let Ok(v) = self
-                .seen
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                self.log.push(v);
-            }
-            &self.log
-        }
-    }
-
-    impl Drop for RoomClient {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    pub struct World {
-        pub prosody: Prosody,
-        pub ngircd: Ngircd,
-        pub config: TestConfig,
-        pub imgate: Option<Imgate>,
-        pub admin: u16,
-    }
-
-    pub const WORDS_FOR_IRC: &str = r#"
-[[plugins]]
-name = "irc-words"
-path = "{wasm:keyword_block}"
-networks = ["irc"]
-directions = ["outbound"]
-[plugins.config]
-words = ["confidential"]
-"#;
-
-    pub const WITH_ARCHIVER: &str = r##"
-[[plugins]]
-name = "archiver"
-path = "{wasm:archiver}"
-grants = ["archive"]
-failure = "fail-closed"
-"##;
-
-    pub const LIVE_BRIDGE: &str = r##"
-[[plugins]]
-name = "archiver"
-path = "{wasm:archiver}"
-grants = ["archive"]
-failure = "fail-closed"
-
-[[plugins]]
-name = "bridge"
-path = "{wasm:bridge}"
-grants = ["bridge", "log"]
-[plugins.config]
-links = [{ xmpp = "lobby@conference.localhost", irc = "#lobby" }]
-"##;
-
-    impl World {
-        /// Prosody and ngircd, and imgate's config with both relays and
-        /// `plugins`; imgate not started yet.
-        pub fn new(plugins: &str) -> World {
-            let prosody = Prosody::start(&[("alice", "alice-pass"), ("relay", "relay-pass")]);
-            let ngircd = Ngircd::start();
-            let admin = imgate_tests::free_port();
-            let config = write_config(&format!(
-                r#"
-[runtime]
-cache_dir = "{{cache}}"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[archive]
-path = "archive.db"
-
-[xmpp]
-listen = "127.0.0.1:0"
-cert = "gateway.crt"
-key = "gateway.key"
-
-[xmpp.upstream]
-address = "127.0.0.1:{xport}"
-ca_file = "{xca}"
-
-[irc]
-listen = "127.0.0.1:0"
-
-[irc.upstream]
-address = "127.0.0.1:{iport}"
-tls = "plain"
-
-[bridge]
-send_timeout_ms = 3000
-# Long enough that a message said while a relay is away is said in the gap.
-reconnect_first_ms = 2000
-
-[bridge.xmpp]
-jid = "relay@localhost"
-password = "relay-pass"
-nick = "imgate"
-rooms = ["{room}"]
-
-[bridge.irc]
-nick = "imgate"
-channels = ["{ROOM}"]
-{plugins}
-"#,
-                xport = prosody.port,
-                xca = prosody.cert.display(),
-                iport = ngircd.port,
-                room = room(),
-            ));
-            gateway_cert(&config, &["localhost"]);
-            World {
-                prosody,
-                ngircd,
-                config,
-                imgate: None,
-                admin,
-            }
-        }
-
-        /// Starts imgate and waits until both relays are in their rooms.
-        pub fn start(&mut self) -> &mut Imgate {
-            let mut imgate = Imgate::start(
-                &self.config,
-                &[("IMGATE_ADMIN_TOKEN", imgate_tests::ADMIN_TOKEN)],
-            );
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while imgate
-                .drain()
-                .iter()
-                .filter(|l| l.contains("relay connected"))
-                .count()
-                < 2
-            {
-                assert!(
-                    Instant::now() < deadline,
-                    "both relays did not come up:\n{}",
-                    imgate.lines.join("\n")
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            self.imgate = Some(imgate);
-            self.imgate.as_mut().unwrap()
-        }
-
-        pub fn alice(&self) -> RoomClient {
-            RoomClient::start(
-                "xmpp",
-                json!({
-                    "server": ["127.0.0.1", self.prosody.port],
-                    "ca": self.prosody.cert,
-                    "jid": "alice@localhost",
-                    "password": "alice-pass",
-                    "room": room(),
-                    "nick": "alice",
-                }),
-            )
-        }
-
-        pub fn bob(&self) -> RoomClient {
-            RoomClient::start(
-                "irc",
-                json!({
-                    "server": ["127.0.0.1", self.ngircd.port],
-                    "room": ROOM,
-                    "nick": "bob",
-                }),
-            )
-        }
-
-        pub fn archive(&self) -> std::path::PathBuf {
-            self.config.dir.path().join("archive.db")
-        }
-    }
-}
-
-use live::{LIVE_BRIDGE, WORDS_FOR_IRC, World};
+use imgate_tests::bridge::{LIVE_BRIDGE, WITH_ARCHIVER, WORDS_FOR_IRC, World};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -566,7 +283,7 @@ fn a_correction_after_a_restart_still_reaches_irc_as_a_correction() {
 
 #[test]
 fn two_bridges_in_a_loop_deliver_every_message_exactly_once() {
-    let mut plugins = String::from(live::WITH_ARCHIVER);
+    let mut plugins = String::from(WITH_ARCHIVER);
     for (name, direction) in [
         ("a-to-b", "xmpp-to-irc"),
         ("b-to-a", "irc-to-xmpp"),
@@ -726,4 +443,30 @@ fn a_killed_relay_reconnects_and_what_it_missed_is_reported_not_lost() {
     assert!(irc["reconnects"].as_u64().unwrap() >= 1, "{connections:#}");
     assert_eq!(irc["failed"], 1, "{connections:#}");
     assert_eq!(connections["bridge"]["failed"], 1, "{connections:#}");
+}
+
+#[test]
+fn replies_and_retractions_cross_as_text_where_irc_has_none() {
+    let mut world = World::new(LIVE_BRIDGE);
+    world.start();
+    let mut alice = world.alice();
+    let mut bob = world.bob();
+
+    // A reply in XMPP to bob's bridged message quotes it on IRC.
+    bob.say("lunch at noon?");
+    let copy = alice.heard("[irc] bob: lunch at noon?", WAIT);
+    let copy_id = copy.expect("the copy reached XMPP")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.send(serde_json::json!({"reply": copy_id, "text": "yes"}));
+    let seen = bob.heard("<alice@xmpp> [> bob: lunch at noon?] yes", WAIT);
+    assert!(seen.is_some(), "bob saw: {:#?}", bob.log);
+
+    // Alice retracts what she said: IRC gets a short notice.
+    alice.send(serde_json::json!({"say": "wrong room, sorry", "id": "m-oops"}));
+    assert!(bob.heard("<alice@xmpp> wrong room, sorry", WAIT).is_some());
+    alice.send(serde_json::json!({"retract": "m-oops"}));
+    let seen = bob.heard("* alice retracted: \"wrong room, sorry\"", WAIT);
+    assert!(seen.is_some(), "bob saw: {:#?}", bob.log);
 }

@@ -1,5 +1,5 @@
 //! Contract compatibility: components built against each released
-//! contract (`imgate:policy@0.1.0`, `@0.2.0`) and committed under
+//! contract (`imgate:policy@0.1.0`, `@0.2.0`, `@0.2.1`) and committed under
 //! `tests/fixtures/contract-<version>/` — never rebuilt — load on today's
 //! host and decide every event exactly as today's builds of the same
 //! plugins do. A host change that breaks an old plugin fails here even
@@ -120,4 +120,57 @@ fn golden_rate_limit_keeps_its_kv_state_as_todays_build() {
         "a burst of 2, then blocks: the bucket is kept in kv across events"
     );
     assert!(outcomes[2].tags.contains(&"rate-limit:exceeded".to_owned()));
+}
+
+/// Room messages a relay heard, on both networks.
+fn heard(dir: &Path) -> PathBuf {
+    let mut text = String::new();
+    for (i, (network, sender, room, body)) in [
+        (
+            "xmpp",
+            "lobby@conference.corp.example/alice",
+            "lobby@conference.corp.example",
+            "hello irc",
+        ),
+        ("irc", "bob", "#lobby", "hello xmpp"),
+        ("irc", "bob", "#elsewhere", "not linked"),
+        (
+            "xmpp",
+            "lobby@conference.corp.example/alice",
+            "lobby@conference.corp.example",
+            "and again",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = serde_json::json!({
+            "id": format!("h-{i}"),
+            "network": network,
+            "direction": "inbound",
+            "timestamp": 1_764_075_600_000u64 + i as u64,
+            "attributes": {"imgate.relay": "relay"},
+            "message": {"sender": sender, "recipient": "relay", "room": room, "body": body},
+        });
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
+    let path = dir.join("heard.jsonl");
+    std::fs::write(&path, text).expect("write transcript");
+    path
+}
+
+#[test]
+fn golden_bridge_of_0_2_1_sends_the_copies_todays_build_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcomes = assert_same_as(
+        "0.2.1",
+        "bridge",
+        r#"["bridge", "log"]"#,
+        r##"links = [{ xmpp = "lobby@conference.corp.example", irc = "#lobby" }]"##,
+        &heard(dir.path()),
+    );
+    // Four originals and three copies (one room is not linked), each copy
+    // right after its original.
+    assert_eq!(outcomes.len(), 7, "{outcomes:#?}");
 }

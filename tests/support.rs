@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "support/bridge.rs"]
+pub mod bridge;
 #[path = "support/gateway.rs"]
 pub mod gateway;
 #[path = "support/ngircd.rs"]

@@ -9,6 +9,8 @@ Args: "server" [host, port], "room", "nick"; xmpp also "jid", "password",
 
     {"say": text, "id": optional message id}
     {"correct": id, "text": text}      XEP-0308 (xmpp only)
+    {"reply": id, "text": text}        XEP-0461 (xmpp only)
+    {"retract": id}                    XEP-0424 (xmpp only)
     {"raw": line}                      a raw IRC line (irc only: OPER, KILL)
     {"quit": true}
 
@@ -23,6 +25,7 @@ import json
 import ssl
 import sys
 import threading
+import xml.etree.ElementTree as ET
 
 
 def emit(obj):
@@ -92,6 +95,16 @@ def xmpp(args):
             elif "correct" in cmd:
                 m = client.make_message(mto=room, mbody=cmd["text"], mtype="groupchat")
                 m["replace"]["id"] = cmd["correct"]
+                m.send()
+            elif "reply" in cmd:
+                # XEP-0461, with the quote as fallback text.
+                m = client.make_message(mto=room, mbody=cmd["text"], mtype="groupchat")
+                m.append(ET.fromstring(f"<reply xmlns='urn:xmpp:reply:0' id='{cmd['reply']}'/>"))
+                m.send()
+            elif "retract" in cmd:
+                # XEP-0424, with a fallback body for clients without it.
+                m = client.make_message(mto=room, mbody="retracted a message", mtype="groupchat")
+                m.append(ET.fromstring(f"<retract xmlns='urn:xmpp:message-retract:1' id='{cmd['retract']}'/>"))
                 m.send()
             elif cmd.get("quit") and not done.done():
                 client.disconnect()

@@ -87,6 +87,20 @@ pub fn excerpt(text: &str) -> String {
 }
 
 impl Store {
+    /// Opens the archive for the bridge's id map: its own connection,
+    /// committing with `synchronous = NORMAL` (WAL): durable across a crash
+    /// of imgate, while a power cut may lose the last few links (an edit of
+    /// one of those messages then goes as a plain message). The records
+    /// themselves keep `FULL`, on the writer's connection.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_for_bridge(path: &std::path::Path) -> Result<Store, ArchiveError> {
+        let store = Store::open(path)?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(store)
+    }
+
     /// Records a copy (pending) and its origin's network ids. A copy
     /// already recorded (the same ticket again) is left as it is; returns
     /// whether this one is new.
@@ -488,6 +502,46 @@ mod tests {
                 .bridge_follow("xmpp", "o1", "irc", "#lobby")
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn retention_purges_the_map_except_where_a_hold_covers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+        store
+            .bridge_record(&row("c1", "o1"), &[id("message-id", "m1")])
+            .unwrap();
+        let mut ops = row("c2", "o2");
+        ops.copy_room = "#ops".into();
+        store
+            .bridge_record(&ops, &[id("message-id", "m2")])
+            .unwrap();
+        store
+            .hold_add("room", "#ops", "litigation", "tester", 0)
+            .unwrap();
+        let day = 86_400_000;
+        // Not yet past a day: nothing goes.
+        let report = store
+            .purge(day / 2, Some(1), &Default::default(), "tester")
+            .unwrap();
+        assert_eq!(report.entry, None);
+        assert!(store.bridge_status("c1").unwrap().is_some());
+        let report = store
+            .purge(3 * day, Some(1), &Default::default(), "tester")
+            .unwrap();
+        assert!(report.entry.is_some(), "the purge is in the chain");
+        assert_eq!(store.bridge_status("c1").unwrap(), None);
+        assert!(
+            store
+                .bridge_follow("xmpp", "m1", "irc", "#lobby")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.bridge_status("c2").unwrap(),
+            Some(Delivery::Pending),
+            "held"
         );
     }
 

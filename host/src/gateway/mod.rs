@@ -247,7 +247,7 @@ fn start_bridge(
     let config = gateway.config();
     let map = Arc::new(match &config.archive {
         Some(archive) => bridge::IdMap::Archive(Mutex::new(
-            Store::open(&archive.path).map_err(GatewayError::Archive)?,
+            Store::open_for_bridge(&archive.path).map_err(GatewayError::Archive)?,
         )),
         None => bridge::IdMap::memory(),
     });

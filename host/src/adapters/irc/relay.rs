@@ -253,6 +253,9 @@ async fn connection(
                 Err(e) => return Err(format!("reading from the server: {e}")),
             },
             command = link.commands.recv() => match command {
+                Some(Command::Send(copy, reply)) if !is_target(&copy.to) => {
+                    let _ = reply.send(Err(format!("`{}` is not an IRC channel or nick", one_line(&copy.to))));
+                }
                 Some(Command::Send(copy, reply)) => {
                     for l in lines(format, &copy) {
                         send(&mut side, &l).await?;
@@ -303,11 +306,24 @@ pub fn lines(format: &str, copy: &Copy) -> Vec<String> {
         _ if copy.emote => format!("* {who}@{} {body}", copy.from_network),
         _ => render(format, author, &copy.from_network, &body),
     };
+    // The author and the format came from a plugin and the config: one line.
+    let text = one_line_all(&text);
     let head = format!("PRIVMSG {} :", copy.to);
     split_text(&text, head.len() + PREFIX_ROOM)
         .into_iter()
         .map(|piece| format!("{head}{piece}"))
         .collect()
+}
+
+/// Whether `to` can be the target of a PRIVMSG: one word, no control
+/// characters (a plugin names it; a line break would start a command).
+pub fn is_target(to: &str) -> bool {
+    !to.is_empty()
+        && to.len() <= 200
+        && !to.starts_with(':')
+        && !to
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
 }
 
 /// Text on one line: line breaks become spaces, NUL goes.
@@ -369,6 +385,17 @@ mod tests {
             lines(FORMAT, &retract),
             ["PRIVMSG #lobby :* alice retracted: \"hello wrld\""]
         );
+    }
+
+    #[test]
+    fn a_plugin_cannot_break_out_of_the_line() {
+        assert!(!is_target("#lobby\r\nQUIT"));
+        assert!(!is_target("#a b") && !is_target("") && !is_target(":x") && !is_target("#a,#b"));
+        assert!(is_target("#lobby") && is_target("bob"));
+        let mut c = copy("hi");
+        c.author = Some("eve\r\nQUIT :bye".into());
+        let out = lines(FORMAT, &c);
+        assert_eq!(out, ["PRIVMSG #lobby :<eve  QUIT :bye@xmpp> hi"]);
     }
 
     #[test]

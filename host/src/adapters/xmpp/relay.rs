@@ -214,9 +214,9 @@ async fn connection(
                     let to = if who.is_empty() { place } else { format!("{place}/{who}") };
                     let note = format!(
                         "<message to='{}' type='chat' id='{}'><body>{}</body></message>",
-                        escape(&to, true),
+                        escape(&xml_chars(&to), true),
                         crate::event::new_event_id(),
-                        escape(&note_text, false)
+                        escape(&xml_chars(&note_text), false)
                     );
                     side.send(note.as_bytes(), "relay").await.map_err(text)?;
                 }
@@ -225,6 +225,19 @@ async fn connection(
             _ = keepalive.tick() => side.send(b" ", "relay keepalive").await.map_err(text)?,
             _ = reflect.tick() => served.unreflected(),
         }
+    }
+}
+
+/// Text without the characters XML cannot carry (a server would end the
+/// relay's stream over one): a plugin and another network wrote it.
+fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
+    let fits = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    };
+    if text.chars().all(fits) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.chars().filter(|&c| fits(c)).collect())
     }
 }
 
@@ -315,8 +328,10 @@ impl Served<'_> {
                     }
                     return None;
                 }
-                // History and the room's subject on join are not new speech.
-                if stanza.child("delay", NS_DELAY).is_some()
+                // History, the room's subject on join and the room's own
+                // notices (from its bare JID) are not someone speaking.
+                if !from.contains('/')
+                    || stanza.child("delay", NS_DELAY).is_some()
                     || (stanza.child("body", JABBER_CLIENT).is_none()
                         && stanza.child("subject", JABBER_CLIENT).is_some())
                 {
@@ -454,10 +469,10 @@ impl Served<'_> {
         }
         let stanza = format!(
             "<message to='{}' type='{}' id='{}'><body>{}</body><origin-id xmlns='{NS_SID}' id='{}'/>{extra}</message>",
-            escape(&copy.to, true),
+            escape(&xml_chars(&copy.to), true),
             if in_room { "groupchat" } else { "chat" },
             escape(&copy.id, true),
-            escape(&body, false),
+            escape(&xml_chars(&body), false),
             escape(&copy.id, true),
         );
         (stanza, in_room)
