@@ -11,7 +11,8 @@
 //!
 //! Reading the current chain is an `ArcSwap` load: no lock on the hot path.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -105,10 +106,12 @@ impl LiveChain {
         });
         let host = &engine.shared().metrics.host;
         match &result {
+            // The error first, then the counts: a reader who sees a failed
+            // reload counted also sees its error.
             Ok(generation) => {
-                self.reloads_ok.fetch_add(1, Relaxed);
-                host.reloads_ok.fetch_add(1, Relaxed);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.reloads_ok.fetch_add(1, Release);
+                host.reloads_ok.fetch_add(1, Relaxed);
                 tracing::info!(
                     generation,
                     plugins = config.plugins.len(),
@@ -116,9 +119,9 @@ impl LiveChain {
                 );
             }
             Err(e) => {
-                self.reloads_failed.fetch_add(1, Relaxed);
-                host.reloads_failed.fetch_add(1, Relaxed);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.reloads_failed.fetch_add(1, Release);
+                host.reloads_failed.fetch_add(1, Relaxed);
                 tracing::error!(error = %e, "reload failed; the running chain is unchanged");
             }
         }
@@ -143,8 +146,8 @@ impl LiveChain {
     /// Reloads that succeeded and that failed since start.
     pub fn reload_counts(&self) -> (u64, u64) {
         (
-            self.reloads_ok.load(Relaxed),
-            self.reloads_failed.load(Relaxed),
+            self.reloads_ok.load(Acquire),
+            self.reloads_failed.load(Acquire),
         )
     }
 
