@@ -128,7 +128,13 @@ grants = ["archive"]
         .iter()
         .map(|r| r["event"]["network"].as_str().unwrap())
         .collect();
-    assert_eq!(networks, vec!["xmpp", "irc"], "{archive:?}");
+    // Only the two messages are blocked: a plugin call the busy machine
+    // was slow to run is not a failure.
+    let why: Vec<String> = blocked
+        .iter()
+        .map(|r| format!("{} {}", r["event"]["kind"], r["verdict"]))
+        .collect();
+    assert_eq!(networks, vec!["xmpp", "irc"], "{why:#?}");
     let hash = |r: &Value| r["verdict"]["decided_by"]["sha256"].clone();
     assert_eq!(hash(&blocked[0]), hash(&blocked[1]));
     assert_eq!(

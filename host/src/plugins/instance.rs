@@ -47,6 +47,7 @@ impl HostState {
         super::wasi::BoundedPoll {
             left: self.deadline.remaining(self.caps.archive.waited),
             table: &mut self.table,
+            slept: &mut self.deadline.slept,
         }
     }
 }
@@ -284,10 +285,10 @@ impl PluginInstance {
     }
 
     /// Resets the per-call budget before entering the guest; the call's
-    /// CPU time counts from `started`.
+    /// wall clock counts from `started`, its CPU clock from now.
     fn arm(&mut self, budget: Duration, started: Instant) {
         let data = self.store.data_mut();
-        data.deadline = Deadline { budget, started };
+        data.deadline = Deadline::starting(budget, started);
         data.caps.archive.waited = Duration::ZERO;
         data.caps.bridge.take_sent();
         self.store.set_epoch_deadline(ticks(budget));

@@ -379,9 +379,14 @@ impl LoadedPlugin {
         started: Instant,
     ) -> Result<R, CallFailure> {
         self.health.check()?;
-        let mut instance = match self.pool.pop() {
-            Some(i) => i,
-            None => Box::new(self.instantiate().map_err(|f| self.failed(f))?),
+        let (mut instance, started) = match self.pool.pop() {
+            Some(i) => (i, started),
+            // Making an instance has its own budget (init's): the call's
+            // starts after it.
+            None => (
+                Box::new(self.instantiate().map_err(|f| self.failed(f))?),
+                Instant::now(),
+            ),
         };
         match f(&mut instance, started) {
             Ok(r) => {

@@ -54,11 +54,12 @@ pub fn deny_all(plugin: &Arc<str>) -> WasiCtx {
 #[error("plugin waited in WASI past its deadline")]
 pub struct WaitPastDeadline;
 
-/// `wasi:io/poll` for one call: the table, and the time the call has left
-/// (`None`: none).
+/// `wasi:io/poll` for one call: the table, the time the call has left
+/// (`None`: none), and where the time it waits is charged.
 pub struct BoundedPoll<'a> {
     pub table: &'a mut ResourceTable,
     pub left: Option<Duration>,
+    pub slept: &'a mut Duration,
 }
 
 struct HasBoundedPoll;
@@ -112,12 +113,15 @@ impl BoundedPoll<'_> {
         // sleep inside a clock pollable) belong to the wait runtime.
         let _timers = runtime.enter();
         let table = &mut *self.table;
-        park_on(async move {
+        let waiting = std::time::Instant::now();
+        let result = park_on(async move {
             match tokio::time::timeout(left, f(table)).await {
                 Ok(result) => result,
                 Err(_) => Err(WaitPastDeadline.into()),
             }
-        })
+        });
+        *self.slept += waiting.elapsed();
+        result
     }
 }
 

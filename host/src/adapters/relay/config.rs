@@ -146,6 +146,38 @@ impl BridgeConfig {
 
     /// Everything wrong with it; `xmpp`/`irc` say whether those sections
     /// exist (a relay uses its network's upstream).
+    /// Every configured name the relays write into the wire, named as
+    /// the config names it.
+    fn written_names(&self) -> Vec<(String, &str)> {
+        let mut out = vec![
+            ("irc_format".to_owned(), self.irc_format.as_str()),
+            ("xmpp_format".to_owned(), self.xmpp_format.as_str()),
+        ];
+        if let Some(x) = &self.xmpp {
+            out.push(("[bridge.xmpp] jid".into(), &x.jid));
+            out.push(("[bridge.xmpp] nick".into(), &x.nick));
+            out.extend(
+                x.rooms
+                    .iter()
+                    .map(|r| ("[bridge.xmpp] room".into(), r.as_str())),
+            );
+        }
+        if let Some(i) = &self.irc {
+            out.push(("[bridge.irc] nick".into(), &i.nick));
+            out.extend(
+                i.sasl_account
+                    .iter()
+                    .map(|a| ("[bridge.irc] sasl_account".into(), a.as_str())),
+            );
+            out.extend(
+                i.channels
+                    .iter()
+                    .map(|c| ("[bridge.irc] channel".into(), c.as_str())),
+            );
+        }
+        out
+    }
+
     pub fn problems(&self, xmpp: bool, irc: bool) -> Vec<String> {
         let mut out = Vec::new();
         for (name, format) in [
@@ -154,6 +186,16 @@ impl BridgeConfig {
         ] {
             if !format.contains("{text}") {
                 out.push(format!("{name} must contain {{text}}"));
+            }
+        }
+        // What is written into a protocol line or stanza: a control
+        // character (a CR, LF or NUL) there would end the line early.
+        for (name, value) in self.written_names() {
+            if value.chars().any(char::is_control) {
+                out.push(format!(
+                    "{name} `{}` holds a control character",
+                    value.escape_debug()
+                ));
             }
         }
         if let Some(x) = &self.xmpp {
@@ -281,6 +323,22 @@ mod tests {
             "room `lobby`",
             "nick `a b`",
             "channel `lobby`",
+        ] {
+            assert!(p.contains(expected), "{expected}: {p}");
+        }
+    }
+
+    #[test]
+    fn control_characters_cannot_reach_the_wire() {
+        let c: BridgeConfig = toml::from_str(
+            "irc_format = \"<{author}> {text}\\r\\nQUIT\"\n[xmpp]\njid = 'relay@corp.example'\npassword = 'p'\nnick = \"relay\\u0000\"\nrooms = ['lobby@conference.corp.example']\n[irc]\nnick = 'relay'\nchannels = [\"#lobby\\nJOIN #secret\"]\n",
+        )
+        .unwrap();
+        let p = c.problems(true, true).join("\n");
+        for expected in [
+            "irc_format `<{author}> {text}\\r\\nQUIT` holds a control character",
+            "[bridge.xmpp] nick `relay\\0` holds",
+            "[bridge.irc] channel `#lobby\\nJOIN #secret` holds",
         ] {
             assert!(p.contains(expected), "{expected}: {p}");
         }
