@@ -7,6 +7,7 @@ PLUGINS := -p allow-all -p keyword-block -p disclaimer -p rate-limit -p ethical-
 # sdk/python/requirements.txt and sdk/js/package-lock.json.
 PLUGIN_DIR := target/wasm32-wasip2/plugin
 PY_TOOLS := target/sdk-tools/python
+MATRIX_VENV := target/matrix
 COMPONENTIZE_PY := $(PY_TOOLS)/bin/componentize-py
 COMPONENTIZE_JS := sdk/js/node_modules/.bin/componentize-js
 # StarlingMonkey without the wasi:http server (imgate plugins are not HTTP
@@ -20,9 +21,17 @@ POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm
 .PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-archive bench-languages fuzz clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
-## ngircd, slixmpp, python3-irc) if missing, and the wasm32-wasip2 target.
-deps:
+## ngircd, slixmpp, python3-irc; Synapse and matrix-nio in a venv under
+## target/matrix) if missing, and the wasm32-wasip2 target.
+deps: $(MATRIX_VENV)/.installed
 	./scripts/install-deps.sh
+
+# Synapse and matrix-nio in a venv of their own (the Matrix tests' server
+# and clients), pinned by tests/clients/matrix-requirements.txt.
+$(MATRIX_VENV)/.installed: tests/clients/matrix-requirements.txt
+	python3 -m venv $(MATRIX_VENV)
+	$(MATRIX_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
 ## Build the plugin components for wasm32-wasip2 (target/wasm32-wasip2/plugin/*.wasm):
 ## the Rust ones with cargo, the Python and JavaScript ones with their tools.

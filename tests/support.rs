@@ -18,6 +18,8 @@ pub mod prosody;
 pub mod proxy_bench;
 #[path = "support/rawxmpp.rs"]
 pub mod rawxmpp;
+#[path = "support/synapse.rs"]
+pub mod synapse;
 
 use imgate::event::json::{EventDoc, MessageDoc};
 use imgate::{Config, Event, Runtime};

@@ -19,7 +19,7 @@ use crate::event::Direction;
 use crate::signing::SigningConfig;
 
 /// The networks a plugin entry may be scoped to (`networks`).
-pub const KNOWN_NETWORKS: &[&str] = &["xmpp", "irc"];
+pub const KNOWN_NETWORKS: &[&str] = &["xmpp", "irc", "matrix"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +35,8 @@ pub struct Config {
     pub xmpp: Option<crate::adapters::xmpp::XmppConfig>,
     /// `[irc]`: the IRC adapter, when configured.
     pub irc: Option<crate::adapters::irc::IrcConfig>,
+    /// `[matrix]`: the Matrix adapter, when configured.
+    pub matrix: Option<crate::adapters::matrix::MatrixConfig>,
     /// `[bridge]`: the relay identities bridged copies go out through.
     pub bridge: Option<crate::adapters::relay::BridgeConfig>,
     pub plugins: Vec<PluginSpec>,
@@ -368,6 +370,8 @@ struct RawConfig {
     #[serde(default)]
     irc: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    matrix: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     bridge: Option<Spanned<toml::Value>>,
     #[serde(default)]
     plugins: Vec<Spanned<toml::Value>>,
@@ -506,7 +510,7 @@ impl Config {
             problems.push(Problem {
                 location: format!("[{key}]"),
                 message:
-                    "unknown section (known: runtime, kv, archive, signing, admin, reload, chain, xmpp, irc, bridge, plugins)"
+                    "unknown section (known: runtime, kv, archive, signing, admin, reload, chain, xmpp, irc, matrix, bridge, plugins)"
                         .into(),
             });
         }
@@ -529,6 +533,24 @@ impl Config {
                     None
                 }
             }
+        }
+
+        /// A network's section, resolved against the file's folder, with
+        /// its problems named by line.
+        fn adapter_section<T: for<'de> Deserialize<'de> + AdapterSection>(
+            text: &str,
+            name: &str,
+            value: Option<Spanned<toml::Value>>,
+            problems: &mut Vec<Problem>,
+            resolve: impl FnOnce(T) -> T,
+        ) -> Option<T> {
+            let line = value.as_ref().map(|v| line_of(text, v.span().start))?;
+            let adapter = resolve(section::<T>(text, name, value, problems)?);
+            problems.extend(adapter.problems().into_iter().map(|message| Problem {
+                location: format!("[{name}] (line {line})"),
+                message,
+            }));
+            Some(adapter)
         }
 
         if let Some(runtime) = section::<RuntimeConfig>(text, "runtime", raw.runtime, &mut problems)
@@ -611,26 +633,27 @@ impl Config {
         if let Some(chain) = section::<ChainConfig>(text, "chain", raw.chain, &mut problems) {
             config.chain = chain;
         }
-        let xmpp_line = raw.xmpp.as_ref().map(|v| line_of(text, v.span().start));
-        config.xmpp =
-            section::<crate::adapters::xmpp::XmppConfig>(text, "xmpp", raw.xmpp, &mut problems)
-                .map(|x| x.resolve(base));
-        if let (Some(xmpp), Some(line)) = (&config.xmpp, xmpp_line) {
-            problems.extend(xmpp.problems().into_iter().map(|message| Problem {
-                location: format!("[xmpp] (line {line})"),
-                message,
-            }));
-        }
-        let irc_line = raw.irc.as_ref().map(|v| line_of(text, v.span().start));
-        config.irc =
-            section::<crate::adapters::irc::IrcConfig>(text, "irc", raw.irc, &mut problems)
-                .map(|x| x.resolve(base));
-        if let (Some(irc), Some(line)) = (&config.irc, irc_line) {
-            problems.extend(irc.problems().into_iter().map(|message| Problem {
-                location: format!("[irc] (line {line})"),
-                message,
-            }));
-        }
+        config.xmpp = adapter_section(
+            text,
+            "xmpp",
+            raw.xmpp,
+            &mut problems,
+            |x: crate::adapters::xmpp::XmppConfig| x.resolve(base),
+        );
+        config.irc = adapter_section(
+            text,
+            "irc",
+            raw.irc,
+            &mut problems,
+            |x: crate::adapters::irc::IrcConfig| x.resolve(base),
+        );
+        config.matrix = adapter_section(
+            text,
+            "matrix",
+            raw.matrix,
+            &mut problems,
+            |x: crate::adapters::matrix::MatrixConfig| x.resolve(base),
+        );
         let bridge_line = raw.bridge.as_ref().map(|v| line_of(text, v.span().start));
         config.bridge = section::<crate::adapters::relay::BridgeConfig>(
             text,

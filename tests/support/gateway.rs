@@ -21,6 +21,9 @@ pub struct Imgate {
     /// IRC listeners: plain and TLS.
     pub irc: Option<SocketAddr>,
     pub irc_tls: Option<SocketAddr>,
+    /// Matrix listeners: plain HTTP and HTTPS.
+    pub matrix: Option<SocketAddr>,
+    pub matrix_tls: Option<SocketAddr>,
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -53,6 +56,8 @@ impl Imgate {
             xmpp_tls: None,
             irc: None,
             irc_tls: None,
+            matrix: None,
+            matrix_tls: None,
         };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -72,6 +77,14 @@ impl Imgate {
                     imgate.irc_tls = addr;
                 } else {
                     imgate.irc = addr;
+                }
+            }
+            if line.contains("Matrix listening") {
+                let addr = field(line, "listen").and_then(|a| a.parse().ok());
+                if field(line, "tls") == Some("true") {
+                    imgate.matrix_tls = addr;
+                } else {
+                    imgate.matrix = addr;
                 }
             }
             if line.contains("XMPP listening") {

@@ -21,6 +21,7 @@
 
 pub mod irc;
 pub mod judgments;
+pub mod matrix;
 pub mod relay;
 pub mod review;
 pub mod section;

@@ -30,6 +30,7 @@ pub(crate) use admin::read_token;
 use review::{HoldingJudge, ReviewDesk};
 
 use crate::adapters::irc::IrcAdapter;
+use crate::adapters::matrix::MatrixAdapter;
 use crate::adapters::relay::RelayStatus;
 use crate::adapters::xmpp::XmppAdapter;
 use crate::adapters::{AdapterError, AdapterStats};
@@ -193,6 +194,14 @@ pub async fn run(
         let adapter = IrcAdapter::start(&irc, judge.clone(), reviews.clone()).await?;
         for (address, tls) in adapter.local_addrs() {
             tracing::info!(listen = %address, tls, upstream = %irc.upstream.address, "IRC listening");
+        }
+        gateway.register_adapter(adapter.stats());
+        tasks.spawn(adapter.serve(stopping.clone()));
+    }
+    if let Some(matrix) = gateway.config().matrix.clone() {
+        let adapter = MatrixAdapter::start(&matrix, judge.clone()).await?;
+        for (address, tls) in adapter.local_addrs() {
+            tracing::info!(listen = %address, tls, upstream = %matrix.upstream.address, "Matrix listening");
         }
         gateway.register_adapter(adapter.stats());
         tasks.spawn(adapter.serve(stopping.clone()));

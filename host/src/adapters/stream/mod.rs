@@ -25,7 +25,7 @@ pub use side::{FrameError, Framer, Io, Peer, Side, linger};
 
 use super::section::CommonSection;
 use super::{AdapterError, AdapterStats};
-use listen::Listeners;
+pub use listen::Listeners;
 
 /// A stream protocol with its listeners bound, ready to serve.
 pub struct Adapter<P: Protocol> {

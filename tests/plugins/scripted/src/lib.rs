@@ -27,6 +27,8 @@ struct Settings {
     count: Option<String>,
     /// Block every file offer, naming the file.
     block_file_offers: bool,
+    /// Block file offers larger than this many bytes.
+    block_files_over: Option<u64>,
     /// Rewrite every event, whatever its kind, to this text (to try what
     /// the host refuses: encrypted content, events with no text).
     rewrite_to: Option<String>,
@@ -56,6 +58,14 @@ impl Plugin for Scripted {
             && let Some(offer) = event.file_offer()
         {
             return Verdict::block(format!("file transfers are not allowed: {}", offer.name));
+        }
+        if let (Some(limit), Some(offer)) = (s.block_files_over, event.file_offer())
+            && offer.size.is_some_and(|size| size > limit)
+        {
+            return Verdict::block(format!(
+                "{} is over the {limit}-byte file limit",
+                offer.name
+            ));
         }
         if let Some(text) = &s.rewrite_to {
             return Verdict::rewrite(text.clone());

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Real Matrix clients (matrix-nio) for imgate's end-to-end tests, the
+demo and the bench. Runs with the Synapse venv's Python (target/matrix).
+
+    matrix_client.py SCENARIO '<json args>'
+
+prints one JSON object. Common args: "server" (imgate's or Synapse's base
+URL), "ca" (a certificate to trust for https), "users" ({"alice":
+["alice", "a-pw"], ...}).
+
+Scenarios:
+  register  registers "users" ([[name, password], ...]) on "server" with
+        the shared "secret" (Synapse's admin API).
+  room  alice creates a room and invites bob, who joins; alice sends each
+        of "send" ([{"type": ..., "content": ...}], where a string "$N" in
+        a content is the event id of send N), then uploads each of
+        "uploads" ([{"name", "type", "size"}]). bob syncs until "expect"
+        events of his timeline are alice's messages, reactions or
+        redactions. Returns alice's answers and bob's timeline as his
+        client saw it, and what "direct" (the homeserver itself) stored.
+  raw  alice sends each of "requests" ([{"method", "path", "body" (text),
+        "headers"}]) with her token; returns each status and JSON answer.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import ssl
+import sys
+import urllib.request
+
+from nio import AsyncClient, RoomCreateError, UploadResponse
+
+
+def register(args):
+    base = args["server"]
+    for name, password in args["users"]:
+        with urllib.request.urlopen(f"{base}/_synapse/admin/v1/register") as r:
+            nonce = json.load(r)["nonce"]
+        mac = hmac.new(args["secret"].encode(), digestmod=hashlib.sha1)
+        mac.update(b"\x00".join([nonce.encode(), name.encode(), password.encode(), b"notadmin"]))
+        body = json.dumps(
+            {"nonce": nonce, "username": name, "password": password, "admin": False, "mac": mac.hexdigest()}
+        ).encode()
+        req = urllib.request.Request(
+            f"{base}/_synapse/admin/v1/register", data=body, headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(req).read()
+    return {"registered": [u for u, _ in args["users"]]}
+
+
+def context(args):
+    if not args.get("ca"):
+        return None
+    return ssl.create_default_context(cafile=args["ca"])
+
+
+async def login(args, name, server=None):
+    user, password = args["users"][name]
+    client = AsyncClient(server or args["server"], user, ssl=context(args) if server is None else None)
+    response = await client.login(password)
+    if not hasattr(response, "access_token"):
+        raise SystemExit(f"{name} could not log in: {response}")
+    return client
+
+
+def substitute(value, ids):
+    if isinstance(value, str) and value.startswith("$") and value[1:].isdigit():
+        return ids[int(value[1:])]
+    if isinstance(value, dict):
+        return {k: substitute(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, ids) for v in value]
+    return value
+
+
+def answer(response):
+    if hasattr(response, "event_id"):
+        return {"event_id": response.event_id}
+    return {"errcode": getattr(response, "status_code", None), "error": getattr(response, "message", str(response))}
+
+
+def of_alice(event, alice_id):
+    return event.get("sender") == alice_id and event.get("type") in (
+        "m.room.message",
+        "m.reaction",
+        "m.room.redaction",
+        "m.room.encrypted",
+        "m.room.topic",
+    )
+
+
+async def room(args):
+    alice = await login(args, "alice")
+    bob = await login(args, "bob")
+    created = await alice.room_create(invite=[bob.user_id], name="imgate test")
+    if isinstance(created, RoomCreateError):
+        raise SystemExit(f"room_create: {created}")
+    room_id = created.room_id
+    joined = await bob.join(room_id)
+    if not hasattr(joined, "room_id"):
+        raise SystemExit(f"bob could not join: {joined}")
+    first = await bob.sync(timeout=0)
+    ids, answers = [], []
+    for item in args.get("send", []):
+        content = substitute(item["content"], ids)
+        if item["type"] == "m.room.redaction":
+            r = await alice.room_redact(room_id, content["redacts"], reason=content.get("reason"), tx_id=item.get("txn"))
+        elif item["type"] == "state":
+            r = await alice.room_put_state(room_id, item["state_type"], content)
+        else:
+            r = await alice.room_send(room_id, item["type"], content, tx_id=item.get("txn"), ignore_unverified_devices=True)
+        a = answer(r)
+        answers.append(a)
+        ids.append(a.get("event_id"))
+    uploads = []
+    for up in args.get("uploads", []):
+        data = b"x" * up["size"]
+        r, _ = await alice.upload(lambda *_: data, content_type=up["type"], filename=up["name"], filesize=len(data))
+        uploads.append({"content_uri": r.content_uri} if isinstance(r, UploadResponse) else {"error": getattr(r, "message", str(r)), "status": getattr(r, "status_code", None)})
+    timeline = []
+    since = first.next_batch
+    loop = asyncio.get_running_loop()
+    end = loop.time() + args.get("wait", 15)
+    while loop.time() < end:
+        r = await bob.sync(timeout=500, since=since)
+        since = getattr(r, "next_batch", since)
+        for rid, joined_room in getattr(r, "rooms", None).join.items() if hasattr(r, "rooms") else []:
+            if rid == room_id:
+                timeline.extend(e.source for e in joined_room.timeline.events)
+        if sum(1 for e in timeline if of_alice(e, alice.user_id)) >= args.get("expect", 0):
+            break
+    await asyncio.sleep(args.get("settle", 0.3))
+    r = await bob.sync(timeout=0, since=since)
+    for rid, joined_room in r.rooms.join.items() if hasattr(r, "rooms") else []:
+        if rid == room_id:
+            timeline.extend(e.source for e in joined_room.timeline.events)
+    history = await bob.room_messages(room_id, start=since, limit=100)
+    result = {
+        "room": room_id,
+        "alice": alice.user_id,
+        "answers": answers,
+        "uploads": uploads,
+        "timeline": [e for e in timeline if of_alice(e, alice.user_id)],
+        "history": [e.source for e in getattr(history, "chunk", []) if of_alice(e.source, alice.user_id)],
+    }
+    if args.get("direct"):
+        # What the homeserver stored, asked around imgate.
+        direct = await login(args, "bob", server=args["direct"])
+        stored = await direct.room_messages(room_id, start=since, limit=100)
+        result["stored"] = [e.source for e in getattr(stored, "chunk", []) if of_alice(e.source, alice.user_id)]
+        await direct.close()
+    await alice.close()
+    await bob.close()
+    return result
+
+
+async def raw(args):
+    alice = await login(args, "alice")
+    token = alice.access_token
+    await alice.close()
+    out = []
+    ctx = context(args)
+    for req in args["requests"]:
+        body = req.get("body")
+        data = body.encode("latin-1") if isinstance(body, str) else None
+        headers = {"Authorization": f"Bearer {token}", **req.get("headers", {})}
+        request = urllib.request.Request(args["server"] + req["path"], data=data, method=req["method"], headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=ctx) as r:
+                out.append({"status": r.status, "json": json.loads(r.read() or b"null")})
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = text.decode("latin-1")
+            out.append({"status": e.code, "json": parsed})
+    return {"answers": out}
+
+
+def main():
+    scenario, args = sys.argv[1], json.loads(sys.argv[2])
+    if scenario == "register":
+        result = register(args)
+    else:
+        result = asyncio.run({"room": room, "raw": raw}[scenario](args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
