@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::synapse::{Synapse, matrix_client};
-use imgate_tests::{archive_records, gateway_cert, write_config};
+use imgate_tests::{archive_records, free_port, gateway_cert, imgate_bin, write_config};
 use serde_json::{Value, json};
 
-const USERS: [(&str, &str); 2] = [("alice", "a-pw"), ("bob", "b-pw")];
+const USERS: [(&str, &str); 3] = [("alice", "a-pw"), ("bob", "b-pw"), ("carol", "c-pw")];
 
 fn users() -> Value {
-    json!({"alice": ["alice", "a-pw"], "bob": ["bob", "b-pw"]})
+    json!({"alice": ["alice", "a-pw"], "bob": ["bob", "b-pw"], "carol": ["carol", "c-pw"]})
 }
 
 fn config(synapse: &Synapse, listen: &str, extra: &str) -> imgate_tests::TestConfig {
-    write_config(&format!(
+    let config = write_config(&format!(
         r#"
+[admin]
+listen = "127.0.0.1:{}"
+token_file = "admin.token"
+
 [runtime]
 cache_dir = "cache"
 
@@ -52,14 +56,18 @@ grants = ["log", "kv", "metrics"]
 [plugins.config]
 replace = ["darn", "d**n"]
 block_files_over = 1000
+hold_if_body_contains = "review me"
 
 [[plugins]]
 name = "recorder"
 path = "{{wasm:test_recorder}}"
 grants = ["archive"]
 "#,
+        free_port(),
         synapse.port
-    ))
+    ));
+    std::fs::write(config.dir.path().join("admin.token"), "review-token\n").unwrap();
+    config
 }
 
 fn bodies(events: &Value) -> Vec<String> {
@@ -107,7 +115,8 @@ fn a_conversation_through_imgate_is_judged_on_the_way_to_synapse() {
                 {"type": "m.room.encrypted", "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "sender_key": "k", "session_id": "s", "device_id": "D"}},
             ],
             "uploads": [{"name": "small.txt", "type": "text/plain", "size": 100}, {"name": "big.bin", "type": "application/octet-stream", "size": 5000}],
-            "expect": 6,
+            "outsider": ["carol says hi", "carol's confidential numbers"],
+            "expect": 8,
         }),
     );
     let answers = seen["answers"].as_array().unwrap();
@@ -138,7 +147,9 @@ fn a_conversation_through_imgate_is_judged_on_the_way_to_synapse() {
     assert_eq!(rewritten["content"]["formatted_body"], "d**n it");
     let stored = serde_json::to_string(&seen["stored"]).unwrap();
     assert!(
-        stored.contains("hello bob") && !stored.contains("confidential"),
+        stored.contains("hello bob")
+            && !stored.contains("this is confidential")
+            && !stored.contains("hello confidential"),
         "{stored}"
     );
     assert!(
@@ -156,7 +167,53 @@ fn a_conversation_through_imgate_is_judged_on_the_way_to_synapse() {
         "big.bin is over the 1000-byte file limit"
     );
 
+    // carol's confidential line, said around imgate, reaches bob and alice
+    // as a redacted stub: in the sync and in history.
+    let from_carol = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["sender"] == "@carol:localhost")
+            .cloned()
+            .collect()
+    };
+    for list in ["timeline", "history", "alice_timeline"] {
+        let carol = from_carol(&seen[list]);
+        assert_eq!(carol.len(), 2, "{list}: {carol:?}");
+        let hi = carol
+            .iter()
+            .find(|e| e["content"]["body"] == "carol says hi");
+        assert!(hi.is_some(), "{list}: {carol:?}");
+        let stub = carol
+            .iter()
+            .find(|e| e["content"]["body"].is_null())
+            .unwrap();
+        assert_eq!(stub["content"], json!({}), "{list}");
+        assert_eq!(
+            stub["unsigned"]["redacted_because"]["content"]["reason"],
+            "blocked by policy: confidential",
+            "{list}"
+        );
+    }
+    assert!(
+        serde_json::to_string(&seen["stored"])
+            .unwrap()
+            .contains("carol's confidential")
+    );
+
     let records = matrix_records(&config);
+    // Judged once, inbound, however many clients saw it.
+    let inbound: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"]["message"]["sender"] == "@carol:localhost")
+        .collect();
+    assert_eq!(inbound.len(), 2, "{inbound:?}");
+    assert!(inbound.iter().all(|r| r["event"]["direction"] == "inbound"));
+    // alice's own messages are not judged again on their way to bob.
+    let hello = records
+        .iter()
+        .filter(|r| r["event"]["message"]["body"] == "hello bob");
+    assert_eq!(hello.count(), 1);
     let kinds: Vec<(String, String)> = records
         .iter()
         .map(|r| {
@@ -276,6 +333,71 @@ fn bad_requests_get_matrix_errors_retries_one_answer_and_clean_ones_go_on() {
         a[7], a[8],
         "the homeserver answers a retry with the same event: {out}"
     );
+    // Held sends: the client is told they were sent; a reviewer releases
+    // one (it reaches the room, as alice's) and rejects the other.
+    let held = matrix_client(
+        "raw",
+        &json!({"server": server, "users": users(), "requests": [
+            {"method": "PUT", "path": send("h1"), "body": "{\"msgtype\":\"m.text\",\"body\":\"review me: the merger\"}", "headers": json_header},
+            {"method": "PUT", "path": send("h2"), "body": "{\"msgtype\":\"m.text\",\"body\":\"review me: the layoffs\"}", "headers": json_header},
+        ]}),
+    );
+    for answer in held["answers"].as_array().unwrap() {
+        let id = answer["json"]["event_id"].as_str().unwrap_or_default();
+        assert!(id.starts_with("$imgate-held-"), "{held}");
+    }
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(imgate_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&config.path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: Vec<Value> = cli(&["archive", "held", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id_of = |text: &str| {
+        listed
+            .iter()
+            .find(|h| h["body"] == text)
+            .and_then(|h| h["event_id"].as_str())
+            .unwrap_or_else(|| panic!("{text} in {listed:?}"))
+            .to_owned()
+    };
+    cli(&[
+        "archive",
+        "release",
+        &id_of("review me: the merger"),
+        "--by",
+        "carol",
+    ]);
+    cli(&[
+        "archive",
+        "reject",
+        &id_of("review me: the layoffs"),
+        "--note",
+        "no",
+        "--by",
+        "carol",
+    ]);
+    let history = matrix_client(
+        "raw",
+        &json!({"server": server, "users": users(), "requests": [
+            {"method": "GET", "path": format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=50")},
+        ]}),
+    );
+    let said = history["answers"][0]["json"].to_string();
+    assert!(said.contains("review me: the merger"), "{said}");
+    assert!(!said.contains("the layoffs"), "{said}");
+
     let records = matrix_records(&config);
     let judged = |body: &str| {
         records

@@ -1,7 +1,7 @@
-//! One `imgate run` serving XMPP and IRC at once, with one chain: the same
-//! `keyword-block` component, unchanged, blocks on both networks, each in
-//! its own protocol's terms, and the archive names the same component hash
-//! for both verdicts.
+//! One `imgate run` serving XMPP, IRC and Matrix at once, with one chain:
+//! the same `keyword-block` component, unchanged, blocks on all three
+//! networks, each in its own protocol's terms, and the archive names the
+//! same component hash for every verdict.
 
 use std::process::Command;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use imgate_tests::gateway::Imgate;
 use imgate_tests::ngircd::Ngircd;
 use imgate_tests::prosody::{DOMAIN, Prosody};
+use imgate_tests::synapse::{Synapse, matrix_client};
 use imgate_tests::{system_python, workspace, write_config};
 use serde_json::{Value, json};
 
@@ -28,9 +29,10 @@ fn run_client(script: &str, scenario: &str, args: &Value) -> Value {
 }
 
 #[test]
-fn the_same_component_blocks_on_xmpp_and_on_irc() {
+fn the_same_component_blocks_on_xmpp_irc_and_matrix() {
     let prosody = Prosody::start(&[("alice", "a-pw"), ("bob", "b-pw")]);
     let ngircd = Ngircd::start();
+    let synapse = Synapse::start(&[("alice", "a-pw"), ("bob", "b-pw")]);
     let config = write_config(&format!(
         r#"
 [runtime]
@@ -55,6 +57,14 @@ key = "gateway.key"
 address = "127.0.0.1:{}"
 tls = "plain"
 
+[matrix]
+listen_tls = "127.0.0.1:0"
+cert = "gateway.crt"
+key = "gateway.key"
+[matrix.upstream]
+address = "127.0.0.1:{}"
+tls = "plain"
+
 [[plugins]]
 name = "keyword-block"
 path = "{{wasm:keyword_block}}"
@@ -70,6 +80,7 @@ grants = ["archive"]
         prosody.port,
         prosody.cert.display(),
         ngircd.port,
+        synapse.port,
     ));
     let gateway_cert = imgate_tests::gateway_cert(&config, &[DOMAIN]);
     let imgate = Imgate::start(&config, &[]);
@@ -117,6 +128,32 @@ grants = ["archive"]
         "blocked by policy: confidential"
     );
 
+    let matrix = matrix_client(
+        "room",
+        &json!({
+            "server": format!("https://localhost:{}", imgate.matrix_tls.unwrap().port()),
+            "ca": gateway_cert,
+            "users": {"alice": ["alice", "a-pw"], "bob": ["bob", "b-pw"]},
+            "send": [
+                {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "this is confidential"}},
+                {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "this is fine"}},
+            ],
+            "expect": 1,
+        }),
+    );
+    assert_eq!(matrix["answers"][0]["errcode"], "M_FORBIDDEN", "{matrix}");
+    assert_eq!(
+        matrix["answers"][0]["error"],
+        "blocked by policy: confidential"
+    );
+    let bodies: Vec<&str> = matrix["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, vec!["this is fine"], "{matrix}");
+
     std::thread::sleep(Duration::from_millis(500));
     let archive = imgate_tests::archive_records(&config.dir.path().join("archive.db"));
     let blocked: Vec<Value> = archive
@@ -134,9 +171,10 @@ grants = ["archive"]
         .iter()
         .map(|r| format!("{} {}", r["event"]["kind"], r["verdict"]))
         .collect();
-    assert_eq!(networks, vec!["xmpp", "irc"], "{why:#?}");
+    assert_eq!(networks, vec!["xmpp", "irc", "matrix"], "{why:#?}");
     let hash = |r: &Value| r["verdict"]["decided_by"]["sha256"].clone();
     assert_eq!(hash(&blocked[0]), hash(&blocked[1]));
+    assert_eq!(hash(&blocked[0]), hash(&blocked[2]));
     assert_eq!(
         blocked[0]["verdict"]["decided_by"]["plugin"],
         "keyword-block"
@@ -156,6 +194,8 @@ grants = ["archive"]
         ("xmpp", "alice@localhost"),
         ("irc", "alice"),
         ("irc", "bob"),
+        ("matrix", "@alice:localhost"),
+        ("matrix", "@bob:localhost"),
     ] {
         assert!(
             starts.iter().any(|(n, u)| (n.as_str(), u.as_str()) == want),

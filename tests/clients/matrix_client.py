@@ -16,8 +16,10 @@ Scenarios:
         a content is the event id of send N), then uploads each of
         "uploads" ([{"name", "type", "size"}]). bob syncs until "expect"
         events of his timeline are alice's messages, reactions or
-        redactions. Returns alice's answers and bob's timeline as his
-        client saw it, and what "direct" (the homeserver itself) stored.
+        redactions. With "outsider" (texts), carol, who talks to "direct"
+        (the homeserver itself, around imgate), joins and says them.
+        Returns alice's answers, bob's timeline and history and alice's
+        timeline as their clients saw them, and what the homeserver stored.
   raw  alice sends each of "requests" ([{"method", "path", "body" (text),
         "headers"}]) with her token; returns each status and JSON answer.
 """
@@ -81,8 +83,8 @@ def answer(response):
     return {"errcode": getattr(response, "status_code", None), "error": getattr(response, "message", str(response))}
 
 
-def of_alice(event, alice_id):
-    return event.get("sender") == alice_id and event.get("type") in (
+def of_interest(event, senders):
+    return event.get("sender") in senders and event.get("type") in (
         "m.room.message",
         "m.reaction",
         "m.room.redaction",
@@ -101,7 +103,17 @@ async def room(args):
     joined = await bob.join(room_id)
     if not hasattr(joined, "room_id"):
         raise SystemExit(f"bob could not join: {joined}")
+    carol = None
+    if args.get("outsider"):
+        # carol talks to the homeserver directly, around imgate.
+        carol = await login(args, "carol", server=args["direct"])
+        await alice.room_invite(room_id, carol.user_id)
+        joined = await carol.join(room_id)
+        if not hasattr(joined, "room_id"):
+            raise SystemExit(f"carol could not join: {joined}")
+    senders = [alice.user_id] + ([carol.user_id] if carol else [])
     first = await bob.sync(timeout=0)
+    alice_first = await alice.sync(timeout=0)
     ids, answers = [], []
     for item in args.get("send", []):
         content = substitute(item["content"], ids)
@@ -119,6 +131,8 @@ async def room(args):
         data = b"x" * up["size"]
         r, _ = await alice.upload(lambda *_: data, content_type=up["type"], filename=up["name"], filesize=len(data))
         uploads.append({"content_uri": r.content_uri} if isinstance(r, UploadResponse) else {"error": getattr(r, "message", str(r)), "status": getattr(r, "status_code", None)})
+    for body in args.get("outsider", []):
+        await carol.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
     timeline = []
     since = first.next_batch
     loop = asyncio.get_running_loop()
@@ -129,7 +143,7 @@ async def room(args):
         for rid, joined_room in getattr(r, "rooms", None).join.items() if hasattr(r, "rooms") else []:
             if rid == room_id:
                 timeline.extend(e.source for e in joined_room.timeline.events)
-        if sum(1 for e in timeline if of_alice(e, alice.user_id)) >= args.get("expect", 0):
+        if sum(1 for e in timeline if of_interest(e, senders)) >= args.get("expect", 0):
             break
     await asyncio.sleep(args.get("settle", 0.3))
     r = await bob.sync(timeout=0, since=since)
@@ -137,22 +151,32 @@ async def room(args):
         if rid == room_id:
             timeline.extend(e.source for e in joined_room.timeline.events)
     history = await bob.room_messages(room_id, start=since, limit=100)
+    # alice's client sees the same events (judged once for both).
+    seen_by_alice = await alice.sync(timeout=0, since=alice_first.next_batch)
+    alice_timeline = [
+        e.source
+        for rid, joined_room in (seen_by_alice.rooms.join.items() if hasattr(seen_by_alice, "rooms") else [])
+        if rid == room_id
+        for e in joined_room.timeline.events
+    ]
     result = {
         "room": room_id,
         "alice": alice.user_id,
         "answers": answers,
         "uploads": uploads,
-        "timeline": [e for e in timeline if of_alice(e, alice.user_id)],
-        "history": [e.source for e in getattr(history, "chunk", []) if of_alice(e.source, alice.user_id)],
+        "timeline": [e for e in timeline if of_interest(e, senders)],
+        "alice_timeline": [e for e in alice_timeline if of_interest(e, senders)],
+        "history": [e.source for e in getattr(history, "chunk", []) if of_interest(e.source, senders)],
     }
     if args.get("direct"):
         # What the homeserver stored, asked around imgate.
         direct = await login(args, "bob", server=args["direct"])
         stored = await direct.room_messages(room_id, start=since, limit=100)
-        result["stored"] = [e.source for e in getattr(stored, "chunk", []) if of_alice(e.source, alice.user_id)]
+        result["stored"] = [e.source for e in getattr(stored, "chunk", []) if of_interest(e.source, senders)]
         await direct.close()
-    await alice.close()
-    await bob.close()
+    for c in (alice, bob, carol):
+        if c:
+            await c.close()
     return result
 
 

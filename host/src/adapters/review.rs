@@ -125,6 +125,17 @@ impl Reviews {
         )
     }
 
+    /// Opens `session`'s door onto an existing channel: an adapter whose
+    /// held messages are kept in one place (Matrix) has one for all its
+    /// sessions.
+    pub fn open_onto(self: &Arc<Self>, session: &str, rulings: mpsc::Sender<ReviewCall>) -> Door {
+        self.lock().insert(session.to_owned(), rulings);
+        Door {
+            reviews: self.clone(),
+            session: session.to_owned(),
+        }
+    }
+
     /// Takes `ruling` on `event_id` to `session` and waits until the
     /// session has acted on it.
     ///

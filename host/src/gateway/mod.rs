@@ -199,7 +199,7 @@ pub async fn run(
         tasks.spawn(adapter.serve(stopping.clone()));
     }
     if let Some(matrix) = gateway.config().matrix.clone() {
-        let adapter = MatrixAdapter::start(&matrix, judge.clone()).await?;
+        let adapter = MatrixAdapter::start(&matrix, judge.clone(), reviews.clone()).await?;
         for (address, tls) in adapter.local_addrs() {
             tracing::info!(listen = %address, tls, upstream = %matrix.upstream.address, "Matrix listening");
         }

@@ -48,6 +48,14 @@ pub struct MatrixConfig {
     /// answered the same way without being judged again.
     #[serde(default = "default_transactions")]
     pub remembered_transactions: usize,
+    /// Delivered events whose verdict is remembered, by event id, so each
+    /// is judged once however many clients sync it.
+    #[serde(default = "default_events")]
+    pub remembered_events: usize,
+    /// The largest answer to a `/sync` or history request imgate judges;
+    /// a larger one is refused rather than shown unjudged.
+    #[serde(default = "default_max_listing_bytes")]
+    pub max_listing_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
@@ -76,6 +84,12 @@ fn default_tokens() -> usize {
 }
 fn default_transactions() -> usize {
     65_536
+}
+fn default_events() -> usize {
+    262_144
+}
+fn default_max_listing_bytes() -> usize {
+    64 << 20
 }
 
 impl MatrixConfig {
@@ -128,6 +142,8 @@ impl AdapterSection for MatrixConfig {
             ("max_json_depth", self.max_json_depth),
             ("remembered_tokens", self.remembered_tokens),
             ("remembered_transactions", self.remembered_transactions),
+            ("remembered_events", self.remembered_events),
+            ("max_listing_bytes", self.max_listing_bytes),
         ] {
             if v == 0 {
                 out.push(format!("{key} must be more than 0"));

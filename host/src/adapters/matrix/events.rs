@@ -32,21 +32,13 @@ pub fn read(route: &Route, user: &str, body: &Map<String, Value>) -> Option<Read
             room,
             event_type,
             txn,
-        } => {
-            let ids = vec![NetworkId::new("txn-id", txn.clone())];
-            let mut reading = match event_type.as_str() {
-                "m.room.message" => message(user, room, body),
-                "m.room.encrypted" => Some(encrypted(user, room, body)),
-                "m.reaction" => reaction(user, room, body),
-                "m.sticker" => Some(sticker(user, room, body)),
-                _ => None,
-            }?;
-            reading.ids = ids;
-            reading
-                .attributes
-                .push(("matrix.type".into(), event_type.clone()));
-            Some(reading)
-        }
+        } => sent(
+            user,
+            room,
+            event_type,
+            body,
+            NetworkId::new("txn-id", txn.clone()),
+        ),
         Route::Redact { room, event, txn } => {
             let reason = text(body, "reason").unwrap_or_default();
             Some(Reading {
@@ -66,6 +58,71 @@ pub fn read(route: &Route, user: &str, body: &Map<String, Value>) -> Option<Read
         } => state(user, room, event_type, key, body),
         Route::Membership { room, change } => Some(membership(user, room, *change, body)),
         Route::Upload | Route::Logout => None,
+    }
+}
+
+/// A room event `user` sends (or sent: read from a timeline), known by
+/// `id`.
+fn sent(
+    user: &str,
+    room: &str,
+    event_type: &str,
+    content: &Map<String, Value>,
+    id: NetworkId,
+) -> Option<Reading> {
+    let mut reading = match event_type {
+        "m.room.message" => message(user, room, content),
+        "m.room.encrypted" => Some(encrypted(user, room, content)),
+        "m.reaction" => reaction(user, room, content),
+        "m.sticker" => Some(sticker(user, room, content)),
+        _ => None,
+    }?;
+    reading.ids = vec![id];
+    reading
+        .attributes
+        .push(("matrix.type".into(), event_type.to_owned()));
+    Some(reading)
+}
+
+/// An event a client is about to see, from a timeline or history: its
+/// id, and what it says; `None` for what no policy reads.
+pub fn read_delivered(event: &Map<String, Value>, room: &str) -> Option<(String, Reading)> {
+    let id = text(event, "event_id")?;
+    let sender = text(event, "sender")?;
+    let event_type = text(event, "type")?;
+    let content = event.get("content").and_then(Value::as_object)?;
+    if event.contains_key("state_key") {
+        return None;
+    }
+    let reading = sent(
+        &sender,
+        room,
+        &event_type,
+        content,
+        NetworkId::new("event-id", id.clone()),
+    )?;
+    Some((id, reading))
+}
+
+/// What a client sees of an event the chain stopped: a redacted event
+/// (content emptied, `redacted_because` saying why), as the homeserver
+/// would show a deleted one, so the timeline keeps its shape.
+pub fn stub(event: &mut Map<String, Value>, reason: &str) {
+    event.insert("content".into(), Value::Object(Map::new()));
+    let id = text(event, "event_id").unwrap_or_default();
+    let redaction = serde_json::json!({
+        "type": "m.room.redaction",
+        "sender": event.get("sender").cloned().unwrap_or(Value::Null),
+        "event_id": format!("$imgate-redaction-{}", id.trim_start_matches('$')),
+        "origin_server_ts": event.get("origin_server_ts").cloned().unwrap_or(Value::Null),
+        "redacts": id,
+        "content": {"reason": reason},
+    });
+    let unsigned = event
+        .entry("unsigned")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(unsigned) = unsigned.as_object_mut() {
+        unsigned.insert("redacted_because".into(), redaction);
     }
 }
 
@@ -532,6 +589,31 @@ mod tests {
             Value::Object(body),
             json!({"msgtype": "m.text", "body": "[image removed]"})
         );
+    }
+
+    #[test]
+    fn a_delivered_event_is_read_by_its_id_and_a_stub_keeps_its_place() {
+        let mut event = obj(json!({
+            "type": "m.room.message", "event_id": "$e1", "sender": "@b:x", "origin_server_ts": 5,
+            "content": {"msgtype": "m.text", "body": "secret"}
+        }));
+        let (id, r) = read_delivered(&event, "!r:x").unwrap();
+        assert_eq!(
+            (id.as_str(), message_of(&r).sender.as_str()),
+            ("$e1", "@b:x")
+        );
+        assert_eq!(r.ids, vec![NetworkId::new("event-id", "$e1")]);
+        stub(&mut event, "blocked by policy");
+        assert_eq!(event["content"], json!({}));
+        assert_eq!(event["unsigned"]["redacted_because"]["redacts"], "$e1");
+        assert_eq!(
+            event["unsigned"]["redacted_because"]["content"]["reason"],
+            "blocked by policy"
+        );
+        let state = obj(
+            json!({"type": "m.room.topic", "event_id": "$t", "sender": "@b:x", "state_key": "", "content": {"topic": "t"}}),
+        );
+        assert!(read_delivered(&state, "!r:x").is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::Judged;
+use crate::adapters::review::Door;
 use crate::event::{Action, Session};
 
 /// A map that forgets its oldest entry past `capacity`.
@@ -64,11 +65,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 }
 
+/// A signed-in user's session, with its door for reviewers' rulings
+/// (closed when the token is forgotten).
+pub struct Known {
+    pub session: Arc<Session>,
+    pub _door: Door,
+}
+
 /// What a token is known as.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Owner {
     /// Its user's session.
-    Known(Arc<Session>),
+    Known(Arc<Known>),
     /// The session-start was refused: every request with it is.
     Refused(String),
 }

@@ -6,12 +6,14 @@
 //! - [`routes`]: which requests are judged, and the access token.
 //! - [`events`]: request JSON to events, and rewrites back into it.
 //! - `proxy`: one request, passed through or judged.
+//! - `inbound`: the events of a listing (`/sync`, history) a client sees.
 //! - `memory`: token owners and transaction verdicts, bounded.
 //! - `upstream`: one client connection's connection to the homeserver.
 //! - [`config`]: the `[matrix]` section.
 
 pub mod config;
 pub mod events;
+mod inbound;
 mod memory;
 mod proxy;
 pub mod routes;
@@ -28,6 +30,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use config::MatrixConfig;
 
+use super::review::{Held, Reviews};
 use super::section::AdapterSection;
 use super::stream::Listeners;
 use super::{AdapterError, AdapterStats, Gate};
@@ -44,7 +47,13 @@ pub struct MatrixAdapter {
     acceptor: Option<TlsAcceptor>,
     homeserver: Arc<Homeserver>,
     config: MatrixConfig,
+    ruled: tokio::sync::mpsc::Receiver<super::review::ReviewCall>,
 }
+
+/// Sends held for review at once, over every session, and their bytes:
+/// past either the oldest can no longer be released.
+const HELD_SENDS: usize = 10_000;
+const HELD_BYTES: usize = 64 << 20;
 
 impl MatrixAdapter {
     /// Loads the certificates and binds the listeners.
@@ -52,7 +61,11 @@ impl MatrixAdapter {
     /// # Errors
     /// A certificate, key or CA file is unusable, or an address cannot be
     /// bound.
-    pub async fn start(config: &MatrixConfig, judge: Arc<dyn Judge>) -> Result<Self, AdapterError> {
+    pub async fn start(
+        config: &MatrixConfig,
+        judge: Arc<dyn Judge>,
+        reviews: Arc<Reviews>,
+    ) -> Result<Self, AdapterError> {
         let tls = |source| AdapterError::Tls {
             network: "matrix",
             source,
@@ -88,12 +101,17 @@ impl MatrixAdapter {
                 network: "matrix",
                 source,
             })?;
+        let (rulings, ruled) = tokio::sync::mpsc::channel(64);
         let shared = Arc::new(Shared {
-            gate: Gate::new(judge, "matrix"),
+            gate: Gate::new(judge, "matrix").with_reviews(reviews),
             max_json_bytes: config.max_json_bytes,
             max_json_depth: config.max_json_depth,
             tokens: Bounded::new(config.remembered_tokens),
             transactions: Bounded::new(config.remembered_transactions),
+            delivered: Bounded::new(config.remembered_events),
+            max_listing_bytes: config.max_listing_bytes,
+            held: std::sync::Mutex::new(Held::new(HELD_SENDS, HELD_BYTES)),
+            rulings,
             sessions: Default::default(),
         });
         Ok(MatrixAdapter {
@@ -102,6 +120,7 @@ impl MatrixAdapter {
             acceptor,
             homeserver,
             config: config.clone(),
+            ruled,
         })
     }
 
@@ -124,6 +143,15 @@ impl MatrixAdapter {
         let handshake = Duration::from_millis(self.config.handshake_timeout_ms);
         let header_timeout = Duration::from_millis(self.config.header_timeout_ms);
         let (shared, acceptor, homeserver) = (self.shared, self.acceptor, self.homeserver);
+        let reviewer = Upstream::new(homeserver.clone());
+        let mut stopping = shutdown.clone();
+        let rulings = proxy::rule_on_held(shared.clone(), reviewer, self.ruled);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = rulings => {}
+                _ = stopping.changed() => {}
+            }
+        });
         let stats = shared.gate.shared_stats();
         self.listeners
             .serve(

@@ -18,9 +18,10 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::events::{self, Reading};
-use super::memory::{Bounded, Decided, Key, Owner, key_of};
+use super::memory::{Bounded, Decided, Key, Known, Owner, key_of};
 use super::routes::{self, Route};
 use super::upstream::{ProxyBody, Upstream, full, streamed};
+use crate::adapters::review::{Held, ReviewCall, Ruling};
 use crate::adapters::{Ask, Gate, Judged, Seen};
 use crate::event::{Action, Direction, EventKind, Session};
 
@@ -31,6 +32,14 @@ pub struct Shared {
     pub max_json_depth: usize,
     pub tokens: Bounded<Key, Owner>,
     pub transactions: Bounded<Key, Decided>,
+    /// Verdicts on delivered events, by event id: each is judged once
+    /// however many clients see it, and however often.
+    pub delivered: Bounded<Key, Decided>,
+    pub max_listing_bytes: usize,
+    /// Sends held for review, by event id, until a ruling.
+    pub held: std::sync::Mutex<Held<HeldRequest>>,
+    /// Where reviewers' rulings on held sends arrive.
+    pub rulings: tokio::sync::mpsc::Sender<ReviewCall>,
     pub sessions: std::sync::atomic::AtomicU64,
 }
 
@@ -88,13 +97,15 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok()),
         request.uri().query(),
     );
-    let (Some(route), Some(token)) = (route, token) else {
+    let listing = routes::listing(request.method(), request.uri().path());
+    let judged = route.is_some() || listing.is_some();
+    let Some(token) = token.filter(|_| judged) else {
         // Not judged (or not signed in: the homeserver refuses it).
         let (parts, body) = request.into_parts();
         return forward(&upstream, Request::from_parts(parts, streamed(body))).await;
     };
     let session = match owner(&shared, &upstream, &token, peer).await {
-        Ok(Owner::Known(session)) => session,
+        Ok(Owner::Known(known)) => known.session.clone(),
         Ok(Owner::Refused(reason)) => {
             return error(
                 StatusCode::FORBIDDEN,
@@ -104,6 +115,18 @@ pub async fn handle(
         }
         // An unknown token: the homeserver gives its own answer.
         Err(Unknown) => {
+            let (parts, body) = request.into_parts();
+            return forward(&upstream, Request::from_parts(parts, streamed(body))).await;
+        }
+    };
+    let route = match (route, listing) {
+        (Some(route), _) => route,
+        (None, Some(listing)) => {
+            let (parts, body) = request.into_parts();
+            let request = Request::from_parts(parts, streamed(body));
+            return inbound(&shared, &upstream, &session, listing, request).await;
+        }
+        (None, None) => {
             let (parts, body) = request.into_parts();
             return forward(&upstream, Request::from_parts(parts, streamed(body))).await;
         }
@@ -173,10 +196,18 @@ async fn owner(
     ) {
         Action::Block(reason) | Action::Hold(reason) => Owner::Refused(reason),
         Action::Drop => Owner::Refused("not allowed".into()),
-        _ => Owner::Known(session.clone()),
+        _ => Owner::Known(Arc::new(Known {
+            _door: shared
+                .gate
+                .reviews()
+                .open_onto(&session.id, shared.rulings.clone()),
+            session: session.clone(),
+        })),
     };
     match &owner {
-        Owner::Known(s) => tracing::info!(user = %s.user, session = %s.id, "session started"),
+        Owner::Known(k) => {
+            tracing::info!(user = %k.session.user, session = %k.session.id, "session started")
+        }
         Owner::Refused(reason) => tracing::info!(user = %session.user, %reason, "session refused"),
     }
     Ok(shared.tokens.keep(key, owner))
@@ -269,6 +300,9 @@ async fn json_request(
                 return forward(upstream, Request::from_parts(parts, full(bytes))).await;
             };
             let judged = judge(&shared.gate, session, reading);
+            if let Some(event_id) = &judged.event_id {
+                hold(shared, event_id, token, &parts, &bytes);
+            }
             let decided = Decided::from(&judged);
             match transaction {
                 Some(k) => shared.transactions.keep(k, decided),
@@ -276,7 +310,11 @@ async fn json_request(
             }
         }
     };
+    let sends = matches!(route, Route::Send { .. });
     match decided.action {
+        Action::Allow if sends => {
+            note_sent(shared, upstream, Request::from_parts(parts, full(bytes))).await
+        }
         Action::Allow => forward(upstream, Request::from_parts(parts, full(bytes))).await,
         Action::Rewrite(text) => {
             let body = if events::rewrite(&mut object, &text, &decided.removed_attachments) {
@@ -288,29 +326,109 @@ async fn json_request(
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            forward(upstream, Request::from_parts(parts, full(body))).await
+            let request = Request::from_parts(parts, full(body));
+            if sends {
+                note_sent(shared, upstream, request).await
+            } else {
+                forward(upstream, request).await
+            }
         }
         Action::Block(reason) => error(StatusCode::FORBIDDEN, "M_FORBIDDEN", &reason),
-        Action::Hold(reason) => error(
-            StatusCode::FORBIDDEN,
-            "M_FORBIDDEN",
-            &format!("held for review: {reason}"),
-        ),
+        // The client is told it was sent; it is, if a reviewer releases it.
+        Action::Hold(_) => {
+            let id = transaction.unwrap_or_else(|| key_of(&[token, parts.uri.path(), "hold"]));
+            ok_json(json!({"event_id": made_up_id("held", &id)}))
+        }
         Action::Drop => match route {
             // The client is told it was sent; nobody receives it.
             Route::Send { .. } | Route::Redact { .. } | Route::State { .. } => {
                 let id = transaction.unwrap_or_else(|| key_of(&[token, parts.uri.path(), "drop"]));
-                ok_json(json!({"event_id": dropped_id(&id)}))
+                ok_json(json!({"event_id": made_up_id("dropped", &id)}))
             }
             _ => error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "not allowed"),
         },
     }
 }
 
-/// The event id a dropped event is answered with: the same for a retry.
-fn dropped_id(key: &Key) -> String {
+/// The event id a dropped or held event is answered with: the same for
+/// a retry.
+fn made_up_id(what: &str, key: &Key) -> String {
     let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("$imgate-dropped-{hex}")
+    format!("$imgate-{what}-{hex}")
+}
+
+/// A request held for review: what to send, as its user, on release.
+pub struct HeldRequest {
+    token: String,
+    method: hyper::Method,
+    path: String,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// Keeps a held request under its event id until a ruling.
+fn hold(
+    shared: &Shared,
+    event_id: &str,
+    token: &str,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+) {
+    let request = HeldRequest {
+        token: token.to_owned(),
+        method: parts.method.clone(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        body: body.clone(),
+    };
+    let size = request.body.len() + request.path.len();
+    let mut held = shared.held.lock().unwrap_or_else(|p| p.into_inner());
+    held.keep(event_id.to_owned(), size, request);
+}
+
+/// Acts on reviewers' rulings until the channel closes: a released send
+/// goes to the homeserver as its user sent it (the same transaction, so
+/// the sender's client matches it to what it showed); a rejected one is
+/// never sent.
+pub async fn rule_on_held(
+    shared: Arc<Shared>,
+    upstream: Upstream,
+    mut rulings: tokio::sync::mpsc::Receiver<ReviewCall>,
+) {
+    while let Some(call) = rulings.recv().await {
+        let held = shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&call.event_id);
+        let answer = match (held, call.ruling) {
+            (Err(e), _) => Err(e),
+            (Ok(request), Ruling::Release) => release(&upstream, request).await,
+            (Ok(_), Ruling::Reject(_)) => {
+                Ok("rejected: never sent (the sender's client showed it as sent)".into())
+            }
+        };
+        let _ = call.reply.send(answer);
+    }
+}
+
+async fn release(upstream: &Upstream, held: HeldRequest) -> Result<String, String> {
+    let mut request = Request::builder()
+        .method(held.method)
+        .uri(held.path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", held.token));
+    if let Some(t) = held.content_type {
+        request = request.header(header::CONTENT_TYPE, t);
+    }
+    let request = request.body(full(held.body)).map_err(|e| e.to_string())?;
+    match send(upstream, request).await {
+        Ok(r) if r.status() == StatusCode::OK => Ok("delivered".into()),
+        Ok(r) => Err(format!("the homeserver refused it ({})", r.status())),
+        Err(_) => Err("the homeserver could not be reached".into()),
+    }
 }
 
 fn judge(gate: &Gate, session: &Arc<Session>, reading: Reading) -> Judged {
@@ -357,17 +475,172 @@ fn parse(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>, Response<
 }
 
 /// Sends `request` to the homeserver and streams its answer back.
-async fn forward(upstream: &Upstream, mut request: Request<ProxyBody>) -> Response<ProxyBody> {
+async fn forward(upstream: &Upstream, request: Request<ProxyBody>) -> Response<ProxyBody> {
+    match send(upstream, request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, streamed(body))
+        }
+        Err(answer) => answer,
+    }
+}
+
+/// Sends `request` to the homeserver; its answer's head, or what to tell
+/// the client when there is none.
+#[allow(clippy::result_large_err)]
+async fn send(
+    upstream: &Upstream,
+    mut request: Request<ProxyBody>,
+) -> Result<Response<Incoming>, Response<ProxyBody>> {
     strip_hop_by_hop(request.headers_mut());
     match upstream.send(request).await {
-        Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, streamed(body))
+        Ok(mut response) => {
+            strip_hop_by_hop(response.headers_mut());
+            Ok(response)
         }
         Err(e) => {
             tracing::warn!(error = %e, "matrix request not passed on");
-            error(StatusCode::BAD_GATEWAY, "M_UNKNOWN", &e.to_string())
+            Err(error(StatusCode::BAD_GATEWAY, "M_UNKNOWN", &e.to_string()))
+        }
+    }
+}
+
+/// A sent event the homeserver accepted: its id takes the verdict it was
+/// sent under (what was stored is what was allowed), so no client's sync
+/// judges it again.
+async fn note_sent(
+    shared: &Shared,
+    upstream: &Upstream,
+    request: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let response = match send(upstream, request).await {
+        Ok(r) => r,
+        Err(answer) => return answer,
+    };
+    let (parts, body) = response.into_parts();
+    if parts.status != StatusCode::OK {
+        return Response::from_parts(parts, streamed(body));
+    }
+    let Ok(collected) = Limited::new(body, 64 * 1024).collect().await else {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "M_UNKNOWN",
+            "the homeserver's answer was cut short",
+        );
+    };
+    let bytes = collected.to_bytes();
+    if let Some(id) = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned))
+    {
+        let allowed = Decided {
+            action: Action::Allow,
+            removed_attachments: Vec::new(),
+        };
+        shared.delivered.keep(key_of(&[&id]), allowed);
+    }
+    Response::from_parts(parts, full(bytes))
+}
+
+/// A listing: the homeserver's answer, with each event in it judged as
+/// this session receives it (once per gateway, by event id). A stopped
+/// event becomes a redacted stub; a rewritten one shows the new text.
+async fn inbound(
+    shared: &Shared,
+    upstream: &Upstream,
+    session: &Arc<Session>,
+    listing: routes::Listing,
+    request: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let response = match send(upstream, request).await {
+        Ok(r) => r,
+        Err(answer) => return answer,
+    };
+    let (mut parts, body) = response.into_parts();
+    if parts.status != StatusCode::OK {
+        return Response::from_parts(parts, streamed(body));
+    }
+    let bytes = match Limited::new(body, shared.max_listing_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        // Shown unjudged, it would be a way around policy.
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let why = format!(
+                "the homeserver's answer is over {} bytes, too large to judge (a sync filter with a smaller timeline limit helps)",
+                shared.max_listing_bytes
+            );
+            return error(StatusCode::BAD_GATEWAY, "M_TOO_LARGE", &why);
+        }
+        Err(_) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "M_UNKNOWN",
+                "the homeserver's answer was cut short",
+            );
+        }
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "M_UNKNOWN",
+            "the homeserver's answer is not JSON",
+        );
+    };
+    let mut changed = false;
+    super::inbound::each_event(listing, &mut value, &mut |event, room| {
+        changed |= judge_delivered(shared, session, event, room);
+    });
+    let body = if changed {
+        Bytes::from(value.to_string())
+    } else {
+        bytes
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Response::from_parts(parts, full(body))
+}
+
+/// One delivered event, judged (or its verdict reused) and applied in
+/// place; whether it changed.
+fn judge_delivered(
+    shared: &Shared,
+    session: &Arc<Session>,
+    event: &mut Map<String, Value>,
+    room: &str,
+) -> bool {
+    let Some((id, reading)) = events::read_delivered(event, room) else {
+        return false;
+    };
+    let key = key_of(&[&id]);
+    let decided = match shared.delivered.get(&key) {
+        Some(d) => d,
+        None => {
+            // Clients syncing the same event at once: one judges it.
+            let stem = shared.gate.judgments().stem(&[&id]);
+            let judged = shared.gate.rule(Ask {
+                session,
+                direction: Direction::Inbound,
+                kind: reading.kind,
+                attributes: reading.attributes,
+                ids: reading.ids,
+                seen: Seen::Named(stem),
+            });
+            shared.delivered.keep(key, Decided::from(&judged))
+        }
+    };
+    match decided.action {
+        Action::Allow => false,
+        Action::Rewrite(text) => event
+            .get_mut("content")
+            .and_then(Value::as_object_mut)
+            .is_some_and(|c| events::rewrite(c, &text, &decided.removed_attachments)),
+        Action::Block(reason) | Action::Hold(reason) => {
+            events::stub(event, &reason);
+            true
+        }
+        Action::Drop => {
+            events::stub(event, "removed by policy");
+            true
         }
     }
 }
@@ -404,7 +677,7 @@ mod tests {
     #[test]
     fn a_dropped_event_has_one_id_however_often_it_is_sent() {
         let k = key_of(&["tok", "/path"]);
-        assert_eq!(dropped_id(&k), dropped_id(&k));
-        assert!(dropped_id(&k).starts_with("$imgate-dropped-"));
+        assert_eq!(made_up_id("dropped", &k), made_up_id("dropped", &k));
+        assert!(made_up_id("dropped", &k).starts_with("$imgate-dropped-"));
     }
 }

@@ -46,6 +46,35 @@ pub enum Route {
     Logout,
 }
 
+/// A response that lists events a client is about to see: judged on
+/// the way in, so history is no way around policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// `GET /sync`: each room's timeline.
+    Sync,
+    /// `GET /rooms/{room}/messages`: `chunk`.
+    Messages,
+    /// `GET /rooms/{room}/context/{event}`: the event and those around it.
+    Context,
+    /// `GET /rooms/{room}/event/{event}`: the event itself.
+    Event,
+}
+
+/// The listing `method` and `path` ask for, if it is one imgate judges.
+pub fn listing(method: &Method, path: &str) -> Option<Listing> {
+    if method != Method::GET {
+        return None;
+    }
+    let s: Vec<&str> = path.strip_prefix("/_matrix/client/")?.split('/').collect();
+    match s.as_slice() {
+        [v, "sync"] if is_version(v) => Some(Listing::Sync),
+        [v, "rooms", _, "messages"] if is_version(v) => Some(Listing::Messages),
+        [v, "rooms", _, "context", _] if is_version(v) => Some(Listing::Context),
+        [v, "rooms", _, "event", _] if is_version(v) => Some(Listing::Event),
+        _ => None,
+    }
+}
+
 /// The route of `method` and `path` (without its query), if imgate
 /// judges it.
 pub fn route(method: &Method, path: &str) -> Option<Route> {
@@ -193,6 +222,31 @@ mod tests {
         ] {
             assert_eq!(route(&m, p), None, "{m} {p}");
         }
+    }
+
+    #[test]
+    fn listings_are_recognised() {
+        assert_eq!(
+            listing(&Method::GET, "/_matrix/client/v3/sync"),
+            Some(Listing::Sync)
+        );
+        assert_eq!(
+            listing(&Method::GET, "/_matrix/client/r0/rooms/!a:x/messages"),
+            Some(Listing::Messages)
+        );
+        assert_eq!(
+            listing(&Method::GET, "/_matrix/client/v3/rooms/!a:x/context/$e"),
+            Some(Listing::Context)
+        );
+        assert_eq!(
+            listing(&Method::GET, "/_matrix/client/v3/rooms/!a:x/event/$e"),
+            Some(Listing::Event)
+        );
+        assert_eq!(listing(&Method::POST, "/_matrix/client/v3/sync"), None);
+        assert_eq!(
+            listing(&Method::GET, "/_matrix/client/v3/rooms/!a:x/state"),
+            None
+        );
     }
 
     #[test]
