@@ -18,7 +18,7 @@ POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm \
 	$(PLUGIN_DIR)/test_future_py.wasm
 
-.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-archive bench-languages fuzz clean-cache
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-archive bench-languages fuzz clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc; Synapse and matrix-nio in a venv under
@@ -132,6 +132,10 @@ bench-sessions: deps build
 ## Bridged messages against direct ones (XMPP<->IRC): added p50/p99 latency and msg/s.
 bench-bridge: deps plugins build
 	$(CARGO) bench -p imgate-tests --bench bridge
+
+## Matrix through imgate against straight to Synapse: msg/s, send and sync-delivery p50/p99.
+bench-matrix: deps plugins build
+	$(CARGO) bench -p imgate-tests --bench matrix_proxy
 
 ## keyword-block in Rust, Python and JavaScript: size, compile, cached load, instantiation, per event, memory.
 bench-languages: plugins

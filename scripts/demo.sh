@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make demo: a throwaway Prosody and a throwaway ngircd on loopback, one
-# imgate in front of both with the sample chain (examples/demo.toml), and
-# real clients (slixmpp for XMPP, Python's irc for IRC) having a short
+# make demo: a throwaway Prosody, ngircd and Synapse on loopback, one
+# imgate in front of all three with the sample chain (examples/demo.toml),
+# and real clients (slixmpp for XMPP, Python's irc for IRC, matrix-nio for
+# Matrix) having a short
 # scripted conversation through it. Prints what was delivered, rewritten
 # and blocked on each network, then the gateway's own counters.
 set -euo pipefail
@@ -27,6 +28,8 @@ wait_port() {
 
 prosody_port=$(free_port); xmpp_port=$(free_port); admin_port=$(free_port)
 ngircd_port=$(free_port); irc_port=$(free_port)
+synapse_port=$(free_port); matrix_port=$(free_port)
+mxpy="$root/target/matrix/bin/python"
 token="demo-$(date +%s)"
 
 echo "== certificates (imgate cert)"
@@ -78,15 +81,26 @@ ngircd -n -f "$work/ngircd.conf" >"$work/ngircd.out" 2>&1 &
 pids+=($!)
 wait_port "$ngircd_port" "$work/ngircd.out"
 
-echo "== imgate run: XMPP on 127.0.0.1:$xmpp_port, IRC (TLS) on 127.0.0.1:$irc_port"
+echo "== Synapse on 127.0.0.1:$synapse_port"
+mkdir -p "$work/synapse"
+"$mxpy" "$root/tests/clients/synapse_setup.py" "$work/synapse" "$synapse_port" demo-secret
+(cd "$work/synapse" && exec "$mxpy" -m synapse.app.homeserver -c homeserver.yaml) >"$work/synapse.out" 2>&1 &
+pids+=($!)
+wait_port "$synapse_port" "$work/synapse.out"
+"$mxpy" "$root/tests/clients/matrix_client.py" register \
+    "{\"server\": \"http://127.0.0.1:$synapse_port\", \"secret\": \"demo-secret\", \"users\": [[\"alice\", \"alice-pw\"], [\"bob\", \"bob-pw\"]]}" >/dev/null
+
+echo "== imgate run: XMPP on 127.0.0.1:$xmpp_port, IRC (TLS) on 127.0.0.1:$irc_port, Matrix (HTTPS) on 127.0.0.1:$matrix_port"
 sed -e "s#@ROOT@#$root#g" -e "s#@WORK@#$work#g" -e "s#@PROSODY_PORT@#$prosody_port#g" \
     -e "s#@XMPP_PORT@#$xmpp_port#g" -e "s#@ADMIN_PORT@#$admin_port#g" \
     -e "s#@NGIRCD_PORT@#$ngircd_port#g" -e "s#@IRC_PORT@#$irc_port#g" \
+    -e "s#@SYNAPSE_PORT@#$synapse_port#g" -e "s#@MATRIX_PORT@#$matrix_port#g" \
     "$root/examples/demo.toml" > "$work/imgate.toml"
 IMGATE_ADMIN_TOKEN="$token" IMGATE_LOG="${IMGATE_LOG:-info}" "$imgate" run --config "$work/imgate.toml" 2>"$work/imgate.log" &
 pids+=($!)
 wait_port "$xmpp_port" "$work/imgate.log"
 wait_port "$irc_port" "$work/imgate.log"
+wait_port "$matrix_port" "$work/imgate.log"
 
 echo "== alice@localhost writes to bob@localhost through imgate (slixmpp, STARTTLS)"
 args=$(cat <<JSON
@@ -111,6 +125,18 @@ irc_args=$(cat <<JSON
 JSON
 )
 /usr/bin/python3 "$root/tests/clients/irc_client.py" demo "$irc_args"
+
+echo
+echo "== alice and bob in a Matrix room through imgate (matrix-nio, HTTPS) — the same chain"
+mx_args=$(cat <<JSON
+{"pretty": true, "server": "https://localhost:$matrix_port", "ca": "$work/gateway.crt",
+ "users": {"alice": ["alice", "alice-pw"], "bob": ["bob", "bob-pw"]},
+ "send": ["Good morning from Matrix",
+          "Insider tip: buy before Friday",
+          "Back to work."]}
+JSON
+)
+"$mxpy" "$root/tests/clients/matrix_client.py" demo "$mx_args"
 
 echo
 echo "== the gateway's counters (GET /connections on the admin API)"

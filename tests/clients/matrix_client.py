@@ -20,6 +20,10 @@ Scenarios:
         (the homeserver itself, around imgate), joins and says them.
         Returns alice's answers, bob's timeline and history and alice's
         timeline as their clients saw them, and what the homeserver stored.
+  bench  alice sends "latency" messages one at a time (each send's time,
+        and until bob's sync shows it), then "burst" messages from
+        "concurrency" senders at once (messages per second). Returns the
+        figures in milliseconds and messages per second.
   raw  alice sends each of "requests" ([{"method", "path", "body" (text),
         "headers"}]) with her token; returns each status and JSON answer.
 """
@@ -180,6 +184,119 @@ async def room(args):
     return result
 
 
+async def demo(args):
+    alice = await login(args, "alice")
+    bob = await login(args, "bob")
+    created = await alice.room_create(invite=[bob.user_id], name="lobby")
+    room_id = created.room_id
+    await bob.join(room_id)
+    since = (await bob.sync(timeout=0)).next_batch
+    lines = []
+    for body in args["send"]:
+        r = await alice.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+        if not hasattr(r, "event_id"):
+            lines.append({"sent": body, "outcome": "blocked", "detail": getattr(r, "message", str(r))})
+            continue
+        received = None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 5
+        while received is None and loop.time() < end:
+            s = await bob.sync(timeout=500, since=since)
+            since = getattr(s, "next_batch", since)
+            for rid, joined in (s.rooms.join.items() if hasattr(s, "rooms") else []):
+                for e in joined.timeline.events:
+                    if e.source.get("event_id") == r.event_id:
+                        received = e.source.get("content", {}).get("body")
+        if received is None:
+            lines.append({"sent": body, "outcome": "dropped", "detail": ""})
+        else:
+            lines.append({"sent": body, "outcome": "delivered" if received == body else "rewritten", "detail": received})
+    await alice.close()
+    await bob.close()
+    if args.get("pretty"):
+        for line in lines:
+            print(f"\n  alice: {line['sent']}")
+            if line["outcome"] == "blocked":
+                print(f"  -> BLOCKED; alice's client gets M_FORBIDDEN: {line['detail']}")
+            elif line["outcome"] == "rewritten":
+                print(f"  -> delivered rewritten: {line['detail']}")
+            else:
+                print(f"  -> {line['outcome']}{' as sent' if line['outcome'] == 'delivered' else ''}")
+        raise SystemExit(0)
+    return {"conversation": lines}
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else None
+
+
+async def bench(args):
+    import time
+
+    alice = await login(args, "alice")
+    bob = await login(args, "bob")
+    created = await alice.room_create(invite=[bob.user_id])
+    room_id = created.room_id
+    await bob.join(room_id)
+    since = (await bob.sync(timeout=0)).next_batch
+    arrived = {}
+
+    async def syncer():
+        nonlocal since
+        while True:
+            r = await bob.sync(timeout=1000, since=since)
+            now = time.perf_counter()
+            since = getattr(r, "next_batch", since)
+            for rid, joined in (r.rooms.join.items() if hasattr(r, "rooms") else []):
+                for e in joined.timeline.events:
+                    body = e.source.get("content", {}).get("body", "")
+                    arrived.setdefault(body, now)
+
+    task = asyncio.create_task(syncer())
+    text = lambda body: {"msgtype": "m.text", "body": body}
+    for i in range(10):  # warm the connections
+        await alice.room_send(room_id, "m.room.message", text(f"warm {i}"))
+    sends, sent_at = [], {}
+    for i in range(args["latency"]):
+        body = f"lat {i}"
+        t0 = time.perf_counter()
+        r = await alice.room_send(room_id, "m.room.message", text(body))
+        sends.append(time.perf_counter() - t0)
+        sent_at[body] = t0
+        if not hasattr(r, "event_id"):
+            raise SystemExit(f"send failed: {r}")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while any(b not in arrived for b in sent_at) and loop.time() < end:
+        await asyncio.sleep(0.05)
+    delivery = [arrived[b] - t for b, t in sent_at.items() if b in arrived]
+    per_sender = args["burst"] // args["concurrency"]
+
+    async def sender(j):
+        for i in range(per_sender):
+            r = await alice.room_send(room_id, "m.room.message", text(f"burst {j} {i}"))
+            if not hasattr(r, "event_id"):
+                raise SystemExit(f"send failed: {r}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(sender(j) for j in range(args["concurrency"])))
+    elapsed = time.perf_counter() - t0
+    task.cancel()
+    ms = lambda v: None if v is None else round(v * 1000, 2)
+    result = {
+        "send_p50": ms(percentile(sends, 0.5)),
+        "send_p99": ms(percentile(sends, 0.99)),
+        "delivery_p50": ms(percentile(delivery, 0.5)),
+        "delivery_p99": ms(percentile(delivery, 0.99)),
+        "delivered": len(delivery),
+        "per_s": round(per_sender * args["concurrency"] / elapsed, 1),
+    }
+    await alice.close()
+    await bob.close()
+    return result
+
+
 async def raw(args):
     alice = await login(args, "alice")
     token = alice.access_token
@@ -209,7 +326,7 @@ def main():
     if scenario == "register":
         result = register(args)
     else:
-        result = asyncio.run({"room": room, "raw": raw}[scenario](args))
+        result = asyncio.run({"room": room, "raw": raw, "bench": bench, "demo": demo}[scenario](args))
     print(json.dumps(result))
 
 

@@ -1,5 +1,6 @@
 //! A real Synapse on loopback for one test: SQLite, registration by shared
-//! secret only, no federation, rate limits off. Synapse and matrix-nio live
+//! secret only, no federation, rate limits off (its files are written by
+//! `tests/clients/synapse_setup.py`, which the demo uses too). Synapse and matrix-nio live
 //! in a venv under `target/matrix` (`make deps` makes it, pinned by
 //! `tests/clients/matrix-requirements.txt`).
 
@@ -58,42 +59,15 @@ impl Synapse {
     pub fn start(users: &[(&str, &str)]) -> Synapse {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let d = dir.path().display();
-        let unlimited = "{per_second: 100000, burst_count: 100000}";
-        let seed: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ (port as u8));
-        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, seed);
-        std::fs::write(
-            dir.path().join("signing.key"),
-            format!("ed25519 a_test {key}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("log.yaml"),
-            format!(
-                "version: 1\nformatters:\n  f:\n    format: '%(asctime)s %(levelname)s %(name)s %(message)s'\n\
-                 handlers:\n  file:\n    class: logging.FileHandler\n    filename: {d}/homeserver.log\n    formatter: f\n\
-                 root:\n  level: WARNING\n  handlers: [file]\ndisable_existing_loggers: false\n"
-            ),
-        )
-        .unwrap();
+        let setup = Command::new(matrix_python())
+            .arg(workspace().join("tests/clients/synapse_setup.py"))
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(SHARED_SECRET)
+            .status()
+            .expect("run synapse_setup.py");
+        assert!(setup.success(), "synapse_setup.py failed");
         let config = dir.path().join("homeserver.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "server_name: \"{SERVER_NAME}\"\npid_file: {d}/homeserver.pid\n\
-                 listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n    type: http\n    tls: false\n    x_forwarded: false\n    resources:\n      - names: [client]\n        compress: false\n\
-                 database:\n  name: sqlite3\n  args:\n    database: {d}/homeserver.db\n\
-                 media_store_path: {d}/media\nsigning_key_path: {d}/signing.key\nlog_config: {d}/log.yaml\n\
-                 registration_shared_secret: \"{SHARED_SECRET}\"\nenable_registration: false\nreport_stats: false\n\
-                 trusted_key_servers: []\nsuppress_key_server_warning: true\nfederation_domain_whitelist: []\n\
-                 presence:\n  enabled: false\nmax_upload_size: 10M\n\
-                 rc_message: {unlimited}\nrc_registration: {unlimited}\n\
-                 rc_login:\n  address: {unlimited}\n  account: {unlimited}\n  failed_attempts: {unlimited}\n\
-                 rc_joins:\n  local: {unlimited}\n  remote: {unlimited}\n\
-                 rc_invites:\n  per_room: {unlimited}\n  per_user: {unlimited}\n  per_issuer: {unlimited}\n"
-            ),
-        )
-        .unwrap();
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let child = Command::new(matrix_python())
             .args(["-m", "synapse.app.homeserver", "-c"])
