@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use imgate_tests::bridge::RoomClient;
 use imgate_tests::gateway::Imgate;
+use imgate_tests::ngircd::Ngircd;
 use imgate_tests::synapse::{Synapse, matrix_client};
 use imgate_tests::{archive_records, free_port, gateway_cert, imgate_bin, write_config};
 use serde_json::{Value, json};
@@ -432,4 +434,197 @@ fn bad_requests_get_matrix_errors_retries_one_answer_and_clean_ones_go_on() {
         ]}),
     );
     assert_eq!(versions["answers"][0]["status"], 200, "{versions}");
+}
+
+/// A Matrix room linked to an IRC channel through the gateway's relays: a
+/// bot account on Synapse and a nick on ngircd.
+#[test]
+fn a_matrix_room_and_an_irc_channel_are_one_conversation() {
+    let synapse = Synapse::start(&[("alice", "a-pw"), ("bob", "b-pw"), ("relay", "relay-pw")]);
+    let ngircd = Ngircd::start();
+    // alice's room, public so the relay can join it.
+    let created = matrix_client(
+        "raw",
+        &json!({"server": synapse.url(), "users": users(), "requests": [
+            {"method": "POST", "path": "/_matrix/client/v3/createRoom", "body": "{\"preset\": \"public_chat\"}", "headers": {"Content-Type": "application/json"}},
+        ]}),
+    );
+    let room_id = created["answers"][0]["json"]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = write_config(&format!(
+        r##"
+[archive]
+path = "archive.db"
+
+[irc]
+listen = "127.0.0.1:0"
+[irc.upstream]
+address = "127.0.0.1:{irc}"
+tls = "plain"
+
+[matrix]
+listen = "127.0.0.1:0"
+[matrix.upstream]
+address = "127.0.0.1:{mx}"
+tls = "plain"
+
+[bridge]
+reconnect_first_ms = 100
+[bridge.irc]
+nick = "relay"
+channels = ["#lobby"]
+[bridge.matrix]
+user = "relay"
+password = "relay-pw"
+rooms = ["{room_id}"]
+
+[[plugins]]
+name = "irc-words"
+path = "{{wasm:keyword_block}}"
+networks = ["irc"]
+directions = ["outbound"]
+[plugins.config]
+words = ["secret"]
+
+[[plugins]]
+name = "bridge"
+path = "{{wasm:bridge}}"
+grants = ["bridge", "log"]
+[plugins.config]
+links = [{{ matrix = "{room_id}", irc = "#lobby" }}]
+
+[[plugins]]
+name = "recorder"
+path = "{{wasm:test_recorder}}"
+grants = ["archive"]
+"##,
+        irc = ngircd.port,
+        mx = synapse.port,
+    ));
+    let mut imgate = Imgate::start(&config, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while imgate
+        .drain()
+        .iter()
+        .filter(|l| l.contains("relay connected"))
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relays not up:\n{}",
+            imgate.lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = format!("http://127.0.0.1:{}", imgate.matrix.unwrap().port());
+    let mut bob = RoomClient::start(
+        "irc",
+        json!({"server": ["127.0.0.1", ngircd.port], "room": "#lobby", "nick": "bob"}),
+    );
+    assert!(
+        bob.wait(|v| v["ready"] == true, Duration::from_secs(20))
+            .is_some()
+    );
+
+    // alice joins through imgate and speaks; bob hears it on IRC.
+    let send = |txn: &str, content: Value| {
+        json!({"method": "PUT", "path": format!("/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{txn}"),
+               "body": content.to_string(), "headers": {"Content-Type": "application/json"}})
+    };
+    let said = matrix_client(
+        "raw",
+        &json!({"server": server, "users": users(), "requests": [
+            {"method": "POST", "path": format!("/_matrix/client/v3/join/{room_id}"), "body": "{}", "headers": {"Content-Type": "application/json"}},
+            send("m1", json!({"msgtype": "m.text", "body": "hello irc"})),
+            send("m2", json!({"msgtype": "m.text", "body": "the secret plan"})),
+        ]}),
+    );
+    let first = said["answers"][1]["json"]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        bob.heard("<alice@matrix> hello irc", Duration::from_secs(15))
+            .is_some(),
+        "{:?} {said}\n{}",
+        bob.log,
+        imgate.drain().join("\n")
+    );
+    // An edit follows its message across: IRC has no edits.
+    matrix_client(
+        "raw",
+        &json!({"server": server, "users": users(), "requests": [
+            send("m3", json!({"msgtype": "m.text", "body": "* hello again",
+                "m.new_content": {"msgtype": "m.text", "body": "hello again"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first}})),
+        ]}),
+    );
+    let corrected = bob.wait(
+        |v| {
+            v["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("hello again"))
+        },
+        Duration::from_secs(15),
+    );
+    assert!(
+        corrected.unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .contains("corrected"),
+        "{:?}",
+        bob.log
+    );
+    // What IRC forbids does not reach IRC.
+    let seen = bob.settle(Duration::from_millis(500));
+    assert!(
+        !seen
+            .iter()
+            .any(|v| v["body"].as_str().is_some_and(|b| b.contains("secret"))),
+        "{seen:?}"
+    );
+
+    // bob speaks on IRC; the relay's copy reaches the Matrix room.
+    bob.say("hello matrix");
+    let mut found = false;
+    for _ in 0..40 {
+        let history = matrix_client(
+            "raw",
+            &json!({"server": server, "users": users(), "requests": [
+                {"method": "GET", "path": format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=20")},
+            ]}),
+        );
+        let text = history["answers"][0]["json"].to_string();
+        if text.contains("[irc] bob: hello matrix") {
+            assert!(text.contains("@relay:localhost"), "{text}");
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        found,
+        "bob's line never reached the Matrix room:\n{}",
+        imgate.drain().join("\n")
+    );
+    // Each copy was judged on its own network and archived with its origin.
+    let copies: Vec<Value> = archive_records(&config.dir.path().join("archive.db"))
+        .into_iter()
+        .filter(|r| {
+            r["event"]["attributes"]
+                .to_string()
+                .contains("imgate.origin")
+        })
+        .collect();
+    let networks: Vec<&str> = copies
+        .iter()
+        .filter_map(|r| r["event"]["network"].as_str())
+        .collect();
+    assert!(
+        networks.contains(&"irc") && networks.contains(&"matrix"),
+        "{networks:?}"
+    );
 }

@@ -663,7 +663,11 @@ impl Config {
         )
         .map(|b| b.resolve(base));
         if let (Some(bridge), Some(line)) = (&config.bridge, bridge_line) {
-            let problems_of = bridge.problems(config.xmpp.is_some(), config.irc.is_some());
+            let problems_of = bridge.problems(
+                config.xmpp.is_some(),
+                config.irc.is_some(),
+                config.matrix.is_some(),
+            );
             problems.extend(problems_of.into_iter().map(|message| Problem {
                 location: format!("[bridge] (line {line})"),
                 message,

@@ -275,43 +275,49 @@ fn start_bridge(
         backoff: section.backoff(),
     };
     let mut relays: Vec<Arc<dyn crate::event::bridge::Relay>> = Vec::new();
+    let mut keep = |(handle, task): (
+        crate::adapters::relay::RelayHandle,
+        tokio::task::JoinHandle<()>,
+    )| {
+        gateway
+            .relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle.status().clone());
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+        relays.push(Arc::new(handle));
+    };
     if let (Some(relay), Some(xmpp)) = (&section.xmpp, &config.xmpp) {
-        let (handle, task) = crate::adapters::xmpp::relay::start(
+        keep(crate::adapters::xmpp::relay::start(
             relay,
             &section.xmpp_format,
             xmpp,
             judge.clone(),
             timing,
             stopping.clone(),
-        )?;
-        gateway
-            .relays
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handle.status().clone());
-        tasks.spawn(async move {
-            let _ = task.await;
-        });
-        relays.push(Arc::new(handle));
+        )?);
     }
     if let (Some(relay), Some(irc)) = (&section.irc, &config.irc) {
-        let (handle, task) = crate::adapters::irc::relay::start(
+        keep(crate::adapters::irc::relay::start(
             relay,
             &section.irc_format,
             irc,
             judge.clone(),
             timing,
             stopping.clone(),
-        )?;
-        gateway
-            .relays
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handle.status().clone());
-        tasks.spawn(async move {
-            let _ = task.await;
-        });
-        relays.push(Arc::new(handle));
+        )?);
+    }
+    if let (Some(relay), Some(matrix)) = (&section.matrix, &config.matrix) {
+        keep(crate::adapters::matrix::relay::start(
+            relay,
+            &section.matrix_format,
+            matrix,
+            judge.clone(),
+            timing,
+            stopping.clone(),
+        )?);
     }
     bridges.connect(section.networks(), map.clone());
     let (service, task) =

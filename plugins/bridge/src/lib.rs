@@ -1,5 +1,5 @@
 //! `bridge`: links rooms across networks. What is said in a linked XMPP
-//! room is said in its IRC channel and the other way round, through the
+//! room, IRC channel or Matrix room is said in the others, through the
 //! gateway's relay identities, after the policy chain allowed it on its
 //! own network; the host then judges each copy on the other network too.
 //!
@@ -28,12 +28,40 @@ pub enum Way {
     IrcToXmpp,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+impl Way {
+    /// Whether a message goes from `from` to `to`: the one-way settings
+    /// name the XMPP–IRC pair; Matrix links both ways.
+    fn allows(self, from: &str, to: &str) -> bool {
+        !matches!(
+            (self, from, to),
+            (Way::XmppToIrc, "irc", "xmpp") | (Way::IrcToXmpp, "xmpp", "irc")
+        )
+    }
+}
+
+/// One linked room on each of two or three networks.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct Link {
-    xmpp: String,
-    irc: String,
+    xmpp: Option<String>,
+    irc: Option<String>,
+    /// A room id (`!abc:corp.example`) or alias (`#lobby:corp.example`).
+    matrix: Option<String>,
 }
+
+impl Link {
+    /// This link's room on `network`.
+    fn room(&self, network: &str) -> Option<&str> {
+        match network {
+            "xmpp" => self.xmpp.as_deref(),
+            "irc" => self.irc.as_deref(),
+            "matrix" => self.matrix.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+const NETWORKS: [&str; 3] = ["xmpp", "irc", "matrix"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,31 +81,49 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Where a message said in `room` on `network` goes, if anywhere.
-    fn destination(&self, network: &str, room: &str) -> Option<(&'static str, String)> {
-        let linked = |l: &Link, here: &str| here.eq_ignore_ascii_case(room) && !l.xmpp.is_empty();
-        match network {
-            "xmpp" if self.way != Way::IrcToXmpp => self
-                .links
-                .iter()
-                .find(|l| linked(l, &l.xmpp))
-                .map(|l| ("irc", l.irc.clone())),
-            "irc" if self.way != Way::XmppToIrc => self
-                .links
-                .iter()
-                .find(|l| linked(l, &l.irc))
-                .map(|l| ("xmpp", l.xmpp.clone())),
-            _ => None,
-        }
+    /// Where a message said in `room` on `network` goes: the link's room
+    /// on each other network, as `direction` allows.
+    fn destinations(&self, network: &str, room: &str) -> Vec<(&'static str, String)> {
+        let Some(link) = self.links.iter().find(|l| {
+            l.room(network)
+                .is_some_and(|r| r.eq_ignore_ascii_case(room))
+        }) else {
+            return Vec::new();
+        };
+        NETWORKS
+            .into_iter()
+            .filter(|to| *to != network && self.way.allows(network, to))
+            .filter_map(|to| link.room(to).map(|r| (to, r.to_owned())))
+            .collect()
     }
 
-    /// What to send for `event`, if it is bridged.
-    pub fn outgoing(&self, event: &Event<'_>, delivered_body: Option<String>) -> Option<Outgoing> {
-        event.attribute(HEARD_BY_RELAY)?;
-        let room = event.room()?;
-        let (network, to) = self.destination(&event.network(), &room)?;
+    /// What to send for `event`: a copy for each linked room it goes to.
+    pub fn outgoing(&self, event: &Event<'_>, delivered_body: Option<String>) -> Vec<Outgoing> {
+        if event.attribute(HEARD_BY_RELAY).is_none() {
+            return Vec::new();
+        }
+        let Some(room) = event.room() else {
+            return Vec::new();
+        };
+        self.destinations(&event.network(), &room)
+            .into_iter()
+            .filter_map(|(network, to)| {
+                self.copy(event, delivered_body.clone(), &room, network, &to)
+            })
+            .collect()
+    }
+
+    /// The copy of `event` for `to` on `network`.
+    fn copy(
+        &self,
+        event: &Event<'_>,
+        delivered_body: Option<String>,
+        room: &str,
+        network: &str,
+        to: &str,
+    ) -> Option<Outgoing> {
         let author = display_name(&event.network(), &event.sender());
-        let out = Outgoing::new(network, &to);
+        let out = Outgoing::new(network, to);
         match event.kind() {
             Kind::Message => {
                 let body = delivered_body.or_else(|| event.body())?;
@@ -124,14 +170,20 @@ impl Bridge {
     }
 }
 
-/// How an author is shown on the other side: a room nick, or a bare
-/// JID's local part.
+/// How an author is shown on the other side: a room nick, a bare JID's
+/// local part, a Matrix user's localpart.
 pub fn display_name(network: &str, sender: &str) -> String {
     match network {
         "xmpp" => match sender.split_once('/') {
             Some((_, nick)) if !nick.is_empty() => nick.to_owned(),
             _ => sender.split('@').next().unwrap_or(sender).to_owned(),
         },
+        "matrix" => sender
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or(sender)
+            .to_owned(),
         _ => sender.split('!').next().unwrap_or(sender).to_owned(),
     }
 }
@@ -140,17 +192,32 @@ impl Plugin for Bridge {
     fn init(config: Config) -> Result<Self, String> {
         let s: Settings = config.parse()?;
         if s.links.is_empty() {
-            return Err("`links` must list at least one { xmpp = \"room@conference…\", irc = \"#channel\" }".into());
+            return Err("`links` must list at least one { xmpp = \"room@conference…\", irc = \"#channel\", matrix = \"!room:server\" } (any two or three)".into());
         }
         for l in &s.links {
-            if !l.xmpp.contains('@') {
+            let named = NETWORKS.iter().filter(|n| l.room(n).is_some()).count();
+            if named < 2 {
+                return Err(format!("link {l:?}: name rooms on at least two networks"));
+            }
+            if let Some(x) = &l.xmpp
+                && !x.contains('@')
+            {
                 return Err(format!(
-                    "link `{}`: `xmpp` must be a room JID (room@conference.example)",
-                    l.xmpp
+                    "link `{x}`: `xmpp` must be a room JID (room@conference.example)"
                 ));
             }
-            if !l.irc.starts_with(['#', '&', '+', '!']) {
-                return Err(format!("link `{}`: `irc` must be a channel (#name)", l.irc));
+            if let Some(i) = &l.irc
+                && !i.starts_with(['#', '&', '+', '!'])
+            {
+                return Err(format!("link `{i}`: `irc` must be a channel (#name)"));
+            }
+            // Room ids are `!opaque` (with `:server` before room version 12).
+            if let Some(m) = &l.matrix
+                && !(m.len() > 1 && (m.starts_with('!') || (m.starts_with('#') && m.contains(':'))))
+            {
+                return Err(format!(
+                    "link `{m}`: `matrix` must be a room id (!abc) or alias (#name:server)"
+                ));
             }
         }
         Ok(Bridge {
@@ -164,10 +231,10 @@ impl Plugin for Bridge {
         if !outcome.delivered() {
             return Ok(());
         }
-        if let Some(out) = self.outgoing(event, outcome.delivered_body())
-            && let Err(e) = out.send()
-        {
-            log::warn(&format!("not bridged to {} {}: {e}", out.network, out.to));
+        for out in self.outgoing(event, outcome.delivered_body()) {
+            if let Err(e) = out.send() {
+                log::warn(&format!("not bridged to {} {}: {e}", out.network, out.to));
+            }
         }
         Ok(())
     }
@@ -215,6 +282,55 @@ mod tests {
 
     fn sent() -> Vec<imgate_sdk::testing::SentMessage> {
         with_host(|h| h.sent.clone())
+    }
+
+    #[test]
+    fn a_three_network_link_sends_to_both_other_rooms() {
+        let mut h = Harness::<Bridge>::new(json!({"links": [
+            {"xmpp": "lobby@conference.corp.example", "irc": "#lobby", "matrix": "!lobby:corp.example"}
+        ], "direction": "xmpp-to-irc"}))
+        .unwrap();
+        h.observe(
+            &heard("matrix", "!lobby:corp.example", "@carol:corp.example", "hi"),
+            &allowed(),
+        )
+        .unwrap();
+        let mut to: Vec<(String, String, Option<String>)> = sent()
+            .iter()
+            .map(|s| {
+                (
+                    s.message.network.clone(),
+                    s.message.to.clone(),
+                    s.message.author.clone(),
+                )
+            })
+            .collect();
+        to.sort();
+        assert_eq!(
+            to,
+            [
+                ("irc".into(), "#lobby".into(), Some("carol".into())),
+                (
+                    "xmpp".into(),
+                    "lobby@conference.corp.example".into(),
+                    Some("carol".into())
+                )
+            ]
+        );
+        // One way between XMPP and IRC; Matrix both ways.
+        h.observe(&heard("irc", "#lobby", "bob!b@h", "yo"), &allowed())
+            .unwrap();
+        let last: Vec<String> = sent()[2..]
+            .iter()
+            .map(|s| s.message.network.clone())
+            .collect();
+        assert_eq!(last, ["matrix"]);
+        assert!(
+            Harness::<Bridge>::new(json!({"links": [{"matrix": "!a:x"}]}))
+                .err()
+                .unwrap()
+                .contains("at least two")
+        );
     }
 
     #[test]

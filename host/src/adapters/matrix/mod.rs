@@ -9,6 +9,7 @@
 //! - `inbound`: the events of a listing (`/sync`, history) a client sees.
 //! - `memory`: token owners and transaction verdicts, bounded.
 //! - `upstream`: one client connection's connection to the homeserver.
+//! - [`relay`]: the gateway's own account (a bot), for bridging.
 //! - [`config`]: the `[matrix]` section.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod events;
 mod inbound;
 mod memory;
 mod proxy;
+pub mod relay;
 pub mod routes;
 mod upstream;
 
@@ -78,23 +80,7 @@ impl MatrixAdapter {
             }
             _ => None,
         };
-        let upstream_tls = match config.upstream.tls {
-            UpstreamTls::Plain => None,
-            UpstreamTls::Tls => {
-                let client =
-                    crate::tls::client_config(config.upstream.ca_file.as_deref()).map_err(tls)?;
-                Some((
-                    TlsConnector::from(client),
-                    config.upstream_name().to_owned(),
-                ))
-            }
-        };
-        let homeserver = Arc::new(Homeserver {
-            address: config.upstream.address.clone(),
-            tls: upstream_tls,
-            connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
-            answer_timeout: Duration::from_secs(config.idle_timeout_s),
-        });
+        let homeserver = homeserver(config)?;
         let listeners = Listeners::bind(&config.listen, &config.listen_tls)
             .await
             .map_err(|source| AdapterError::Listen {
@@ -172,6 +158,34 @@ impl MatrixAdapter {
             )
             .await;
     }
+}
+
+/// How to reach the homeserver `config` names.
+///
+/// # Errors
+/// The CA file is unusable.
+pub fn homeserver(config: &MatrixConfig) -> Result<Arc<Homeserver>, AdapterError> {
+    let tls = match config.upstream.tls {
+        UpstreamTls::Plain => None,
+        UpstreamTls::Tls => {
+            let client = crate::tls::client_config(config.upstream.ca_file.as_deref()).map_err(
+                |source| AdapterError::Tls {
+                    network: "matrix",
+                    source,
+                },
+            )?;
+            Some((
+                TlsConnector::from(client),
+                config.upstream_name().to_owned(),
+            ))
+        }
+    };
+    Ok(Arc::new(Homeserver {
+        address: config.upstream.address.clone(),
+        tls,
+        connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
+        answer_timeout: Duration::from_secs(config.idle_timeout_s),
+    }))
 }
 
 /// One client connection.

@@ -15,10 +15,15 @@
 //! [bridge.irc]
 //! nick = "imgate"
 //! channels = ["#lobby"]
+//!
+//! [bridge.matrix]
+//! user = "imgate-relay"
+//! password_file = "relay-matrix.secret"
+//! rooms = ["!lobby:corp.example"]
 //! ```
 //!
 //! A relay reaches the server its network's section names (`[xmpp.upstream]`,
-//! `[irc.upstream]`), with the same TLS settings.
+//! `[irc.upstream]`, `[matrix.upstream]`), with the same TLS settings.
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +39,12 @@ pub struct BridgeConfig {
     /// How a copy reads in XMPP.
     #[serde(default = "default_xmpp_format")]
     pub xmpp_format: String,
+    /// How a copy reads in a Matrix room.
+    #[serde(default = "default_xmpp_format")]
+    pub matrix_format: String,
     pub xmpp: Option<XmppRelayConfig>,
     pub irc: Option<IrcRelayConfig>,
+    pub matrix: Option<MatrixRelayConfig>,
     /// Waiting for a relay to write a copy, after which it counts as
     /// failed.
     #[serde(default = "default_send_timeout_ms")]
@@ -53,8 +62,10 @@ impl Default for BridgeConfig {
         BridgeConfig {
             irc_format: default_irc_format(),
             xmpp_format: default_xmpp_format(),
+            matrix_format: default_xmpp_format(),
             xmpp: None,
             irc: None,
+            matrix: None,
             send_timeout_ms: default_send_timeout_ms(),
             reconnect_first_ms: default_reconnect_first_ms(),
             reconnect_last_ms: default_reconnect_last_ms(),
@@ -108,6 +119,21 @@ pub struct IrcRelayConfig {
     pub channels: Vec<String>,
 }
 
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixRelayConfig {
+    /// The bot account's user name (`imgate-relay`) or id
+    /// (`@imgate-relay:corp.example`).
+    pub user: String,
+    /// Its password, or a file holding it (first line).
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Rooms it joins, by id (`!abc:corp.example`) or alias
+    /// (`#lobby:corp.example`), as the bridge's links name them.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+}
+
 fn default_nick() -> String {
     "imgate".into()
 }
@@ -120,6 +146,9 @@ impl BridgeConfig {
         }
         if let Some(i) = &mut self.irc {
             i.sasl_password_file = i.sasl_password_file.take().map(|p| base.join(p));
+        }
+        if let Some(m) = &mut self.matrix {
+            m.password_file = m.password_file.take().map(|p| base.join(p));
         }
         self
     }
@@ -141,6 +170,9 @@ impl BridgeConfig {
         if self.irc.is_some() {
             out.push("irc".to_owned());
         }
+        if self.matrix.is_some() {
+            out.push("matrix".to_owned());
+        }
         out
     }
 
@@ -152,6 +184,7 @@ impl BridgeConfig {
         let mut out = vec![
             ("irc_format".to_owned(), self.irc_format.as_str()),
             ("xmpp_format".to_owned(), self.xmpp_format.as_str()),
+            ("matrix_format".to_owned(), self.matrix_format.as_str()),
         ];
         if let Some(x) = &self.xmpp {
             out.push(("[bridge.xmpp] jid".into(), &x.jid));
@@ -175,14 +208,23 @@ impl BridgeConfig {
                     .map(|c| ("[bridge.irc] channel".into(), c.as_str())),
             );
         }
+        if let Some(m) = &self.matrix {
+            out.push(("[bridge.matrix] user".into(), &m.user));
+            out.extend(
+                m.rooms
+                    .iter()
+                    .map(|r| ("[bridge.matrix] room".into(), r.as_str())),
+            );
+        }
         out
     }
 
-    pub fn problems(&self, xmpp: bool, irc: bool) -> Vec<String> {
+    pub fn problems(&self, xmpp: bool, irc: bool, matrix: bool) -> Vec<String> {
         let mut out = Vec::new();
         for (name, format) in [
             ("irc_format", &self.irc_format),
             ("xmpp_format", &self.xmpp_format),
+            ("matrix_format", &self.matrix_format),
         ] {
             if !format.contains("{text}") {
                 out.push(format!("{name} must contain {{text}}"));
@@ -249,6 +291,30 @@ impl BridgeConfig {
                 }
             }
         }
+        if let Some(m) = &self.matrix {
+            if !matrix {
+                out.push(
+                    "[bridge.matrix] needs a [matrix] section: its upstream is the relay's homeserver"
+                        .into(),
+                );
+            }
+            if m.user.is_empty() || m.user.contains(char::is_whitespace) {
+                out.push(format!(
+                    "[bridge.matrix] user `{}` is not a user name",
+                    m.user
+                ));
+            }
+            if m.password.is_some() == m.password_file.is_some() {
+                out.push("[bridge.matrix] needs one of password or password_file".into());
+            }
+            for r in &m.rooms {
+                if !is_matrix_room(r) {
+                    out.push(format!(
+                        "[bridge.matrix] room `{r}` must be a room id (!abc) or alias (#name:server)"
+                    ));
+                }
+            }
+        }
         if self.send_timeout_ms == 0 {
             out.push("send_timeout_ms must be at least 1".into());
         }
@@ -273,6 +339,12 @@ pub fn secret(inline: &Option<String>, file: &Option<PathBuf>) -> Result<String,
             .map_err(|e| format!("{}: {e}", path.display())),
         None => Ok(String::new()),
     }
+}
+
+/// A Matrix room id (`!opaque`, with `:server` before room version 12)
+/// or alias (`#name:server`).
+fn is_matrix_room(r: &str) -> bool {
+    r.len() > 1 && (r.starts_with('!') || (r.starts_with('#') && r.contains(':')))
 }
 
 /// A copy's text in `format`.
@@ -314,7 +386,7 @@ mod tests {
             "irc_format = 'x'\n[xmpp]\njid = 'relay'\nrooms = ['lobby']\n[irc]\nnick = 'a b'\nchannels = ['lobby']\n",
         )
         .unwrap();
-        let p = c.problems(false, true).join("\n");
+        let p = c.problems(false, true, false).join("\n");
         for expected in [
             "irc_format must contain",
             "needs an [xmpp] section",
@@ -334,7 +406,7 @@ mod tests {
             "irc_format = \"<{author}> {text}\\r\\nQUIT\"\n[xmpp]\njid = 'relay@corp.example'\npassword = 'p'\nnick = \"relay\\u0000\"\nrooms = ['lobby@conference.corp.example']\n[irc]\nnick = 'relay'\nchannels = [\"#lobby\\nJOIN #secret\"]\n",
         )
         .unwrap();
-        let p = c.problems(true, true).join("\n");
+        let p = c.problems(true, true, true).join("\n");
         for expected in [
             "irc_format `<{author}> {text}\\r\\nQUIT` holds a control character",
             "[bridge.xmpp] nick `relay\\0` holds",

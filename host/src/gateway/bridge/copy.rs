@@ -16,6 +16,7 @@ fn markup_format(network: &str) -> Option<&'static str> {
     match network {
         "xmpp" => Some("xhtml-im"),
         "irc" => Some("irc-formatting"),
+        "matrix" => Some("matrix-html"),
         _ => None,
     }
 }
@@ -25,6 +26,7 @@ pub fn network_name(network: &str) -> Cow<'static, str> {
     match network {
         "xmpp" => Cow::Borrowed("xmpp"),
         "irc" => Cow::Borrowed("irc"),
+        "matrix" => Cow::Borrowed("matrix"),
         other => Cow::Owned(other.to_owned()),
     }
 }
