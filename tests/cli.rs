@@ -219,3 +219,30 @@ grants = ["kv"]
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_printing_command_quietly() {
+    // More verdicts than a pipe holds, read by `head -n 1`.
+    let sample = std::fs::read_to_string(workspace().join("examples/transcript.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("long.jsonl");
+    std::fs::write(&transcript, sample.repeat(100)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' replay --config '{}' '{}' | head -n 1",
+            imgate_bin().display(),
+            workspace().join("examples/imgate.toml").display(),
+            transcript.display()
+        ))
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("panicked"),
+        "{err}"
+    );
+}
