@@ -587,6 +587,35 @@ grants = ["archive"]
         "{seen:?}"
     );
 
+    // ...and alice is told so, privately, in a direct room from the relay.
+    let mut told = String::new();
+    for _ in 0..40 {
+        let sync = matrix_client(
+            "raw",
+            &json!({"server": server, "users": users(), "requests": [
+                {"method": "GET", "path": "/_matrix/client/v3/sync?timeout=0"},
+            ]}),
+        );
+        let invited = sync["answers"][0]["json"]["rooms"]["invite"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(dm) = invited.keys().next() {
+            let read = matrix_client(
+                "raw",
+                &json!({"server": server, "users": users(), "requests": [
+                    {"method": "POST", "path": format!("/_matrix/client/v3/join/{dm}"), "body": "{}", "headers": {"Content-Type": "application/json"}},
+                    {"method": "GET", "path": format!("/_matrix/client/v3/rooms/{dm}/messages?dir=b&limit=10")},
+                ]}),
+            );
+            told = read["answers"][1]["json"].to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(told.contains("Not bridged to irc #lobby"), "{told}");
+    assert!(told.contains("m.notice"), "{told}");
+
     // bob speaks on IRC; the relay's copy reaches the Matrix room.
     bob.say("hello matrix");
     let mut found = false;

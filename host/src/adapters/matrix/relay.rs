@@ -4,6 +4,7 @@
 //! copies as `m.room.message` events in the configured format. Matrix has
 //! relations, so a copy keeps them: an edit is an `m.replace`, a reply an
 //! `m.in_reply_to`, a retraction a redaction, a reaction an annotation.
+//! A user whose message was not bridged is told so in a direct room.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ struct Bot {
     names: HashMap<String, String>,
     /// The config's name → room id.
     ids: HashMap<String, String>,
+    /// A user → the direct room the relay tells them things in.
+    direct: HashMap<String, String>,
 }
 
 /// One connection: sign in, join, then hear and write until it breaks.
@@ -105,6 +108,7 @@ async fn connection(
         user_id,
         names: HashMap::new(),
         ids: HashMap::new(),
+        direct: HashMap::new(),
     };
     for room in &relay.rooms {
         let path = format!("/_matrix/client/v3/join/{}", encode(room));
@@ -138,7 +142,8 @@ async fn connection(
             "/_matrix/client/v3/sync?timeout={SYNC_WAIT_MS}&since={}",
             encode(&since)
         );
-        let sync = call(&syncs, Method::GET, &path, Some(&bot.token), None);
+        let token = bot.token.clone();
+        let sync = call(&syncs, Method::GET, &path, Some(&token), None);
         tokio::pin!(sync);
         let answer = loop {
             tokio::select! {
@@ -147,10 +152,10 @@ async fn connection(
                     Some(Command::Send(copy, reply)) => {
                         let _ = reply.send(write(&bot, format, &copy).await);
                     }
-                    // Telling one user privately needs a direct room of
-                    // their own: not done yet.
-                    Some(Command::Tell { place, who, .. }) => {
-                        tracing::debug!(%place, %who, "the matrix relay does not tell users privately yet");
+                    Some(Command::Tell { who, text, .. }) => {
+                        if let Err(e) = tell(&mut bot, &who, &text).await {
+                            tracing::warn!(%who, error = %e, "the matrix relay could not tell a user");
+                        }
                     }
                     None => return Ok(()),
                 },
@@ -200,6 +205,45 @@ fn heard(bot: &Bot, sync: &Value, session: Arc<crate::event::Session>) -> Vec<Ev
         }
     }
     out
+}
+
+/// Tells `who` (a user id) `text` privately: an `m.notice` in a direct
+/// room the relay makes with them the first time, and keeps.
+async fn tell(bot: &mut Bot, who: &str, text: &str) -> Result<(), String> {
+    if !who.starts_with('@') {
+        return Err("not a Matrix user".into());
+    }
+    let room = match bot.direct.get(who) {
+        Some(room) => room.clone(),
+        None => {
+            let made = call(
+                &bot.sends,
+                Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(&bot.token),
+                Some(json!({"is_direct": true, "invite": [who], "preset": "trusted_private_chat"})),
+            )
+            .await?;
+            let room = text_of(&made, "room_id")?;
+            bot.direct.insert(who.to_owned(), room.clone());
+            room
+        }
+    };
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
+        encode(&room),
+        encode(&event_id_text(new_event_uuid_at(now_ms())))
+    );
+    let notice = json!({"msgtype": "m.notice", "body": text});
+    call(
+        &bot.sends,
+        Method::PUT,
+        &path,
+        Some(&bot.token),
+        Some(notice),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes one copy into its room: the ids the homeserver gave it.
