@@ -286,6 +286,7 @@ fn bad_requests_get_matrix_errors_retries_one_answer_and_clean_ones_go_on() {
             {"method": "POST", "path": "/_matrix/client/v3/createRoom", "body": "{}", "headers": {"Content-Type": "application/json"}},
         ]}),
     );
+    let token = room["token"].as_str().unwrap().to_owned();
     let room_id = room["answers"][0]["json"]["room_id"]
         .as_str()
         .unwrap()
@@ -426,6 +427,19 @@ fn bad_requests_get_matrix_errors_retries_one_answer_and_clean_ones_go_on() {
         head.is_empty() || head.starts_with("HTTP/1.1 408"),
         "{head}"
     );
+    // Nor one that never finishes the body of a request imgate judges.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"body\":",
+        send("slow")
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // The gateway still serves.
     let versions = matrix_client(
         "raw",

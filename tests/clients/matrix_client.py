@@ -25,7 +25,8 @@ Scenarios:
         "concurrency" senders at once (messages per second). Returns the
         figures in milliseconds and messages per second.
   raw  alice sends each of "requests" ([{"method", "path", "body" (text),
-        "headers"}]) with her token; returns each status and JSON answer.
+        "headers"}]) with her token; returns each status and JSON answer,
+        and the token.
 """
 
 import asyncio
@@ -318,7 +319,7 @@ async def raw(args):
             except ValueError:
                 parsed = text.decode("latin-1")
             out.append({"status": e.code, "json": parsed})
-    return {"answers": out}
+    return {"answers": out, "token": token}
 
 
 def main():

@@ -23,7 +23,9 @@ pub struct MatrixConfig {
     pub upstream: UpstreamConfig,
     #[serde(default = "section::default_max_connections")]
     pub max_connections: usize,
-    /// A client must send a request's headers within this long.
+    /// A client must send a request's headers within this long, and the
+    /// body of a request imgate judges (JSON, at most `max_json_bytes`)
+    /// within this long again.
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
     /// From accept until TLS is up, and for each connect upstream.

@@ -92,6 +92,7 @@ impl MatrixAdapter {
             gate: Gate::new(judge, "matrix").with_reviews(reviews),
             max_json_bytes: config.max_json_bytes,
             max_json_depth: config.max_json_depth,
+            body_timeout: Duration::from_millis(config.header_timeout_ms),
             tokens: Bounded::new(config.remembered_tokens),
             transactions: Bounded::new(config.remembered_transactions),
             delivered: Bounded::new(config.remembered_events),

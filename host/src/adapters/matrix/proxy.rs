@@ -30,6 +30,8 @@ pub struct Shared {
     pub gate: Gate,
     pub max_json_bytes: usize,
     pub max_json_depth: usize,
+    /// How long a judged JSON body may take to arrive.
+    pub body_timeout: std::time::Duration,
     pub tokens: Bounded<Key, Owner>,
     pub transactions: Bounded<Key, Decided>,
     /// Verdicts on delivered events, by event id: each is judged once
@@ -262,7 +264,20 @@ async fn json_request(
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, shared.max_json_bytes).collect().await {
+    // A judged body is small: one that trickles in is cut off, so a slow
+    // client cannot hold a connection open on it.
+    let read = tokio::time::timeout(
+        shared.body_timeout,
+        Limited::new(body, shared.max_json_bytes).collect(),
+    );
+    let Ok(read) = read.await else {
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            "M_UNKNOWN",
+            &format!("request body not sent within {:?}", shared.body_timeout),
+        );
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
