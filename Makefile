@@ -18,7 +18,7 @@ POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm \
 	$(PLUGIN_DIR)/test_future_py.wasm
 
-.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-archive bench-languages fuzz clean-cache
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-store bench-languages fuzz clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
 ## ngircd, slixmpp, python3-irc; Synapse and matrix-nio in a venv under
@@ -141,9 +141,10 @@ bench-matrix: deps plugins build
 bench-languages: plugins
 	$(CARGO) bench -p imgate --bench languages
 
-## The archive: durable appends/s (one per commit, group commit), search on 1M records.
-bench-archive:
-	$(CARGO) bench -p imgate --bench archive
+## The store on SQLite and PostgreSQL side by side: durable appends/s (one per
+## commit, group commit from one and two gateways), search and verify on 1M records.
+bench-store: deps
+	$(CARGO) bench -p imgate-tests --bench store
 
 ## Coverage-guided fuzzing (libFuzzer, stable toolchain), not run in CI:
 ## each target for FUZZ_SECONDS (default 600). `make test` runs every

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo run against, if it is missing:
-# Debian's Prosody and ngircd servers and the slixmpp and irc Python
-# clients (for /usr/bin/python3), plus the wasm32-wasip2 Rust target.
+# Debian's Prosody, ngircd and PostgreSQL servers and the slixmpp and irc
+# Python clients (for /usr/bin/python3), plus the wasm32-wasip2 Rust target.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 missing=()
 command -v prosody >/dev/null 2>&1 || missing+=(prosody)
 command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
+# The tests start their own clusters with initdb and pg_ctl, which Debian
+# keeps under /usr/lib/postgresql/<version>/bin.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || missing+=(python3-slixmpp)
 /usr/bin/python3 -c 'import irc' >/dev/null 2>&1 || missing+=(python3-irc)
 if [ ${#missing[@]} -eq 0 ]; then
@@ -30,6 +33,6 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 # Tests run their own servers on loopback; a packaged service started by
 # the install would only hold the default ports.
-for service in prosody ngircd; do
+for service in prosody ngircd postgresql; do
     $sudo service "$service" stop >/dev/null 2>&1 || true
 done

@@ -12,6 +12,8 @@ pub mod bridge;
 pub mod gateway;
 #[path = "support/ngircd.rs"]
 pub mod ngircd;
+#[path = "support/postgres.rs"]
+pub mod postgres;
 #[path = "support/prosody.rs"]
 pub mod prosody;
 #[path = "support/proxy_bench.rs"]

@@ -26,6 +26,8 @@ pub const KNOWN_NETWORKS: &[&str] = &["xmpp", "irc", "matrix"];
 pub struct Config {
     pub runtime: RuntimeConfig,
     pub kv: KvConfig,
+    /// `[store]`, or the SQLite file `[archive] path` names.
+    pub store: Option<crate::store::StoreConfig>,
     pub archive: Option<ArchiveConfig>,
     pub signing: SigningConfig,
     pub admin: Option<AdminConfig>,
@@ -356,6 +358,8 @@ struct RawConfig {
     #[serde(default)]
     kv: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    store: Option<Spanned<toml::Value>>,
+    #[serde(default)]
     archive: Option<Spanned<toml::Value>>,
     #[serde(default)]
     signing: Option<Spanned<toml::Value>>,
@@ -510,7 +514,7 @@ impl Config {
             problems.push(Problem {
                 location: format!("[{key}]"),
                 message:
-                    "unknown section (known: runtime, kv, archive, signing, admin, reload, chain, xmpp, irc, matrix, bridge, plugins)"
+                    "unknown section (known: runtime, kv, store, archive, signing, admin, reload, chain, xmpp, irc, matrix, bridge, plugins)"
                         .into(),
             });
         }
@@ -578,10 +582,27 @@ impl Config {
         if let Some(kv) = section::<KvConfig>(text, "kv", raw.kv, &mut problems) {
             config.kv = kv;
         }
+        let store_line = raw.store.as_ref().map(|v| line_of(text, v.span().start));
+        config.store =
+            section::<crate::store::StoreConfig>(text, "store", raw.store, &mut problems).map(
+                |mut s| {
+                    // A relative SQLite path is the config file's neighbour.
+                    if let Ok(crate::store::Location::Sqlite(path)) = s.location() {
+                        s.url = format!("sqlite://{}", base.join(path).display());
+                    }
+                    s
+                },
+            );
+        if let (Some(store), Some(line)) = (&config.store, store_line) {
+            problems.extend(store.problems().into_iter().map(|message| Problem {
+                location: format!("[store] (line {line})"),
+                message,
+            }));
+        }
         let archive_line = raw.archive.as_ref().map(|v| line_of(text, v.span().start));
         config.archive =
             section::<ArchiveConfig>(text, "archive", raw.archive, &mut problems).map(|mut a| {
-                a.path = base.join(&a.path);
+                a.path = a.path.map(|p| base.join(p));
                 a.checkpoint_key = a.checkpoint_key.map(|p| base.join(p));
                 a.checkpoint_file = a.checkpoint_file.map(|p| base.join(p));
                 a
@@ -591,6 +612,20 @@ impl Config {
                 location: format!("[archive] (line {line})"),
                 message,
             }));
+            match (&archive.path, &config.store) {
+                (Some(path), None) => config.store = Some(crate::store::StoreConfig::sqlite(path)),
+                (Some(_), Some(_)) => problems.push(Problem {
+                    location: format!("[archive] (line {line})"),
+                    message: "path and [store] both say where the archive is: keep [store] url"
+                        .into(),
+                }),
+                (None, None) => problems.push(Problem {
+                    location: format!("[archive] (line {line})"),
+                    message: "no store: set [store] url (or [archive] path for a SQLite file)"
+                        .into(),
+                }),
+                (None, Some(_)) => {}
+            }
         }
 
         if let Some(signing) = section::<SigningConfig>(text, "signing", raw.signing, &mut problems)
@@ -849,8 +884,9 @@ case_insensitive = true
         assert_eq!(c.runtime.cache_dir, PathBuf::from("/etc/imgate/cache"));
         assert_eq!(
             c.archive.unwrap().path,
-            PathBuf::from("/etc/imgate/archive.db")
+            Some(PathBuf::from("/etc/imgate/archive.db"))
         );
+        assert_eq!(c.store.unwrap().url, "sqlite:///etc/imgate/archive.db");
         let p = &c.plugins[0];
         assert_eq!(p.path, PathBuf::from("/etc/imgate/kw.wasm"));
         assert_eq!(p.failure, FailurePolicy::FailOpen);

@@ -18,7 +18,8 @@
 //! - [`plugins`]: the runtime: engine, loaded plugins, instances, the chain.
 //! - [`contract`]: the WIT contract as Rust (generated bindings, conversions).
 //! - [`capabilities`]: host implementations of the WIT imports, one module each.
-//! - [`archive`]: the compliance archive (SQLite, hash-chained, searchable).
+//! - [`archive`]: the compliance archive (hash-chained, searchable), on either store.
+//! - [`store`]: `[store]`: SQLite or a PostgreSQL pool shared by several gateways.
 //! - [`config`]: the operator's TOML file, validated with every problem located.
 //! - `signing`: ed25519 signatures over plugin components, and the trust policy.
 //! - [`tls`]: rustls configs for both sides, and development certificates.
@@ -53,6 +54,7 @@ pub mod event;
 mod gateway;
 pub mod plugins;
 mod signing;
+pub mod store;
 pub mod tls;
 pub mod util;
 

@@ -24,6 +24,12 @@ const RULES: &[Rule] = &[
         why: "the neutral core is what every part speaks; it speaks nothing else",
     },
     Rule {
+        part: "store",
+        never: &["*"],
+        why: "the store is a connection pool and a schema version; what the tables mean \
+              belongs to the archive and to kv",
+    },
+    Rule {
         part: "util",
         never: &["*"],
         why: "helpers know nothing of events, plugins or networks",

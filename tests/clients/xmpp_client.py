@@ -25,6 +25,14 @@ Scenarios:
   room_content  alice and bob join "room"; alice sets each subject of
         "subjects" and reacts to bob's message with each of "reactions".
         Returns what bob saw (subjects, reactions) and alice's errors.
+  spread  every user of "login" logs in through its own gateway
+        ("servers": {name: [host, port]}, else "server"); then each
+        [from, to_name, body] of "send" is sent in turn, "gap" seconds
+        apart. Returns each user's received bodies and errors.
+  stream  alice sends "count" messages to bob, one every "interval"
+        seconds, whatever happens to her connection; bob (through another
+        gateway) collects them until "quiet" seconds pass without one.
+        Returns bob's bodies and alice's errors.
 """
 
 import asyncio
@@ -152,7 +160,8 @@ async def clients(args, names, sm=False, carbons=False):
         jid, password = args["users"][name]
         c = Client(jid, password, args["ca"], sm=sm, carbons=carbons)
         direct = name in args.get("direct_tls_users", [])
-        await c.login(args["server_tls"] if direct else args["server"], direct)
+        server = args.get("servers", {}).get(name, args.get("server"))
+        await c.login(args["server_tls"] if direct else server, direct)
         out.append(c)
     return out
 
@@ -357,6 +366,45 @@ async def demo(args):
     return {"conversation": lines}
 
 
+async def spread(args):
+    names = args["login"]
+    logged = dict(zip(names, await clients(args, names)))
+    for sender, to, body in args["send"]:
+        logged[sender].send_message(mto=args["users"][to][0], mbody=body, mtype="chat")
+        await asyncio.sleep(args.get("gap", 0.3))
+    await asyncio.sleep(args.get("settle", 1.5))
+    result = {
+        name: {"received": [m["body"] for m in c.messages], "errors": [e["text"] for e in c.errors]}
+        for name, c in logged.items()
+    }
+    for c in logged.values():
+        c.disconnect()
+    await asyncio.sleep(0.3)
+    return result
+
+
+async def stream(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    bob_jid = args["users"]["bob"][0]
+    for i in range(args["count"]):
+        alice.send_message(mto=bob_jid, mbody=f"stream {i}", mtype="chat")
+        await asyncio.sleep(args.get("interval", 0.05))
+    loop = asyncio.get_running_loop()
+    last, seen = loop.time(), len(bob.messages)
+    while loop.time() - last < args.get("quiet", 3):
+        await asyncio.sleep(0.1)
+        if len(bob.messages) != seen:
+            last, seen = loop.time(), len(bob.messages)
+    result = {
+        "received": [m["body"] for m in bob.messages],
+        "errors": [e["text"] for e in alice.errors],
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.3)
+    return result
+
+
 def main():
     scenario, args = sys.argv[1], json.loads(sys.argv[2])
     run = {
@@ -367,6 +415,8 @@ def main():
         "carbons": carbons,
         "review": review,
         "room_content": room_content,
+        "spread": spread,
+        "stream": stream,
     }[scenario]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

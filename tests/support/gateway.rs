@@ -24,6 +24,8 @@ pub struct Imgate {
     /// Matrix listeners: plain HTTP and HTTPS.
     pub matrix: Option<SocketAddr>,
     pub matrix_tls: Option<SocketAddr>,
+    /// The admin API.
+    pub admin: Option<SocketAddr>,
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -58,6 +60,7 @@ impl Imgate {
             irc_tls: None,
             matrix: None,
             matrix_tls: None,
+            admin: None,
         };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -86,6 +89,9 @@ impl Imgate {
                 } else {
                     imgate.matrix = addr;
                 }
+            }
+            if line.contains("admin API listening") {
+                imgate.admin = field(line, "listen").and_then(|a| a.parse().ok());
             }
             if line.contains("XMPP listening") {
                 let addr = field(line, "listen").and_then(|a| a.parse().ok());
@@ -149,6 +155,15 @@ impl Imgate {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Imgate {
+    /// `kill -9`: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain();
     }
 }
 

@@ -14,41 +14,13 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{ArchiveError, Store};
+use super::schema::Db;
+use super::{ArchiveError, Store, postgres};
 use crate::event::NetworkId;
 use crate::event::bridge::{Delivery, Follows};
 
 /// The longest excerpt kept of an original, in characters.
 pub const EXCERPT_CHARS: usize = 120;
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bridge_copies (
-    copy_event TEXT PRIMARY KEY,
-    origin_event TEXT NOT NULL,
-    origin_network TEXT NOT NULL,
-    origin_room TEXT NOT NULL,
-    origin_author TEXT,
-    copy_network TEXT NOT NULL,
-    copy_room TEXT NOT NULL,
-    excerpt TEXT,
-    plugin TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bridge_copies_origin ON bridge_copies(origin_event);
-CREATE INDEX IF NOT EXISTS bridge_copies_time ON bridge_copies(created_ms);
-CREATE TABLE IF NOT EXISTS bridge_ids (
-    network TEXT NOT NULL,
-    id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    by_whom TEXT,
-    PRIMARY KEY (network, id, event)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS bridge_ids_event ON bridge_ids(event);
-";
 
 /// One copy as first recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,9 +67,11 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open_for_bridge(path: &std::path::Path) -> Result<Store, ArchiveError> {
-        let store = Store::open(path)?;
-        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+    pub fn open_for_bridge(store: &crate::store::StoreConfig) -> Result<Store, ArchiveError> {
+        let store = Store::connect(store)?;
+        if let Db::Sqlite(conn) = &store.db {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
         Ok(store)
     }
 
@@ -112,7 +86,11 @@ impl Store {
         copy: &CopyRow,
         origin_ids: &[NetworkId],
     ) -> Result<bool, ArchiveError> {
-        let tx = self.conn.transaction()?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::bridge_record(pg, copy, origin_ids)),
+        };
+        let tx = conn.transaction()?;
         let new = tx.execute(
             "INSERT OR IGNORE INTO bridge_copies (copy_event, origin_event, origin_network, \
              origin_room, origin_author, copy_network, copy_room, excerpt, plugin, state, \
@@ -145,7 +123,13 @@ impl Store {
         delivery: &Delivery,
         now_ms: u64,
     ) -> Result<(), ArchiveError> {
-        let tx = self.conn.transaction()?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                return pg.run(postgres::bridge_settle(pg, copy_event, delivery, now_ms));
+            }
+        };
+        let tx = conn.transaction()?;
         let network: Option<String> = tx
             .query_row(
                 "SELECT copy_network FROM bridge_copies WHERE copy_event = ?1",
@@ -174,8 +158,11 @@ impl Store {
     /// # Errors
     /// The database failed.
     pub fn bridge_status(&self, ticket: &str) -> Result<Option<Delivery>, ArchiveError> {
-        let row: Option<(String, Option<String>)> = self
-            .conn
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::bridge_status(pg, ticket)),
+        };
+        let row: Option<(String, Option<String>)> = conn
             .query_row(
                 "SELECT state, reason FROM bridge_copies WHERE copy_event = ?1",
                 params![ticket],
@@ -185,24 +172,8 @@ impl Store {
         let Some((state, reason)) = row else {
             return Ok(None);
         };
-        let ids = self.bridge_ids_of(ticket)?;
+        let ids = ids_of(conn, ticket)?;
         Ok(Some(Delivery::from_state(&state, reason, ids)))
-    }
-
-    fn bridge_ids_of(&self, event: &str) -> Result<Vec<NetworkId>, ArchiveError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT kind, id, by_whom FROM bridge_ids WHERE event = ?1")?;
-        let ids = stmt
-            .query_map(params![event], |r| {
-                Ok(NetworkId {
-                    kind: r.get(0)?,
-                    value: r.get(1)?,
-                    by: r.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(ids)
     }
 
     /// The message that `target` names (a network id on `network`, or an
@@ -219,18 +190,24 @@ impl Store {
         to_network: &str,
         to_room: &str,
     ) -> Result<Option<Follows>, ArchiveError> {
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                return pg.run(postgres::bridge_follow(
+                    pg, network, target, to_network, to_room,
+                ));
+            }
+        };
         let mut events: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT event FROM bridge_ids WHERE network = ?1 AND id = ?2")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT event FROM bridge_ids WHERE network = ?1 AND id = ?2")?;
             stmt.query_map(params![network, target], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
         events.push(target.to_owned());
         for event in events {
             // Its copy on the destination.
-            let copy: Option<(String, Option<String>, Option<String>)> = self
-                .conn
+            let copy: Option<(String, Option<String>, Option<String>)> = conn
                 .query_row(
                     "SELECT copy_event, origin_author, excerpt FROM bridge_copies \
                      WHERE origin_event = ?1 AND copy_network = ?2 AND copy_room = ?3 \
@@ -242,15 +219,14 @@ impl Store {
             if let Some((copy, author, excerpt)) = copy {
                 return Ok(Some(Follows {
                     rel_type: String::new(),
-                    ids: self.bridge_ids_of(&copy)?,
+                    ids: ids_of(conn, &copy)?,
                     author,
                     excerpt,
                     key: None,
                 }));
             }
             // Its original, when it is a copy from the destination.
-            let origin: Option<(String, Option<String>, Option<String>)> = self
-                .conn
+            let origin: Option<(String, Option<String>, Option<String>)> = conn
                 .query_row(
                     "SELECT origin_event, origin_author, excerpt FROM bridge_copies \
                      WHERE copy_event = ?1 AND origin_network = ?2 AND origin_room = ?3",
@@ -261,7 +237,7 @@ impl Store {
             if let Some((origin, author, excerpt)) = origin {
                 return Ok(Some(Follows {
                     rel_type: String::new(),
-                    ids: self.bridge_ids_of(&origin)?,
+                    ids: ids_of(conn, &origin)?,
                     author,
                     excerpt,
                     key: None,
@@ -276,7 +252,12 @@ impl Store {
     /// # Errors
     /// The database failed.
     pub fn bridge_copies_of(&self, origin_event: &str) -> Result<Vec<CopyState>, ArchiveError> {
-        self.bridge_list(
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::bridge_copies_of(pg, origin_event)),
+        };
+        list_copies(
+            conn,
             "SELECT copy_event, origin_event, origin_network, copy_network, copy_room, state, \
              reason FROM bridge_copies WHERE origin_event = ?1 ORDER BY created_ms",
             params![origin_event],
@@ -293,37 +274,56 @@ impl Store {
         state: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CopyState>, ArchiveError> {
-        self.bridge_list(
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::bridge_recent(pg, state, limit)),
+        };
+        list_copies(
+            conn,
             "SELECT copy_event, origin_event, origin_network, copy_network, copy_room, state, \
              reason FROM bridge_copies WHERE ?1 IS NULL OR state = ?1 \
              ORDER BY created_ms DESC, copy_event DESC LIMIT ?2",
             params![state, limit as i64],
         )
     }
-
-    fn bridge_list(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<CopyState>, ArchiveError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt
-            .query_map(params, |r| {
-                Ok(CopyState {
-                    copy_event: r.get(0)?,
-                    origin_event: r.get(1)?,
-                    origin_network: r.get(2)?,
-                    copy_network: r.get(3)?,
-                    copy_room: r.get(4)?,
-                    state: r.get(5)?,
-                    reason: r.get(6)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
 }
 
+fn list_copies(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CopyState>, ArchiveError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok(CopyState {
+                copy_event: r.get(0)?,
+                origin_event: r.get(1)?,
+                origin_network: r.get(2)?,
+                copy_network: r.get(3)?,
+                copy_room: r.get(4)?,
+                state: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn ids_of(conn: &rusqlite::Connection, event: &str) -> Result<Vec<NetworkId>, ArchiveError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, id, by_whom FROM bridge_ids WHERE event = ?1")?;
+    let ids = stmt
+        .query_map(params![event], |r| {
+            Ok(NetworkId {
+                kind: r.get(0)?,
+                value: r.get(1)?,
+                by: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
 fn insert_ids(
     tx: &rusqlite::Transaction<'_>,
     network: &str,
@@ -340,17 +340,12 @@ fn insert_ids(
     Ok(())
 }
 
-/// Whether a legal hold covers these people (authors) or rooms.
-pub(super) type HeldBy<'a> = dyn Fn(&[Option<&str>], &[&str]) -> bool + 'a;
-
 /// Purges the map's rows past retention with the records, except those a
 /// legal hold covers (by room, or by the original's author). Returns how
 /// many copies went.
 pub(super) fn purge(
     tx: &rusqlite::Transaction<'_>,
-    now_ms: u64,
-    days_for: &dyn Fn(&str) -> Option<u64>,
-    held: &HeldBy<'_>,
+    rules: &super::retention::Retention<'_>,
 ) -> Result<usize, ArchiveError> {
     let mut due = Vec::new();
     {
@@ -365,17 +360,13 @@ pub(super) fn purge(
             let copy_network: String = r.get(5)?;
             // Past both sides' retention: a copy lives as long as the
             // longer-kept of the two records it links.
-            let past = |network: &str| {
-                days_for(network)
-                    .is_some_and(|d| created.saturating_add(d.saturating_mul(86_400_000)) <= now_ms)
-            };
-            if !past(&origin_network) || !past(&copy_network) {
+            if !rules.past(&origin_network, created) || !rules.past(&copy_network, created) {
                 continue;
             }
             let origin_room: String = r.get(3)?;
             let copy_room: String = r.get(6)?;
             let author: Option<String> = r.get(4)?;
-            if held(&[author.as_deref()], &[&origin_room, &copy_room]) {
+            if rules.held(&[author.as_deref()], &[&origin_room, &copy_room]) {
                 continue;
             }
             due.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));

@@ -8,10 +8,12 @@
 //! bytes; `verify` checks those too, so a search cannot be fed altered data
 //! either. Signed checkpoints anchor the head (see `checkpoint`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::checkpoint::Checkpoint;
 use super::record::{ArchiveRecord, Columns, Entry, audit_columns, columns};
-use super::schema::{Hash, bytes, insert_row, last_of, link};
-use super::{ArchiveError, Store};
+use super::schema::{Db, Hash, bytes, insert_row, last_of, link};
+use super::{ArchiveError, Store, postgres};
 use crate::util::hex::encode;
 
 /// Why the chain does not verify, naming the first bad record.
@@ -51,6 +53,147 @@ pub(super) fn append_in(
     Ok((seqs, (seq, prev)))
 }
 
+/// One chain entry as stored, for verifying.
+pub(super) struct StoredRow {
+    pub seq: u64,
+    pub columns: Columns,
+    /// `None` once purged.
+    pub doc: Option<Vec<u8>>,
+    pub prev: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Walks the chain in order, one stored entry at a time, checking each
+/// against the one before; the same walk for either backend.
+pub(super) struct Walk<'a> {
+    want: &'a BTreeSet<u64>,
+    heads: BTreeMap<u64, String>,
+    prev: Hash,
+    expected_seq: u64,
+    count: u64,
+    /// Records without contents, waiting for the purge entry naming them.
+    pending: BTreeMap<u64, String>,
+    /// Columns as PostgreSQL keeps them (no NUL).
+    postgres: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk keeping the hash at each count in `want`.
+    pub fn new(want: &'a BTreeSet<u64>, postgres: bool) -> Self {
+        Walk {
+            postgres,
+            want,
+            heads: BTreeMap::new(),
+            prev: [0; 32],
+            expected_seq: 1,
+            count: 0,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Checks the next entry.
+    ///
+    /// # Errors
+    /// What is wrong with it.
+    pub fn step(&mut self, row: StoredRow) -> Result<(), Broken> {
+        let seq = row.seq;
+        let broken = |why: String| Broken { seq, why };
+        if seq != self.expected_seq {
+            return Err(Broken {
+                seq: self.expected_seq,
+                why: format!("missing (the next record is {seq})"),
+            });
+        }
+        if row.prev != self.prev {
+            return Err(broken(
+                "its link to the record before does not match".into(),
+            ));
+        }
+        match &row.doc {
+            // Its contents went in a purge; an entry later on must say so.
+            None => {
+                self.pending.insert(seq, encode(&row.hash));
+            }
+            Some(doc) => {
+                if row.hash != link(&self.prev, doc) {
+                    return Err(broken("its contents do not match its hash".into()));
+                }
+                let entry = Entry::parse(doc)
+                    .map_err(|e| broken(format!("its contents are not a record: {e}")))?;
+                let (doc_seq, expected) = match entry {
+                    Entry::Audit(a) => {
+                        if a.entry == "purge" {
+                            for item in a.details["purged"].as_array().into_iter().flatten() {
+                                let (Some(s), Some(h)) = (item[0].as_u64(), item[1].as_str())
+                                else {
+                                    return Err(broken(
+                                        "a purge entry lists a malformed record".into(),
+                                    ));
+                                };
+                                if self.pending.remove(&s).is_none_or(|stored| stored != h) {
+                                    return Err(broken(format!(
+                                        "it lists record {s} as purged, which is not (or with another hash)"
+                                    )));
+                                }
+                            }
+                        }
+                        (a.seq, audit_columns(&a))
+                    }
+                    Entry::Record(record) => (record.seq, columns(&record)),
+                };
+                if doc_seq != seq {
+                    return Err(broken(format!("it says it is record {doc_seq}")));
+                }
+                let expected = if self.postgres {
+                    expected.for_postgres()
+                } else {
+                    expected
+                };
+                if row.columns != expected {
+                    return Err(broken(
+                        "its searchable columns differ from its contents".into(),
+                    ));
+                }
+            }
+        }
+        self.prev = row.hash.try_into().unwrap_or([0; 32]);
+        if self.want.contains(&seq) {
+            self.heads.insert(seq, encode(&self.prev));
+        }
+        self.expected_seq += 1;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The end of the chain.
+    ///
+    /// # Errors
+    /// A purged record no purge entry names.
+    pub fn finish(self) -> Result<(Verified, BTreeMap<u64, String>), Broken> {
+        if let Some((&seq, _)) = self.pending.iter().next() {
+            return Err(Broken {
+                seq,
+                why: "its contents are gone and no purge entry records it".into(),
+            });
+        }
+        Ok((
+            Verified {
+                records: self.count,
+                last_hash: encode(&self.prev),
+            },
+            self.heads,
+        ))
+    }
+}
+
+/// A database failure while verifying, as the first unreadable entry.
+pub(super) fn unreadable(e: impl std::fmt::Display) -> Broken {
+    Broken {
+        seq: 0,
+        why: format!("cannot read the archive: {e}"),
+    }
+}
+
 impl Store {
     /// Appends `records` in one transaction, numbering and chaining them;
     /// durable when it returns `Ok`. Returns each record's number.
@@ -58,14 +201,19 @@ impl Store {
     /// # Errors
     /// Encoding or the database failed; nothing of the batch is kept.
     pub fn append(&mut self, records: &mut [ArchiveRecord]) -> Result<Vec<u64>, ArchiveError> {
-        // IMMEDIATE: take the write lock first, then read where the chain
-        // ends — another process (`imgate archive purge`) may have added
-        // entries since this connection last wrote.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (seqs, last) = append_in(&tx, records)?;
-        tx.commit()?;
+        let (seqs, last) = match &mut self.db {
+            Db::Sqlite(conn) => {
+                // IMMEDIATE: take the write lock first, then read where the
+                // chain ends — another process (`imgate archive purge`) may
+                // have added entries since this connection last wrote.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = append_in(&tx, records)?;
+                tx.commit()?;
+                out
+            }
+            Db::Postgres(pg) => pg.run(postgres::append(pg, records))?,
+        };
         self.last = last;
         Ok(seqs)
     }
@@ -121,12 +269,15 @@ impl Store {
 
     /// The chain's head now: its record count and last hash, as a
     /// checkpoint states them. Read afresh, since another process (a
-    /// purge) may have appended.
+    /// purge, another gateway) may have appended.
     ///
     /// # Errors
     /// The database cannot be read.
     pub fn head(&self) -> Result<(u64, String), ArchiveError> {
-        let (seq, hash) = last_of(&self.conn)?;
+        let (seq, hash) = match &self.db {
+            Db::Sqlite(conn) => last_of(conn)?,
+            Db::Postgres(pg) => pg.run(postgres::head(pg))?,
+        };
         Ok((seq, encode(&hash)))
     }
 
@@ -136,10 +287,16 @@ impl Store {
     /// # Errors
     /// The database cannot be written.
     pub fn add_checkpoint(&self, c: &Checkpoint) -> Result<(), ArchiveError> {
-        self.conn.execute(
-            "INSERT INTO checkpoints (records, time_ms, line) VALUES (?1, ?2, ?3)",
-            rusqlite::params![c.records as i64, c.time_ms as i64, c.to_line().trim_end()],
-        )?;
+        let line = c.to_line();
+        match &self.db {
+            Db::Sqlite(conn) => {
+                conn.execute(
+                    "INSERT INTO checkpoints (records, time_ms, line) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![c.records as i64, c.time_ms as i64, line.trim_end()],
+                )?;
+            }
+            Db::Postgres(pg) => pg.run(postgres::add_checkpoint(pg, c, line.trim_end()))?,
+        }
         Ok(())
     }
 
@@ -148,13 +305,15 @@ impl Store {
     /// # Errors
     /// The database cannot be read, or a kept line is not a checkpoint.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ArchiveError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT line FROM checkpoints ORDER BY rowid")?;
-        let lines = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let lines: Vec<String> = match &self.db {
+            Db::Sqlite(conn) => conn
+                .prepare("SELECT line FROM checkpoints ORDER BY rowid")?
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            Db::Postgres(pg) => pg.run(postgres::checkpoint_lines(pg))?,
+        };
         let mut out = Vec::new();
         for line in lines {
-            let line = line?;
             out.push(serde_json::from_str(&line)?);
         }
         Ok(out)
@@ -163,120 +322,61 @@ impl Store {
     /// Walks the chain, keeping the hash at each count in `want`.
     fn verify_heads(
         &self,
-        want: &std::collections::BTreeSet<u64>,
-    ) -> Result<(Verified, std::collections::BTreeMap<u64, String>), Broken> {
-        let mut heads = std::collections::BTreeMap::new();
-        let db = |e: rusqlite::Error| Broken {
-            seq: 0,
-            why: format!("cannot read the archive: {e}"),
-        };
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seq, appended_ms, network, direction, kind, user, sender, recipient, room, \
-                 action, tags, body, doc, prev, hash FROM records ORDER BY seq",
-            )
-            .map_err(db)?;
-        let mut rows = stmt.query([]).map_err(db)?;
-        let mut prev: Hash = [0; 32];
-        let mut expected_seq = 1u64;
-        let mut count = 0;
-        // Records without contents, waiting for the purge entry naming them.
-        let mut pending: std::collections::BTreeMap<u64, String> = Default::default();
-        while let Some(row) = rows.next().map_err(db)? {
-            let seq = row.get::<_, i64>(0).map_err(db)? as u64;
-            let broken = |why: String| Broken { seq, why };
-            if seq != expected_seq {
-                return Err(Broken {
-                    seq: expected_seq,
-                    why: format!("missing (the next record is {seq})"),
-                });
-            }
-            let doc = bytes(row, 12).map_err(db)?;
-            let purged = matches!(
-                row.get_ref(12).map_err(db)?,
-                rusqlite::types::ValueRef::Null
-            );
-            let stored_prev: Vec<u8> = row.get(13).map_err(db)?;
-            let stored_hash: Vec<u8> = row.get(14).map_err(db)?;
-            if stored_prev != prev {
-                return Err(broken(
-                    "its link to the record before does not match".into(),
-                ));
-            }
-            if purged {
-                // Its contents went in a purge; an entry later on must say so.
-                pending.insert(seq, encode(&stored_hash));
-            } else {
-                if stored_hash != link(&prev, &doc) {
-                    return Err(broken("its contents do not match its hash".into()));
+        want: &BTreeSet<u64>,
+    ) -> Result<(Verified, BTreeMap<u64, String>), Broken> {
+        let mut walk = Walk::new(want, matches!(self.db, Db::Postgres(_)));
+        match &self.db {
+            Db::Sqlite(conn) => {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT seq, appended_ms, network, direction, kind, user, sender, recipient, room, \
+                         action, tags, body, doc, prev, hash FROM records ORDER BY seq",
+                    )
+                    .map_err(unreadable)?;
+                let mut rows = stmt.query([]).map_err(unreadable)?;
+                while let Some(row) = rows.next().map_err(unreadable)? {
+                    walk.step(stored_row(row).map_err(unreadable)?)?;
                 }
-                let entry = Entry::parse(&doc)
-                    .map_err(|e| broken(format!("its contents are not a record: {e}")))?;
-                let (doc_seq, expected) = if let Entry::Audit(a) = entry {
-                    if a.entry == "purge" {
-                        for item in a.details["purged"].as_array().into_iter().flatten() {
-                            let (Some(s), Some(h)) = (item[0].as_u64(), item[1].as_str()) else {
-                                return Err(broken(
-                                    "a purge entry lists a malformed record".into(),
-                                ));
-                            };
-                            if pending.remove(&s).is_none_or(|stored| stored != h) {
-                                return Err(broken(format!(
-                                    "it lists record {s} as purged, which is not (or with another hash)"
-                                )));
-                            }
-                        }
+            }
+            Db::Postgres(pg) => {
+                let mut after = 0;
+                loop {
+                    let rows = pg
+                        .run(postgres::rows_after(pg, after, 5_000))
+                        .map_err(unreadable)?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.seq;
+                    for row in rows {
+                        walk.step(row)?;
                     }
-                    (a.seq, audit_columns(&a))
-                } else if let Entry::Record(record) = entry {
-                    (record.seq, columns(&record))
-                } else {
-                    unreachable!("an entry is a record or an audit entry")
-                };
-                if doc_seq != seq {
-                    return Err(broken(format!("it says it is record {doc_seq}")));
-                }
-                let stored = Columns {
-                    appended_ms: row.get::<_, i64>(1).map_err(db)? as u64,
-                    network: row.get(2).map_err(db)?,
-                    direction: row.get(3).map_err(db)?,
-                    kind: row.get(4).map_err(db)?,
-                    user: row.get(5).map_err(db)?,
-                    sender: row.get(6).map_err(db)?,
-                    recipient: row.get(7).map_err(db)?,
-                    room: row.get(8).map_err(db)?,
-                    action: row.get(9).map_err(db)?,
-                    tags: row.get(10).map_err(db)?,
-                    body: row.get(11).map_err(db)?,
-                };
-                if stored != expected {
-                    return Err(broken(
-                        "its searchable columns differ from its contents".into(),
-                    ));
                 }
             }
-            prev = stored_hash.try_into().unwrap_or([0; 32]);
-            if want.contains(&seq) {
-                heads.insert(seq, encode(&prev));
-            }
-            expected_seq += 1;
-            count += 1;
         }
-        if let Some((&seq, _)) = pending.iter().next() {
-            return Err(Broken {
-                seq,
-                why: "its contents are gone and no purge entry records it".into(),
-            });
-        }
-        Ok((
-            Verified {
-                records: count,
-                last_hash: encode(&prev),
-            },
-            heads,
-        ))
+        walk.finish()
     }
+}
+
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    let purged = matches!(row.get_ref(12)?, rusqlite::types::ValueRef::Null);
+    Ok(StoredRow {
+        seq: row.get::<_, i64>(0)? as u64,
+        columns: Columns {
+            appended_ms: row.get::<_, i64>(1)? as u64,
+            network: row.get(2)?,
+            direction: row.get(3)?,
+            kind: row.get(4)?,
+            user: row.get(5)?,
+            sender: row.get(6)?,
+            recipient: row.get(7)?,
+            room: row.get(8)?,
+            action: row.get(9)?,
+            tags: row.get(10)?,
+            body: row.get(11)?,
+        },
+        doc: (!purged).then(|| bytes(row, 12)).transpose()?,
+        prev: row.get(13)?,
+        hash: row.get(14)?,
+    })
 }
 
 #[cfg(test)]
@@ -321,7 +421,7 @@ mod tests {
 
         // The last record cut off: the chain alone still holds.
         store
-            .conn
+            .sqlite()
             .execute("DELETE FROM records WHERE seq = 10", [])
             .unwrap();
         assert_eq!(store.verify().unwrap().records, 9);
@@ -340,7 +440,7 @@ mod tests {
         .write(&store, 1_000)
         .unwrap();
         let rows: Vec<(i64, String)> = store
-            .conn
+            .sqlite()
             .prepare("SELECT seq, doc FROM records ORDER BY seq")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -361,7 +461,7 @@ mod tests {
                 format!("message number {}", seq - 1)
             };
             store
-                .conn
+                .sqlite()
                 .execute(
                     "UPDATE records SET doc = ?1, body = ?2, prev = ?3, hash = ?4 WHERE seq = ?5",
                     rusqlite::params![doc, body, prev.to_vec(), hash.to_vec(), seq],
@@ -379,7 +479,7 @@ mod tests {
     fn any_change_is_found_and_named() {
         let (_dir, store) = store_with(5);
         store
-            .conn
+            .sqlite()
             .execute(
                 "UPDATE records SET doc = replace(doc, 'number 2', 'number 7') WHERE seq = 3",
                 [],
@@ -389,7 +489,7 @@ mod tests {
 
         let (_dir, store) = store_with(5);
         store
-            .conn
+            .sqlite()
             .execute(
                 "UPDATE records SET body = 'nothing to see' WHERE seq = 4",
                 [],
@@ -400,7 +500,7 @@ mod tests {
 
         let (_dir, store) = store_with(5);
         store
-            .conn
+            .sqlite()
             .execute("DELETE FROM records WHERE seq = 2", [])
             .unwrap();
         assert_eq!(store.verify().unwrap_err().seq, 2);

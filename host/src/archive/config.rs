@@ -1,4 +1,4 @@
-//! `[archive]`: where the archive lives, how appends are grouped, how
+//! `[archive]`: how appends are grouped, how
 //! long records are kept, and where signed checkpoints go.
 
 use std::path::PathBuf;
@@ -9,7 +9,9 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveConfig {
-    pub path: PathBuf,
+    /// A SQLite file, when `[store]` is not set (the two are one setting).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
     /// How long the writer waits to gather appends into one fsync.
     #[serde(default = "default_window")]
     pub group_commit_ms: u64,
@@ -43,10 +45,11 @@ fn default_checkpoint_interval() -> u64 {
 }
 
 impl ArchiveConfig {
-    /// An archive at `path` with every other setting at its default.
-    pub fn at(path: PathBuf) -> Self {
+    /// An archive with every setting at its default, in the store
+    /// `[store]` names.
+    pub fn in_store() -> Self {
         ArchiveConfig {
-            path,
+            path: None,
             group_commit_ms: default_window(),
             retention_days: None,
             retention: Default::default(),

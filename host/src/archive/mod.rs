@@ -2,13 +2,15 @@
 //! and their final verdicts, written through the `archive` capability and
 //! read by `imgate archive`.
 //!
-//! Owns: its records, their canonical form, the SQLite store and the
+//! Owns: its records, their canonical form, their tables on either
+//! backend (SQLite or PostgreSQL, chosen by `[store]`) and the
 //! group-commit writer. Must not touch: the plugin runtime, its contract
 //! or the capabilities; it knows events only in their JSON form
 //! (`event::json`).
 //!
 //! - `record`: what is archived, canonically, and the searchable columns.
-//! - `schema`: the tables and the row layer ([`Store`]).
+//! - `schema`: the tables and the row layer ([`Store`]), SQLite's here.
+//! - `postgres`: the same operations on PostgreSQL.
 //! - `chain`: appending in order and verifying the hash chain.
 //! - `retention`: purges and legal holds, recorded in the chain.
 //! - `review`: messages held for review and reviewers' decisions.
@@ -24,6 +26,7 @@ mod chain;
 pub mod checkpoint;
 mod config;
 pub mod export;
+mod postgres;
 mod record;
 mod retention;
 mod review;
@@ -46,6 +49,8 @@ pub use writer::{AppendStats, ArchiveWriter};
 pub enum ArchiveError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot encode an entry: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("entry {seq} cannot be read ({reason}); run `imgate archive verify`")]
@@ -67,6 +72,18 @@ pub enum ArchiveError {
     /// Shared by every record of the batch that failed to commit.
     #[error("archive write failed: {0}")]
     WriteFailed(String),
+}
+
+impl From<tokio_postgres::Error> for ArchiveError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ArchiveError::Store(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ArchiveError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ArchiveError::Store(e.into())
+    }
 }
 
 #[cfg(test)]

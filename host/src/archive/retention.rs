@@ -4,11 +4,12 @@
 
 use rusqlite::{Connection, params};
 
+use super::schema::Db;
 use super::{ArchiveError, Store};
 use crate::util::hex::encode;
 
 /// A legal hold: records of this user, or in this room, are never purged.
-#[derive(Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Hold {
     pub id: i64,
     /// `user` or `room`.
@@ -29,6 +30,59 @@ pub struct PurgeReport {
     pub entry: Option<u64>,
 }
 
+/// Which records a purge removes: those past their network's retention
+/// that no legal hold covers. The same rules on either backend.
+pub(super) struct Retention<'a> {
+    pub now_ms: u64,
+    pub retention_days: Option<u64>,
+    pub per_network: &'a std::collections::BTreeMap<String, u64>,
+    pub holds: Vec<Hold>,
+}
+
+impl Retention<'_> {
+    pub fn days_for(&self, network: &str) -> Option<u64> {
+        self.per_network
+            .get(network)
+            .copied()
+            .or(self.retention_days)
+    }
+
+    /// Whether something on `network` made at `at_ms` is past retention.
+    pub fn past(&self, network: &str, at_ms: u64) -> bool {
+        self.days_for(network)
+            .is_some_and(|d| at_ms.saturating_add(d.saturating_mul(86_400_000)) <= self.now_ms)
+    }
+
+    /// Whether a legal hold covers these people or rooms.
+    pub fn held(&self, people: &[Option<&str>], rooms: &[&str]) -> bool {
+        let bare = |s: &str| s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+        self.holds.iter().any(|h| match h.kind.as_str() {
+            "user" => people.iter().flatten().any(|p| bare(p) == bare(&h.value)),
+            _ => rooms.iter().any(|r| bare(r) == bare(&h.value)),
+        })
+    }
+
+    /// The purge's chain entry: what went, and the rules it went by.
+    pub fn details(
+        &self,
+        held: usize,
+        due: &[(i64, Vec<u8>)],
+        bridged: usize,
+    ) -> serde_json::Value {
+        let listed: Vec<serde_json::Value> = due
+            .iter()
+            .map(|(seq, hash)| serde_json::json!([seq, encode(hash)]))
+            .collect();
+        serde_json::json!({
+            "retention_days": self.retention_days,
+            "per_network": self.per_network,
+            "held": held,
+            "purged": listed,
+            "bridge_copies": bridged,
+        })
+    }
+}
+
 impl Store {
     /// Removes the contents (text, participants) of records older than
     /// their retention, except those under a legal hold. Each purged record
@@ -44,10 +98,21 @@ impl Store {
         per_network: &std::collections::BTreeMap<String, u64>,
         by: &str,
     ) -> Result<PurgeReport, ArchiveError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let holds = holds_of(&tx)?;
+        let rules = Retention {
+            now_ms,
+            retention_days,
+            per_network,
+            holds: Vec::new(),
+        };
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(super::postgres::purge(pg, rules, by)),
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rules = Retention {
+            holds: holds_of(&tx)?,
+            ..rules
+        };
         let mut due = Vec::new();
         let mut held = 0;
         {
@@ -58,23 +123,16 @@ impl Store {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let network: String = row.get(2)?;
-                let Some(days) = per_network.get(&network).copied().or(retention_days) else {
-                    continue;
-                };
-                let appended = row.get::<_, i64>(1)? as u64;
-                if appended.saturating_add(days.saturating_mul(86_400_000)) > now_ms {
+                if !rules.past(&network, row.get::<_, i64>(1)? as u64) {
                     continue;
                 }
                 let people: Vec<Option<String>> = (3..=5)
                     .map(|i| row.get::<_, Option<String>>(i))
                     .collect::<rusqlite::Result<_>>()?;
+                let people: Vec<Option<&str>> = people.iter().map(Option::as_deref).collect();
                 let room: Option<String> = row.get(6)?;
-                let bare = |s: &str| s.split('/').next().unwrap_or(s).to_ascii_lowercase();
-                let under_hold = holds.iter().any(|h| match h.kind.as_str() {
-                    "user" => people.iter().flatten().any(|p| bare(p) == bare(&h.value)),
-                    _ => room.as_deref().is_some_and(|r| bare(r) == bare(&h.value)),
-                });
-                if under_hold {
+                let rooms: Vec<&str> = room.as_deref().into_iter().collect();
+                if rules.held(&people, &rooms) {
                     held += 1;
                     continue;
                 }
@@ -84,15 +142,7 @@ impl Store {
                 due.push((seq, body, hash));
             }
         }
-        let days_for = |network: &str| per_network.get(network).copied().or(retention_days);
-        let bare = |s: &str| s.split('/').next().unwrap_or(s).to_ascii_lowercase();
-        let held_by = |people: &[Option<&str>], rooms: &[&str]| {
-            holds.iter().any(|h| match h.kind.as_str() {
-                "user" => people.iter().flatten().any(|p| bare(p) == bare(&h.value)),
-                _ => rooms.iter().any(|r| bare(r) == bare(&h.value)),
-            })
-        };
-        let bridged = super::bridge_map::purge(&tx, now_ms, &days_for, &held_by)?;
+        let bridged = super::bridge_map::purge(&tx, &rules)?;
         if due.is_empty() && bridged == 0 {
             return Ok(PurgeReport {
                 purged: 0,
@@ -113,21 +163,12 @@ impl Store {
                 params![seq],
             )?;
         }
-        let listed: Vec<serde_json::Value> = due
-            .iter()
-            .map(|(seq, _, hash)| serde_json::json!([seq, encode(hash)]))
-            .collect();
-        let details = serde_json::json!({
-            "retention_days": retention_days,
-            "per_network": per_network,
-            "held": held,
-            "purged": listed,
-            "bridge_copies": bridged,
-        });
+        let listed: Vec<(i64, Vec<u8>)> = due.into_iter().map(|(s, _, h)| (s, h)).collect();
+        let details = rules.details(held, &listed, bridged);
         let (entry, _) = Store::audit(&tx, "purge", by, now_ms, details)?;
         tx.commit()?;
         Ok(PurgeReport {
-            purged: due.len(),
+            purged: listed.len(),
             held,
             entry: Some(entry),
         })
@@ -148,21 +189,26 @@ impl Store {
         if kind != "user" && kind != "room" {
             return Err(ArchiveError::HoldKind(kind.to_owned()));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                return pg.run(super::postgres::hold_add(
+                    pg, kind, value, reason, by, now_ms,
+                ));
+            }
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO holds (kind, value, reason, created_ms, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![kind, value, reason, now_ms as i64, by],
-        )
-        ?;
+        )?;
         let id = tx.last_insert_rowid();
         Store::audit(
             &tx,
             "hold-add",
             by,
             now_ms,
-            serde_json::json!({"id": id, "kind": kind, "value": value, "reason": reason}),
+            hold_added(id, kind, value, reason),
         )?;
         tx.commit()?;
         Ok(id)
@@ -173,21 +219,17 @@ impl Store {
     /// # Errors
     /// No such hold, or the database failed.
     pub fn hold_remove(&mut self, id: i64, by: &str, now_ms: u64) -> Result<Hold, ArchiveError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(super::postgres::hold_remove(pg, id, by, now_ms)),
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let hold = holds_of(&tx)?
             .into_iter()
             .find(|h| h.id == id)
             .ok_or(ArchiveError::NoHold(id))?;
         tx.execute("DELETE FROM holds WHERE id = ?1", params![id])?;
-        Store::audit(
-            &tx,
-            "hold-remove",
-            by,
-            now_ms,
-            serde_json::json!({"id": id, "kind": hold.kind, "value": hold.value}),
-        )?;
+        Store::audit(&tx, "hold-remove", by, now_ms, hold_removed(&hold))?;
         tx.commit()?;
         Ok(hold)
     }
@@ -197,8 +239,21 @@ impl Store {
     /// # Errors
     /// The database cannot be read.
     pub fn holds(&self) -> Result<Vec<Hold>, ArchiveError> {
-        Ok(holds_of(&self.conn)?)
+        match &self.db {
+            Db::Sqlite(conn) => Ok(holds_of(conn)?),
+            Db::Postgres(pg) => pg.run(super::postgres::holds(pg)),
+        }
     }
+}
+
+/// The chain entry's details for a hold placed.
+pub(super) fn hold_added(id: i64, kind: &str, value: &str, reason: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "kind": kind, "value": value, "reason": reason})
+}
+
+/// The chain entry's details for a hold lifted.
+pub(super) fn hold_removed(hold: &Hold) -> serde_json::Value {
+    serde_json::json!({"id": hold.id, "kind": hold.kind, "value": hold.value})
 }
 
 fn holds_of(conn: &Connection) -> rusqlite::Result<Vec<Hold>> {
@@ -277,7 +332,7 @@ mod tests {
         assert!(store.verify().is_ok());
         // Contents removed behind the chain's back are caught.
         store
-            .conn
+            .sqlite()
             .execute(
                 "UPDATE records SET doc = NULL WHERE kind = 'audit:hold-add'",
                 [],

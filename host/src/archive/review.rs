@@ -10,7 +10,8 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveError, ArchiveRecord, Store};
+use super::schema::Db;
+use super::{ArchiveError, ArchiveRecord, Store, postgres};
 
 /// Who the host's own records name as their plugin.
 pub const HOST: &str = "imgate";
@@ -72,7 +73,7 @@ pub struct Review<'a> {
     pub outcome: Result<String, String>,
 }
 
-const COLUMNS: &str = "event_id, seq, held_ms, network, session, user, sender, target, kind, \
+pub(super) const COLUMNS: &str = "event_id, seq, held_ms, network, session, user, sender, target, kind, \
      body, reason, held_by, status, decided_ms, reviewer, note, outcome";
 
 fn held_of(row: &Row<'_>) -> rusqlite::Result<HeldMessage> {
@@ -141,9 +142,15 @@ impl Store {
         held_by: Option<&str>,
     ) -> Result<u64, ArchiveError> {
         let mut held = HeldMessage::of(&record, reason, held_by);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                let (seq, last) = pg.run(postgres::hold_message(pg, record, held))?;
+                self.last = last;
+                return Ok(seq);
+            }
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (seqs, last) = super::chain::append_in(&tx, std::slice::from_mut(&mut record))?;
         held.seq = seqs[0];
         tx.execute(
@@ -182,7 +189,11 @@ impl Store {
     /// The database cannot be read.
     pub fn held_messages(&self, all: bool) -> Result<Vec<HeldMessage>, ArchiveError> {
         let filter = if all { "" } else { "WHERE status = 'held'" };
-        let mut stmt = self.conn.prepare(&format!(
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::held_messages(pg, all)),
+        };
+        let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM held {filter} ORDER BY held_ms, event_id"
         ))?;
         let rows = stmt.query_map([], held_of)?;
@@ -194,8 +205,11 @@ impl Store {
     /// # Errors
     /// The database cannot be read.
     pub fn held_message(&self, event_id: &str) -> Result<Option<HeldMessage>, ArchiveError> {
-        Ok(self
-            .conn
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::held_message(pg, event_id)),
+        };
+        Ok(conn
             .query_row(
                 &format!("SELECT {COLUMNS} FROM held WHERE event_id = ?1"),
                 params![event_id],
@@ -216,9 +230,15 @@ impl Store {
         review: &Review<'_>,
         now_ms: u64,
     ) -> Result<HeldMessage, ArchiveError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let conn = match &mut self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                let (held, last) = pg.run(postgres::review(pg, event_id, review, now_ms))?;
+                self.last = last;
+                return Ok(held);
+            }
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let held = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM held WHERE event_id = ?1"),
@@ -227,35 +247,8 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| ArchiveError::NotHeld(event_id.to_owned()))?;
-        if held.status != "held" {
-            return Err(ArchiveError::AlreadyDecided {
-                event_id: event_id.to_owned(),
-                status: held.status,
-            });
-        }
-        let status = match (&review.decision, &review.outcome) {
-            (Decision::Release, Ok(_)) => "released",
-            (Decision::Release, Err(_)) => "failed",
-            (Decision::Reject, _) => "rejected",
-        };
-        let outcome = match &review.outcome {
-            Ok(done) => done.clone(),
-            Err(why) => format!("not done: {why}"),
-        };
-        let (seq, hash) = Store::audit(
-            &tx,
-            "review",
-            review.reviewer,
-            now_ms,
-            serde_json::json!({
-                "event_id": event_id,
-                "held_seq": held.seq,
-                "decision": review.decision.name(),
-                "note": review.note,
-                "status": status,
-                "outcome": outcome,
-            }),
-        )?;
+        let (status, outcome, details) = review.decide(&held)?;
+        let (seq, hash) = Store::audit(&tx, "review", review.reviewer, now_ms, details)?;
         tx.execute(
             "UPDATE held SET status = ?2, decided_ms = ?3, reviewer = ?4, note = ?5, outcome = ?6 \
              WHERE event_id = ?1",
@@ -270,14 +263,62 @@ impl Store {
         )?;
         tx.commit()?;
         self.last = (seq, hash);
-        Ok(HeldMessage {
+        Ok(review.applied_to(held, status, outcome, now_ms))
+    }
+}
+
+impl Review<'_> {
+    /// What deciding `held` makes it: its new status, the outcome as
+    /// recorded, and the chain entry's details.
+    ///
+    /// # Errors
+    /// It was decided already.
+    pub(super) fn decide(
+        &self,
+        held: &HeldMessage,
+    ) -> Result<(&'static str, String, serde_json::Value), ArchiveError> {
+        if held.status != "held" {
+            return Err(ArchiveError::AlreadyDecided {
+                event_id: held.event_id.clone(),
+                status: held.status.clone(),
+            });
+        }
+        let status = match (&self.decision, &self.outcome) {
+            (Decision::Release, Ok(_)) => "released",
+            (Decision::Release, Err(_)) => "failed",
+            (Decision::Reject, _) => "rejected",
+        };
+        let outcome = match &self.outcome {
+            Ok(done) => done.clone(),
+            Err(why) => format!("not done: {why}"),
+        };
+        let details = serde_json::json!({
+            "event_id": held.event_id,
+            "held_seq": held.seq,
+            "decision": self.decision.name(),
+            "note": self.note,
+            "status": status,
+            "outcome": outcome,
+        });
+        Ok((status, outcome, details))
+    }
+
+    /// `held` as this decision leaves it.
+    pub(super) fn applied_to(
+        &self,
+        held: HeldMessage,
+        status: &str,
+        outcome: String,
+        now_ms: u64,
+    ) -> HeldMessage {
+        HeldMessage {
             status: status.into(),
             decided_ms: Some(now_ms),
-            reviewer: Some(review.reviewer.to_owned()),
-            note: Some(review.note.to_owned()),
+            reviewer: Some(self.reviewer.to_owned()),
+            note: Some(self.note.to_owned()),
             outcome: Some(outcome),
             ..held
-        })
+        }
     }
 }
 

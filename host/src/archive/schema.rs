@@ -1,18 +1,26 @@
-//! The archive's tables and the row layer under every other part: SQLite
-//! in WAL mode with `synchronous = FULL`, one row per chain entry, and a
-//! full-text index over message bodies.
+//! The archive's tables and the row layer under every other part, on
+//! either backend: SQLite in WAL mode with `synchronous = FULL` (FTS5 for
+//! full text), or PostgreSQL (`postgres.rs`, a GIN index for full text).
+//! One row per chain entry. Each backend's schema is versioned; a store
+//! newer than this build is refused.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
 use super::record::{AuditEntry, Columns, audit_columns};
+use crate::store::{Location, Postgres, StoreConfig, StoreError};
 
 pub type Hash = [u8; 32];
 
-const SCHEMA: &str = "
+/// SQLite's schema versions, oldest first (`PRAGMA user_version`). Version
+/// 1 is the schema before versions were kept, so older files adopt it.
+const SQLITE_MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
     appended_ms INTEGER NOT NULL,
@@ -69,11 +77,64 @@ CREATE TABLE IF NOT EXISTS holds (
     created_ms INTEGER NOT NULL,
     created_by TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bridge_copies (
+    copy_event TEXT PRIMARY KEY,
+    origin_event TEXT NOT NULL,
+    origin_network TEXT NOT NULL,
+    origin_room TEXT NOT NULL,
+    origin_author TEXT,
+    copy_network TEXT NOT NULL,
+    copy_room TEXT NOT NULL,
+    excerpt TEXT,
+    plugin TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bridge_copies_origin ON bridge_copies(origin_event);
+CREATE INDEX IF NOT EXISTS bridge_copies_time ON bridge_copies(created_ms);
+CREATE TABLE IF NOT EXISTS bridge_ids (
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    by_whom TEXT,
+    PRIMARY KEY (network, id, event)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bridge_ids_event ON bridge_ids(event);
 ";
+
+/// Applies the SQLite migrations this file lacks, in one transaction.
+fn migrate_sqlite(conn: &mut Connection) -> Result<(), ArchiveError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    check_version_sqlite(found)?;
+    for sql in SQLITE_MIGRATIONS.iter().skip(found as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SQLITE_MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn check_version_sqlite(found: i64) -> Result<(), ArchiveError> {
+    let known = SQLITE_MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known }.into());
+    }
+    Ok(())
+}
+
+/// The database under a store.
+pub(super) enum Db {
+    Sqlite(Connection),
+    Postgres(Arc<Postgres>),
+}
 
 /// The archive database.
 pub struct Store {
-    pub(super) conn: Connection,
+    pub(super) db: Db,
     pub(super) last: (u64, Hash),
 }
 
@@ -83,16 +144,68 @@ impl Store {
     /// # Errors
     /// The file cannot be opened or is not an imgate archive.
     pub fn open(path: &Path) -> Result<Store, ArchiveError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // WAL with FULL sync: a committed transaction survives power loss
         // and kill -9; readers (search, verify) do not block the writer.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(super::bridge_map::SCHEMA)?;
+        migrate_sqlite(&mut conn)?;
         let last = last_of(&conn)?;
-        Ok(Store { conn, last })
+        Ok(Store {
+            db: Db::Sqlite(conn),
+            last,
+        })
+    }
+
+    /// Opens (or creates, or migrates) the store `[store]` names.
+    ///
+    /// # Errors
+    /// It cannot be reached or opened, or its schema is newer than this
+    /// build knows.
+    pub fn connect(config: &StoreConfig) -> Result<Store, ArchiveError> {
+        match config.location()? {
+            Location::Sqlite(path) => Store::open(&path),
+            Location::Postgres(url) => {
+                let pg = Postgres::shared(&url, config, true)?;
+                let last = pg.run(super::postgres::head(&pg))?;
+                Ok(Store {
+                    db: Db::Postgres(pg),
+                    last,
+                })
+            }
+        }
+    }
+
+    /// Opens the store `[store]` names to read, creating nothing.
+    ///
+    /// # Errors
+    /// It cannot be reached, is not an imgate store, or is too new.
+    pub fn connect_read_only(config: &StoreConfig) -> Result<Store, ArchiveError> {
+        match config.location()? {
+            Location::Sqlite(path) => Store::open_read_only(&path),
+            Location::Postgres(url) => Ok(Store {
+                db: Db::Postgres(Postgres::shared(&url, config, false)?),
+                last: (0, [0; 32]),
+            }),
+        }
+    }
+
+    /// The PostgreSQL pool under this store, if that is its backend.
+    pub fn postgres(&self) -> Option<&Arc<Postgres>> {
+        match &self.db {
+            Db::Postgres(pg) => Some(pg),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite connection (tests that tamper by hand).
+    #[cfg(test)]
+    pub(super) fn sqlite(&self) -> &Connection {
+        match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(_) => panic!("not a SQLite store"),
+        }
     }
 
     /// Opens an existing archive to read (verify, search) while a gateway
@@ -108,8 +221,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Fails here, clearly, when the file is not an archive.
         conn.query_row("SELECT count(*) FROM records", [], |_| Ok(()))?;
+        check_version_sqlite(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)?;
         Ok(Store {
-            conn,
+            db: Db::Sqlite(conn),
             last: (0, [0; 32]),
         })
     }

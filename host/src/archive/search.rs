@@ -2,7 +2,7 @@
 //! full text (FTS5), with the exact stored bytes for export.
 
 use super::record::Entry;
-use super::schema::bytes;
+use super::schema::{Db, bytes};
 use super::{ArchiveError, Store};
 
 impl Store {
@@ -29,6 +29,10 @@ impl Store {
     /// # Errors
     /// The database cannot be read.
     pub fn select(&self, filter: &Filter) -> Result<Vec<Stored>, ArchiveError> {
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(super::postgres::select(pg, filter)),
+        };
         let mut sql =
             String::from("SELECT seq, doc, prev, hash FROM records WHERE doc IS NOT NULL");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -81,7 +85,7 @@ impl Store {
         if let Some(n) = filter.limit {
             sql += &format!(" LIMIT {n}");
         }
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = conn.prepare(&sql)?;
         let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
         let rows = stmt.query_map(params.as_slice(), |row| {
             Ok(Stored {
@@ -112,7 +116,9 @@ pub struct Filter {
     pub room: Option<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
-    /// Full-text query (SQLite FTS5 syntax: words, "phrases", prefix*).
+    /// Full-text query: on SQLite FTS5 syntax (words, "phrases",
+    /// prefix*); on PostgreSQL web-search syntax (words, "phrases", or,
+    /// -word), matched without stemming.
     pub text: Option<String>,
     pub tag: Option<String>,
     /// `allow`, `block`, `drop`, `rewrite`.

@@ -3,7 +3,6 @@
 //! transaction, then acknowledges each. An acknowledged record survives
 //! `kill -9`. It also writes signed checkpoints of the head on schedule.
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::Checkpointer;
 use super::{ArchiveConfig, ArchiveError, ArchiveRecord, Store};
 use crate::event::now_ms;
+use crate::store::StoreConfig;
 
 /// Where the writer reports each append (the host's metrics).
 pub trait AppendStats: Send + Sync {
@@ -25,19 +25,23 @@ struct Job {
 
 /// The shared writer. Dropping it flushes what is queued and stops the thread.
 pub struct ArchiveWriter {
-    path: PathBuf,
     stats: Arc<dyn AppendStats>,
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ArchiveWriter {
-    /// Opens (or creates) the archive and starts the writer thread.
+    /// Opens (or creates) the archive in `store` and starts the writer
+    /// thread.
     ///
     /// # Errors
-    /// The database cannot be opened or created.
-    pub fn open(config: &ArchiveConfig, stats: Arc<dyn AppendStats>) -> Result<Self, ArchiveError> {
-        let store = Store::open(&config.path)?;
+    /// The database cannot be reached, opened or created.
+    pub fn open(
+        config: &ArchiveConfig,
+        store: &StoreConfig,
+        stats: Arc<dyn AppendStats>,
+    ) -> Result<Self, ArchiveError> {
+        let store = Store::connect(store)?;
         let checkpointer = match (&config.checkpoint_key, &config.checkpoint_file) {
             (Some(key), Some(file)) => {
                 let key = crate::signing::read_signing_key(key).map_err(ArchiveError::Key)?;
@@ -56,15 +60,10 @@ impl ArchiveWriter {
             .spawn(move || write_loop(store, rx, window, checkpointer))
             .map_err(ArchiveError::Thread)?;
         Ok(ArchiveWriter {
-            path: config.path.clone(),
             stats,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Queues `record` and blocks until it is durable. Call it through
@@ -211,9 +210,11 @@ mod tests {
     #[test]
     fn concurrent_appends_are_durable_numbered_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ArchiveConfig::at(dir.path().join("a.jsonl"));
+        let config = ArchiveConfig::in_store();
+        let path = dir.path().join("a.db");
+        let store = StoreConfig::sqlite(&path);
         let stats = Arc::new(Counted::default());
-        let writer = Arc::new(ArchiveWriter::open(&config, stats.clone()).unwrap());
+        let writer = Arc::new(ArchiveWriter::open(&config, &store, stats.clone()).unwrap());
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let w = writer.clone();
@@ -233,10 +234,10 @@ mod tests {
         drop(writer);
 
         assert_eq!(stats.0.load(Relaxed), 100);
-        let writer = ArchiveWriter::open(&config, stats).unwrap();
+        let writer = ArchiveWriter::open(&config, &store, stats).unwrap();
         assert_eq!(writer.append(record("after")).unwrap(), 101);
         drop(writer);
-        let store = Store::open(&config.path).unwrap();
+        let store = Store::open(&path).unwrap();
         assert_eq!(store.verify().unwrap().records, 101);
         let all = store.search(&Default::default()).unwrap();
         let Some(crate::archive::Entry::Record(last)) = all.last() else {

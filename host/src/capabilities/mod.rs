@@ -175,6 +175,21 @@ pub struct InstanceCapabilities {
     pub bridge: bridge::BridgeInstance,
 }
 
+impl InstanceCapabilities {
+    /// Time the call in progress spent waiting for the host's stores (an
+    /// archive append's fsync, a kv round trip), which is not the
+    /// plugin's to pay for.
+    pub fn host_waited(&self) -> std::time::Duration {
+        self.archive.waited + self.kv.waited
+    }
+
+    /// A new call: nothing waited yet.
+    pub fn reset_waits(&mut self) {
+        self.archive.waited = std::time::Duration::ZERO;
+        self.kv.waited = std::time::Duration::ZERO;
+    }
+}
+
 /// What one plugin's instances share: its name, grants and per-plugin
 /// handles into the shared capabilities. Built once when the plugin loads.
 pub struct PluginCapabilities {

@@ -5,28 +5,36 @@ use std::process::ExitCode;
 
 use crate::archive::{Entry, Filter, Store};
 use crate::config::Config;
+use crate::store::StoreConfig;
 
-fn archive_path(config: &Path, db: Option<PathBuf>) -> Result<PathBuf, String> {
+/// The store `--db` names, else the config's.
+fn store_of(config: &Path, db: Option<String>) -> Result<StoreConfig, String> {
     if let Some(db) = db {
-        return Ok(db);
+        return Ok(StoreConfig::at(db));
     }
     let config = Config::load(config).map_err(|e| e.to_string())?;
     config
-        .archive
-        .map(|a| a.path)
-        .ok_or_else(|| "the config has no [archive] section".into())
+        .store
+        .ok_or_else(|| "the config has no [store] (or [archive] path)".into())
 }
 
-fn open(config: &Path, db: Option<PathBuf>) -> Result<Store, String> {
-    let path = archive_path(config, db)?;
-    Store::open_read_only(&path)
-        .map_err(|e| format!("cannot open the archive {}: {e}", path.display()))
+/// Where a store is, for messages.
+pub(super) fn named(store: &StoreConfig) -> String {
+    store
+        .location()
+        .map_or_else(|_| store.url.clone(), |l| l.describe())
+}
+
+fn open(config: &Path, db: Option<String>) -> Result<Store, String> {
+    let store = store_of(config, db)?;
+    Store::connect_read_only(&store)
+        .map_err(|e| format!("cannot open the archive {}: {e}", named(&store)))
 }
 
 /// `anchor`: the checkpoint file and the archive's public key.
 pub fn verify(
     config: &Path,
-    db: Option<PathBuf>,
+    db: Option<String>,
     anchor: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<ExitCode> {
     let store = match open(config, db) {
@@ -92,7 +100,7 @@ pub fn verify(
 
 pub fn search_cmd(
     config: &Path,
-    db: Option<PathBuf>,
+    db: Option<String>,
     filter: Filter,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -153,7 +161,7 @@ pub fn search_cmd(
 
 pub fn export(
     config: &Path,
-    db: Option<PathBuf>,
+    db: Option<String>,
     format: crate::archive::export::Format,
     out: &Path,
     filter: Filter,
@@ -188,14 +196,21 @@ pub(super) fn who(by: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn open_rw(config: &Path) -> Result<(Store, crate::archive::ArchiveConfig), String> {
+fn open_rw(
+    config: &Path,
+    db: Option<String>,
+) -> Result<(Store, crate::archive::ArchiveConfig), String> {
     let loaded = Config::load(config).map_err(|e| e.to_string())?;
     let archive = loaded
         .archive
         .ok_or("the config has no [archive] section")?;
-    let store = Store::open(&archive.path)
-        .map_err(|e| format!("cannot open the archive {}: {e}", archive.path.display()))?;
-    Ok((store, archive))
+    let store = match db {
+        Some(db) => StoreConfig::at(db),
+        None => loaded.store.ok_or("the config has no [store]")?,
+    };
+    let opened = Store::connect(&store)
+        .map_err(|e| format!("cannot open the archive {}: {e}", named(&store)))?;
+    Ok((opened, archive))
 }
 
 fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -205,20 +220,14 @@ fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 
 pub fn purge(
     config: &Path,
-    db: Option<PathBuf>,
+    db: Option<String>,
     by: Option<String>,
     now: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
-    let (mut store, archive) = match open_rw(config) {
+    let (mut store, archive) = match open_rw(config, db) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    if let Some(db) = db {
-        store = match Store::open(&db) {
-            Ok(s) => s,
-            Err(e) => return fail(format!("cannot open the archive {}: {e}", db.display())),
-        };
-    }
     if archive.retention_days.is_none() && archive.retention.is_empty() {
         println!("no retention is configured ([archive] retention_days): nothing to purge");
         return Ok(ExitCode::SUCCESS);
@@ -246,7 +255,7 @@ pub fn hold_add(
     reason: &str,
     by: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let (mut store, _) = match open_rw(config) {
+    let (mut store, _) = match open_rw(config, None) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -265,7 +274,7 @@ pub fn hold_add(
 }
 
 pub fn hold_remove(config: &Path, id: i64, by: Option<String>) -> anyhow::Result<ExitCode> {
-    let (mut store, _) = match open_rw(config) {
+    let (mut store, _) = match open_rw(config, None) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };

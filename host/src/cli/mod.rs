@@ -91,9 +91,9 @@ pub enum ArchiveCommand {
         /// The config whose [archive] to check.
         #[arg(long, short)]
         config: PathBuf,
-        /// Check this database file instead.
+        /// Check this store instead: a SQLite file or a postgres:// URL.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// Also check the chain against these signed checkpoints (the
         /// copy kept off the machine): finds a cut-off end or a re-hashed chain.
         #[arg(long, requires = "public")]
@@ -106,8 +106,9 @@ pub enum ArchiveCommand {
     Search {
         #[arg(long, short)]
         config: PathBuf,
+        /// A SQLite file or a postgres:// URL instead of the config's store.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         #[command(flatten)]
         filter: RecordFilter,
         #[arg(long)]
@@ -122,8 +123,9 @@ pub enum ArchiveCommand {
     Purge {
         #[arg(long, short)]
         config: PathBuf,
+        /// A SQLite file or a postgres:// URL instead of the config's store.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// Who runs it, for the chain entry (default: the login name).
         #[arg(long)]
         by: Option<String>,
@@ -177,8 +179,9 @@ pub enum ArchiveCommand {
     Export {
         #[arg(long, short)]
         config: PathBuf,
+        /// A SQLite file or a postgres:// URL instead of the config's store.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// jsonl (the canonical records) or eml (one file per message).
         #[arg(long, default_value = "jsonl")]
         format: crate::archive::export::Format,

@@ -35,18 +35,19 @@ pub fn held(config: &Path, all: bool, json: bool) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let Some(archive) = loaded.archive else {
+    let (Some(_), Some(store)) = (loaded.archive, loaded.store) else {
         return fail("the config has no [archive] section, so nothing is held");
     };
-    let store = match Store::open_read_only(&archive.path) {
+    let opened = match Store::connect_read_only(&store) {
         Ok(s) => s,
         Err(e) => {
             return fail(format!(
                 "cannot open the archive {}: {e}",
-                archive.path.display()
+                super::archive::named(&store)
             ));
         }
     };
+    let store = opened;
     let list = match store.held_messages(all) {
         Ok(l) => l,
         Err(e) => return fail(e),

@@ -16,6 +16,6 @@ pub use judge::{Judge, Scope};
 pub use model::{
     Attachment, Conversation, Direction, Event, EventKind, FileOffer, Kind, KindSet, Message,
     NetworkId, Presence, Reaction, Relation, RoomChange, Session, Subject, Text, event_id_text,
-    new_event_id, new_event_uuid, new_event_uuid_at, now_ms,
+    new_event_id, new_event_uuid, new_event_uuid_at, new_session_id, now_ms, process_tag,
 };
 pub use verdict::{Action, Decider, FinalVerdict, Verdict};

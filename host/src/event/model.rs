@@ -537,6 +537,29 @@ fn random_bytes() -> [u8; 4] {
     })
 }
 
+/// A new session's id, unique across the gateways sharing a store and
+/// across restarts: the network, this process's random tag and a counter
+/// (`xmpp-3f9a1c07-12`).
+pub fn new_session_id(network: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{network}-{}-{n}", process_tag())
+}
+
+/// This process's random tag, in its session ids and its start-up log
+/// line: which gateway a session is on.
+pub fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // Without randomness, the time still tells two processes apart.
+        if getrandom::fill(&mut bytes).is_err() {
+            bytes = (now_ms() as u32).to_be_bytes();
+        }
+        format!("{:08x}", u32::from_be_bytes(bytes))
+    })
+}
+
 /// Milliseconds since the Unix epoch: an event's timestamp.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -4,7 +4,7 @@
 //! | endpoint | |
 //! |---|---|
 //! | `GET /healthz` | the process is up |
-//! | `GET /readyz` | a chain is in force |
+//! | `GET /readyz` | a chain is in force and the store answers (503 when PostgreSQL does not) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /plugins` | each plugin: hash, signer, grants, limits, status, counters |
 //! | `POST /reload` | re-read the config and swap the chain |
@@ -347,15 +347,22 @@ async fn held(
 async fn route(method: &Method, path: &str, gateway: Arc<Gateway>) -> Response<Full<Bytes>> {
     match (method, path) {
         (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, "/readyz") => json_response(
-            StatusCode::OK,
-            json!({"ready": true, "generation": gateway.live.current().generation()}),
-        ),
+        (&Method::GET, "/readyz") => match gateway.not_ready() {
+            None => json_response(
+                StatusCode::OK,
+                json!({"ready": true, "generation": gateway.live.current().generation()}),
+            ),
+            Some(why) => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ready": false, "why": why, "generation": gateway.live.current().generation()}),
+            ),
+        },
         (&Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             gateway.engine.shared().metrics.render_prometheus()
-                + &crate::adapters::render_prometheus(&gateway.adapter_stats()),
+                + &crate::adapters::render_prometheus(&gateway.adapter_stats())
+                + &gateway.store_metrics(),
         ),
         (&Method::GET, "/plugins") => json_response(StatusCode::OK, plugins(&gateway)),
         (&Method::GET, "/connections") => {

@@ -65,6 +65,8 @@ pub struct Gateway {
     /// The relay identities, for `/connections`.
     relays: Mutex<Vec<Arc<RelayStatus>>>,
     bridge: std::sync::OnceLock<Arc<bridge::service::BridgeStats>>,
+    /// The shared store, when it is PostgreSQL: `/readyz` follows it.
+    postgres: Option<Arc<crate::store::Postgres>>,
     pub config_path: PathBuf,
     config: Config,
 }
@@ -77,8 +79,18 @@ impl Gateway {
     pub fn start(config_path: &Path) -> Result<Gateway, GatewayError> {
         let config = Config::load(config_path)?;
         let Runtime { engine, chain } = Runtime::start(&config)?;
-        let store = match &config.archive {
-            Some(archive) => Some(Store::open(&archive.path).map_err(GatewayError::Archive)?),
+        let store = match (&config.archive, &config.store) {
+            (Some(_), Some(store)) => Some(Store::connect(store).map_err(GatewayError::Archive)?),
+            _ => None,
+        };
+        let postgres = match &config.store {
+            Some(s) => match s.location().map_err(|e| GatewayError::Archive(e.into()))? {
+                crate::store::Location::Postgres(url) => Some(
+                    crate::store::Postgres::shared(&url, s, false)
+                        .map_err(|e| GatewayError::Archive(e.into()))?,
+                ),
+                crate::store::Location::Sqlite(_) => None,
+            },
             None => None,
         };
         Ok(Gateway {
@@ -87,6 +99,7 @@ impl Gateway {
             adapters: Default::default(),
             relays: Default::default(),
             bridge: Default::default(),
+            postgres,
             engine,
             config_path: config_path.to_owned(),
             config,
@@ -114,6 +127,25 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// `imgate_store_up` for `/metrics`, when the store is shared.
+    pub fn store_metrics(&self) -> String {
+        match &self.postgres {
+            Some(pg) => format!(
+                "# HELP imgate_store_up Whether the shared store answered its last probe.\n\
+                 # TYPE imgate_store_up gauge\nimgate_store_up {}\n",
+                u8::from(pg.healthy())
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// Why the gateway cannot serve as it should now, if it cannot: the
+    /// shared store does not answer (appends fail, kv calls error).
+    pub fn not_ready(&self) -> Option<String> {
+        let pg = self.postgres.as_ref()?;
+        (!pg.healthy()).then(|| format!("the store {} does not answer", pg.url()))
     }
 
     pub fn bridge_stats(&self) -> Option<&Arc<bridge::service::BridgeStats>> {
@@ -207,12 +239,15 @@ pub async fn run(
         tasks.spawn(adapter.serve(stopping.clone()));
     }
     start_bridge(&gateway, &judge, &bridge_slot, &stopping, &mut tasks)?;
-    if let Some(archive) = gateway.config().archive.clone()
-        && let Some(every) = archive.purge_interval_s
+    if let (Some(archive), Some(store)) = (
+        gateway.config().archive.clone(),
+        gateway.config().store.clone(),
+    ) && let Some(every) = archive.purge_interval_s
         && (archive.retention_days.is_some() || !archive.retention.is_empty())
     {
         tasks.spawn(triggers::purge_on_schedule(
             archive,
+            store,
             Duration::from_secs(every.max(1)),
             stopping.clone(),
         ));
@@ -234,6 +269,7 @@ pub async fn run(
         plugins = gateway.live.current().plugins().len(),
         open_files = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         sessions_at_most = open_files.map(crate::util::open_files::sessions_within),
+        instance = crate::event::process_tag(),
         "imgate running; SIGHUP reloads, SIGTERM stops"
     );
     shutdown.await;
@@ -254,11 +290,11 @@ fn start_bridge(
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), GatewayError> {
     let config = gateway.config();
-    let map = Arc::new(match &config.archive {
-        Some(archive) => bridge::IdMap::Archive(Mutex::new(
-            Store::open_for_bridge(&archive.path).map_err(GatewayError::Archive)?,
+    let map = Arc::new(match (&config.archive, &config.store) {
+        (Some(_), Some(store)) => bridge::IdMap::Archive(Mutex::new(
+            Store::open_for_bridge(store).map_err(GatewayError::Archive)?,
         )),
-        None => bridge::IdMap::memory(),
+        _ => bridge::IdMap::memory(),
     });
     let bridges = &gateway.engine.shared().bridges;
     let Some(section) = &config.bridge else {

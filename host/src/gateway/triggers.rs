@@ -89,6 +89,7 @@ pub(super) async fn reload_on_sighup(gateway: Arc<Gateway>, mut shutdown: watch:
 /// holds as `imgate archive purge` applies them).
 pub(super) async fn purge_on_schedule(
     archive: ArchiveConfig,
+    store: crate::store::StoreConfig,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -97,9 +98,9 @@ pub(super) async fn purge_on_schedule(
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let a = archive.clone();
+        let (a, s) = (archive.clone(), store.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&a.path)?;
+            let mut store = Store::connect(&s)?;
             store.purge(
                 now_ms(),
                 a.retention_days,

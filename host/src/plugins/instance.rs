@@ -45,7 +45,7 @@ impl HostState {
     /// `wasi:io/poll` bounded by the time the call in progress has left.
     pub fn bounded_poll(&mut self) -> super::wasi::BoundedPoll<'_> {
         super::wasi::BoundedPoll {
-            left: self.deadline.remaining(self.caps.archive.waited),
+            left: self.deadline.remaining(self.caps.host_waited()),
             table: &mut self.table,
             slept: &mut self.deadline.slept,
         }
@@ -163,7 +163,7 @@ pub fn bare_store(engine: &Engine, caps: &PluginCapabilities, memory_mib: u64) -
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_callback(|ctx| {
         let s = ctx.data();
-        Ok(match s.deadline.remaining(s.caps.archive.waited) {
+        Ok(match s.deadline.remaining(s.caps.host_waited()) {
             Some(left) => UpdateDeadline::Continue(ticks(left)),
             None => UpdateDeadline::Interrupt,
         })
@@ -289,7 +289,7 @@ impl PluginInstance {
     fn arm(&mut self, budget: Duration, started: Instant) {
         let data = self.store.data_mut();
         data.deadline = Deadline::starting(budget, started);
-        data.caps.archive.waited = Duration::ZERO;
+        data.caps.reset_waits();
         data.caps.bridge.take_sent();
         self.store.set_epoch_deadline(ticks(budget));
     }

@@ -32,6 +32,7 @@ use crate::signing::SigningPolicy;
 struct Fixed {
     runtime: RuntimeConfig,
     kv: KvConfig,
+    store: Option<crate::store::StoreConfig>,
     archive: Option<ArchiveConfig>,
 }
 
@@ -40,6 +41,7 @@ impl Fixed {
         Fixed {
             runtime: config.runtime.clone(),
             kv: config.kv.clone(),
+            store: config.store.clone(),
             archive: config.archive.clone(),
         }
     }
@@ -49,6 +51,8 @@ impl Fixed {
             Some("runtime")
         } else if self.kv != config.kv {
             Some("kv")
+        } else if self.store != config.store {
+            Some("store")
         } else if self.archive != config.archive {
             Some("archive")
         } else {

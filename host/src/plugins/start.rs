@@ -23,19 +23,22 @@ impl Runtime {
     /// The archive file cannot be opened.
     pub fn capabilities(config: &Config) -> Result<SharedCapabilities, RuntimeError> {
         let metrics = Arc::new(MetricsRegistry::default());
-        let archive = match &config.archive {
-            Some(a) => Some(Arc::new(
-                ArchiveWriter::open(a, metrics.host.clone()).map_err(|source| {
-                    RuntimeError::Archive {
-                        path: a.path.display().to_string(),
-                        source,
-                    }
-                })?,
-            )),
-            None => None,
+        let store = config.store.as_ref();
+        let failed = |source| RuntimeError::Archive {
+            path: store
+                .and_then(|s| s.location().ok())
+                .map_or_else(|| "[store]".into(), |l| l.describe()),
+            source,
         };
+        let archive = match (&config.archive, store) {
+            (Some(a), Some(store)) => Some(Arc::new(
+                ArchiveWriter::open(a, store, metrics.host.clone()).map_err(failed)?,
+            )),
+            _ => None,
+        };
+        let kv = KvStore::open(config.kv.clone(), store).map_err(|e| failed(e.into()))?;
         Ok(SharedCapabilities {
-            kv: Arc::new(KvStore::new(config.kv.clone())),
+            kv: Arc::new(kv),
             archive,
             metrics,
             bridges: Arc::default(),

@@ -1,7 +1,9 @@
 //! `disclaimer`: appends a configured notice to the first outbound message
-//! of each conversation in a session — every conversation, or only those
-//! with external parties. Which conversations already had it is kept in
-//! `kv`, with a time to live, so the state is shared by all instances.
+//! of each conversation — every conversation, or only those with external
+//! parties. A conversation is the user and the peer, whichever session or
+//! gateway carries it. Which conversations already had it is kept in `kv`,
+//! with a time to live, so the state is shared by all instances (and, on a
+//! PostgreSQL store, by every gateway and across restarts).
 //!
 //! See README.md for the config reference.
 
@@ -101,14 +103,13 @@ impl Plugin for Disclaimer {
         if self.0.scope == Scope::External && self.is_internal(&peer) {
             return Verdict::allow();
         }
-        let key = format!(
-            "{}|{}",
-            event.session().id,
-            peer.split('/').next().unwrap_or(&peer)
-        );
-        match kv::get(&key) {
-            Ok(Some(_)) => return Verdict::allow(),
-            Ok(None) => {}
+        let bare = |a: &str| a.split('/').next().unwrap_or(a).to_lowercase();
+        let key = format!("{}|{}", bare(&event.session().user), bare(&peer));
+        // Claimed atomically, so two gateways judging the first messages of
+        // a conversation at once add it once; then given its time to live.
+        match kv::compare_and_swap(&key, None, b"1") {
+            Ok(true) => {}
+            Ok(false) => return Verdict::allow(),
             // Without its memory the plugin would stamp every message.
             Err(_) => return Verdict::allow().with_tag("disclaimer:state-unavailable"),
         }
@@ -158,6 +159,12 @@ mod tests {
             "all",
         ));
         assert_eq!(body(&room), Some("all\n\nRecorded."));
+        // Another session of hers (her phone, another gateway): the same
+        // conversation.
+        let mut phone = message("alice@corp.example", "Bob@example.net", "from the phone");
+        phone.session.id = "s2".into();
+        phone.session.user = "alice@corp.example/phone".into();
+        assert!(h.handle(&phone).is_allow());
     }
 
     #[test]

@@ -99,7 +99,6 @@ impl MatrixAdapter {
             max_listing_bytes: config.max_listing_bytes,
             held: std::sync::Mutex::new(Held::new(HELD_SENDS, HELD_BYTES)),
             rulings,
-            sessions: Default::default(),
         });
         Ok(MatrixAdapter {
             listeners,

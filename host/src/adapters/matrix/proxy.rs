@@ -42,7 +42,6 @@ pub struct Shared {
     pub held: std::sync::Mutex<Held<HeldRequest>>,
     /// Where reviewers' rulings on held sends arrive.
     pub rulings: tokio::sync::mpsc::Sender<ReviewCall>,
-    pub sessions: std::sync::atomic::AtomicU64,
 }
 
 /// A Matrix error answer, as the homeserver would give it.
@@ -182,11 +181,8 @@ async fn owner(
         .ok()
         .and_then(|v| v.get("user_id")?.as_str().map(str::to_owned))
         .ok_or(Unknown)?;
-    let n = shared
-        .sessions
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let session = Arc::new(Session {
-        id: format!("matrix-{n}"),
+        id: crate::event::new_session_id("matrix"),
         user,
         peer: peer.to_string(),
     });

@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -239,8 +239,6 @@ pub trait Protocol: Send + Sync + 'static {
 /// The error type of a protocol's hooks.
 pub type HooksError<P> = <<P as Protocol>::Hooks as Hooks>::Error;
 
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
 /// Serves one accepted connection to its end. Errors end this session only.
 pub async fn serve<P: Protocol>(
     protocol: Arc<P>,
@@ -249,7 +247,7 @@ pub async fn serve<P: Protocol>(
     tls: bool,
     shutdown: watch::Receiver<bool>,
 ) {
-    let id = format!("{}-{}", P::NETWORK, NEXT_SESSION.fetch_add(1, Relaxed));
+    let id = crate::event::new_session_id(P::NETWORK);
     let span = tracing::info_span!("session", network = P::NETWORK, session = %id, %peer);
     async move {
         tracing::debug!(tls, "connection accepted");

@@ -1,42 +1,15 @@
-//! `kv`: key-value storage, one private namespace per plugin, shared by all
-//! of that plugin's instances.
-//!
-//! The store is in memory: it holds working state such as rate-limit
-//! buckets and disclaimer flags, and lasts as long as the process. Each
-//! namespace has its own lock, held only for one map operation, so plugins
-//! never contend with each other. Expired keys are dropped lazily on access
-//! and swept when a namespace reaches its quota, so no background task is
-//! needed.
+//! kv in the gateway's memory (no store, or SQLite): it lasts as long as
+//! the process. Each namespace has its own lock, held only for one map
+//! operation, so plugins never contend with each other. Expired keys are
+//! dropped lazily on access and swept when a namespace reaches its quota,
+//! so no background task is needed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use super::{Capability, NotGranted};
-use crate::contract::kv::{Host, KvError};
-
-/// Operator limits, per plugin namespace (`[kv]` in the config file).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KvConfig {
-    pub max_keys: usize,
-    pub max_bytes: usize,
-    pub max_key_bytes: usize,
-    pub max_value_bytes: usize,
-}
-
-impl Default for KvConfig {
-    fn default() -> Self {
-        KvConfig {
-            max_keys: 100_000,
-            max_bytes: 64 << 20,
-            max_key_bytes: 1024,
-            max_value_bytes: 1 << 20,
-        }
-    }
-}
+use super::KvConfig;
+use crate::contract::kv::KvError;
 
 struct Entry {
     value: Vec<u8>,
@@ -87,14 +60,14 @@ impl Map {
 }
 
 /// One plugin's namespace.
-pub struct Namespace {
+pub struct Memory {
     limits: KvConfig,
     map: Mutex<Map>,
 }
 
-impl Namespace {
-    fn new(limits: KvConfig) -> Self {
-        Namespace {
+impl Memory {
+    pub fn new(limits: KvConfig) -> Self {
+        Memory {
             limits,
             map: Mutex::new(Map::default()),
         }
@@ -108,25 +81,11 @@ impl Namespace {
     }
 
     fn check_key(&self, key: &str) -> Result<(), KvError> {
-        if key.len() > self.limits.max_key_bytes {
-            return Err(KvError::TooLarge(format!(
-                "key of {} bytes exceeds {} bytes",
-                key.len(),
-                self.limits.max_key_bytes
-            )));
-        }
-        Ok(())
+        super::check_sizes(&self.limits, key, None)
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), KvError> {
-        if value.len() > self.limits.max_value_bytes {
-            return Err(KvError::TooLarge(format!(
-                "value of {} bytes exceeds {} bytes",
-                value.len(),
-                self.limits.max_value_bytes
-            )));
-        }
-        Ok(())
+        super::check_sizes(&self.limits, "", Some(value))
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
@@ -246,86 +205,12 @@ impl Namespace {
     }
 }
 
-/// Every plugin's namespace. Shared by the whole host.
-#[derive(Default)]
-pub struct KvStore {
-    limits: KvConfig,
-    namespaces: Mutex<HashMap<String, Arc<Namespace>>>,
-}
-
-impl KvStore {
-    pub fn new(limits: KvConfig) -> Self {
-        KvStore {
-            limits,
-            namespaces: Mutex::default(),
-        }
-    }
-
-    /// The namespace for `plugin`, created on first use. A reloaded plugin
-    /// with the same name finds its state again.
-    pub fn namespace(&self, plugin: &str) -> Arc<Namespace> {
-        let mut all = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(plugin.to_owned())
-            .or_insert_with(|| Arc::new(Namespace::new(self.limits.clone())))
-            .clone()
-    }
-}
-
-pub struct KvInstance {
-    plugin: Arc<str>,
-    namespace: Option<Arc<Namespace>>,
-}
-
-impl KvInstance {
-    pub fn new(plugin: Arc<str>, namespace: Option<Arc<Namespace>>) -> Self {
-        KvInstance { plugin, namespace }
-    }
-
-    fn ns(&self) -> wasmtime::Result<&Namespace> {
-        NotGranted::require(self.namespace.as_deref(), &self.plugin, Capability::Kv)
-    }
-}
-
-impl Host for KvInstance {
-    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, KvError>> {
-        Ok(self.ns()?.get(&key))
-    }
-
-    fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_ms: Option<u64>,
-    ) -> wasmtime::Result<Result<(), KvError>> {
-        Ok(self
-            .ns()?
-            .set(&key, value, ttl_ms.map(Duration::from_millis)))
-    }
-
-    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, KvError>> {
-        Ok(self.ns()?.delete(&key))
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, KvError>> {
-        Ok(self.ns()?.increment(&key, delta))
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        key: String,
-        expected: Option<Vec<u8>>,
-        new: Vec<u8>,
-    ) -> wasmtime::Result<Result<bool, KvError>> {
-        Ok(self.ns()?.compare_and_swap(&key, expected.as_deref(), new))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn small() -> Namespace {
-        Namespace::new(KvConfig {
+    fn small() -> Memory {
+        Memory::new(KvConfig {
             max_keys: 2,
             max_bytes: 64,
             max_key_bytes: 8,
@@ -377,7 +262,7 @@ mod tests {
 
     #[test]
     fn increment_and_cas_are_atomic_per_namespace() {
-        let ns = Arc::new(Namespace::new(KvConfig::default()));
+        let ns = std::sync::Arc::new(Memory::new(KvConfig::default()));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let ns = ns.clone();
@@ -398,19 +283,5 @@ mod tests {
         assert_eq!(ns.get("k").unwrap(), Some(b"z".to_vec()));
         ns.set("s", b"abc".to_vec(), None).unwrap();
         assert!(matches!(ns.increment("s", 1), Err(KvError::Store(_))));
-    }
-
-    #[test]
-    fn namespaces_are_private_per_plugin() {
-        let store = KvStore::default();
-        store.namespace("a").set("k", b"1".to_vec(), None).unwrap();
-        assert_eq!(store.namespace("b").get("k").unwrap(), None);
-        assert_eq!(store.namespace("a").get("k").unwrap(), Some(b"1".to_vec()));
-    }
-
-    #[test]
-    fn ungranted_kv_is_refused() {
-        let mut kv = KvInstance::new("p".into(), None);
-        assert!(kv.get("k".into()).is_err());
     }
 }
