@@ -159,21 +159,9 @@ impl Memory {
         self.check_key(key)?;
         let now = Instant::now();
         let mut map = self.lock();
-        let (current, expires) = match map.get_live(key, now) {
-            None => (0, None),
-            Some(e) => {
-                let n = std::str::from_utf8(&e.value)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| {
-                        KvError::Store(format!("key `{key}` does not hold a decimal counter"))
-                    })?;
-                (n, e.expires)
-            }
-        };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| KvError::Store(format!("counter `{key}` would overflow")))?;
+        let live = map.get_live(key, now);
+        let next = super::incremented(key, live.map(|e| e.value.as_slice()), delta)?;
+        let expires = live.and_then(|e| e.expires);
         Self::put(
             &self.limits,
             &mut map,

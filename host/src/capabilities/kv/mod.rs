@@ -113,6 +113,25 @@ pub(crate) fn check_sizes(
     Ok(())
 }
 
+/// `increment`'s arithmetic, the same on both backends: the counter a
+/// live value holds (absent: 0) plus `delta`.
+///
+/// # Errors
+/// The value is not a decimal counter, or the sum overflows.
+pub(crate) fn incremented(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
+    let n = match current {
+        None => 0,
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| {
+                KvError::Store(format!("key `{key}` does not hold a decimal counter"))
+            })?,
+    };
+    n.checked_add(delta)
+        .ok_or_else(|| KvError::Store(format!("counter `{key}` would overflow")))
+}
+
 /// Every plugin's namespace. Shared by the whole host.
 pub struct KvStore {
     limits: KvConfig,

@@ -102,21 +102,9 @@ impl Shared {
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         super::check_sizes(&self.limits, key, None)?;
         self.write(key, |current| {
-            let (n, expires) = match current.filter(|c| c.live) {
-                None => (0, None),
-                Some(c) => {
-                    let n = std::str::from_utf8(&c.value)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .ok_or_else(|| {
-                            KvError::Store(format!("key `{key}` does not hold a decimal counter"))
-                        })?;
-                    (n, c.expires_ms)
-                }
-            };
-            let next = n
-                .checked_add(delta)
-                .ok_or_else(|| KvError::Store(format!("counter `{key}` would overflow")))?;
+            let live = current.filter(|c| c.live);
+            let next = super::incremented(key, live.map(|c| c.value.as_slice()), delta)?;
+            let expires = live.and_then(|c| c.expires_ms);
             Ok((
                 Change::Put(next.to_string().into_bytes(), Expiry::At(expires)),
                 next,
