@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imgate_tests::gateway::Imgate;
 use imgate_tests::postgres::Postgres;
@@ -90,10 +90,17 @@ impl Pair {
     /// Runs a slixmpp scenario with `servers` saying which gateway each
     /// user logs in through.
     fn clients(&mut self, scenario: &str, servers: Value, extra: Value) -> Value {
-        let users: serde_json::Map<String, Value> = USERS
+        let mut users: serde_json::Map<String, Value> = USERS
             .iter()
             .map(|(u, p)| ((*u).to_owned(), json!([format!("{u}@{DOMAIN}"), p])))
             .collect();
+        // alice on two devices at once, each through its own gateway.
+        for device in ["a", "b"] {
+            users.insert(
+                format!("alice_{device}"),
+                json!([format!("alice@{DOMAIN}/{device}"), USERS[0].1]),
+            );
+        }
         let mut args = json!({"ca": self.cert, "users": users, "servers": servers});
         if let (Value::Object(a), Value::Object(e)) = (&mut args, extra) {
             a.extend(e);
@@ -186,30 +193,23 @@ grants = ["archive"]
 #[test]
 fn two_gateways_share_one_rate_limit_one_disclaimer_and_one_chain() {
     let mut p = pair(SHARED_CHAIN, "");
-    let servers = json!({"alice": addr(&p.a), "carol": addr(&p.a), "bob": addr(&p.b)});
-    let mut alice_b = servers.clone();
-    alice_b["alice"] = addr(&p.b);
-    // alice's six messages alternate between the gateways: her first
-    // connection goes through A, her second through B.
-    let first = p.clients(
+    let servers = json!({
+        "alice_a": addr(&p.a), "alice_b": addr(&p.b), "carol": addr(&p.a), "bob": addr(&p.b)
+    });
+    // alice's six messages alternate between her devices, one logged in
+    // through each gateway.
+    let sent = p.clients(
         "spread",
         servers.clone(),
-        json!({"login": ["alice", "bob"], "send": [
-            ["alice", "bob", "one"], ["alice", "bob", "two"], ["alice", "bob", "three"]
+        json!({"login": ["alice_a", "alice_b", "bob"], "send": [
+            ["alice_a", "bob", "one"], ["alice_b", "bob", "two"], ["alice_a", "bob", "three"],
+            ["alice_b", "bob", "four"], ["alice_a", "bob", "five"], ["alice_b", "bob", "six"]
         ]}),
     );
-    let second = p.clients(
-        "spread",
-        alice_b.clone(),
-        json!({"login": ["alice", "bob"], "send": [
-            ["alice", "bob", "four"], ["alice", "bob", "five"], ["alice", "bob", "six"]
-        ]}),
-    );
-    let received: Vec<&str> = first["bob"]["received"]
+    let received: Vec<&str> = sent["bob"]["received"]
         .as_array()
         .unwrap()
         .iter()
-        .chain(second["bob"]["received"].as_array().unwrap())
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(
@@ -221,9 +221,9 @@ fn two_gateways_share_one_rate_limit_one_disclaimer_and_one_chain() {
             "four",
             "five"
         ],
-        "the disclaimer once, the sixth message over the limit: {first} {second}"
+        "the disclaimer once, the sixth message over the limit: {sent}"
     );
-    let errors = second["alice"]["errors"].to_string();
+    let errors = sent["alice_b"]["errors"].to_string();
     assert!(errors.contains("rate limit"), "alice is told: {errors}");
 
     // carol's conversation with bob: its first message through A, then
@@ -285,6 +285,23 @@ grants = ["archive"]
 failure = "fail-closed"
 "#;
 
+/// Waits until the shared archive holds `n` records of the stream, so it
+/// is under way whatever the machine's speed; false after a minute.
+fn stream_under_way(pg: &Postgres, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let count = pg.psql(
+            "postgres",
+            "SELECT count(*) FROM records WHERE body LIKE 'stream %'",
+        );
+        if count.trim().parse::<usize>().is_ok_and(|c| c >= n) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// Every message bob got is in the archive: delivery waits for the
 /// archive's commit.
 fn assert_delivered_were_archived(p: &Pair, received: &[Value]) {
@@ -307,22 +324,23 @@ fn kill_9_of_one_gateway_under_load_loses_no_acknowledged_record() {
     let mut p = pair(ARCHIVE_ONLY, "");
     let servers = json!({"alice": addr(&p.a), "bob": addr(&p.b)});
     let killer = {
-        let pid = p.a.pid();
+        let (pid, pg) = (p.a.pid(), p.pg.clone());
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(2_500));
+            let under_way = stream_under_way(&pg, 100);
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            under_way
         })
     };
     let out = p.clients(
         "stream",
         servers,
-        json!({"count": 400, "interval": 0.01, "quiet": 3}),
+        json!({"count": 1000, "interval": 0.01, "quiet": 3}),
     );
-    killer.join().unwrap();
+    assert!(killer.join().unwrap(), "the stream never got going");
     p.a.kill();
     let received = out["received"].as_array().unwrap();
     assert!(
-        received.len() > 20 && received.len() < 400,
+        received.len() > 20 && received.len() < 1000,
         "the kill came mid-stream: {} delivered",
         received.len()
     );
@@ -348,11 +366,19 @@ fn a_database_outage_blocks_and_tells_then_service_resumes() {
     assert!(admin_get(admin_port, "/readyz").contains("\"ready\":true"));
     let pg = p.pg.clone();
     let outage = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(2_000));
+        assert!(stream_under_way(&pg, 20), "the stream never got going");
+        let stopped = Instant::now();
         pg.stop();
-        std::thread::sleep(Duration::from_millis(2_000));
-        let during = admin_get(admin_port, "/readyz");
-        std::thread::sleep(Duration::from_millis(3_000));
+        // The prober notices within a second or two.
+        let mut during = String::new();
+        while stopped.elapsed() < Duration::from_secs(4) {
+            during = admin_get(admin_port, "/readyz");
+            if during.contains("\"ready\":false") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
         pg.start_again();
         during
     });

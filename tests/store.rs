@@ -521,16 +521,17 @@ fn kv_on_postgresql_is_atomic_expires_and_keeps_quotas_across_gateways() {
         na.set("k", vec![0; 2000], None),
         Err(KvError::TooLarge(_))
     ));
-    // An expired key reads as absent at once and frees its quota.
+    // An expired key reads as absent at once (no sweep yet) and frees
+    // its quota.
     na.delete("s").unwrap();
     na.set(
         "t",
         b"x".to_vec(),
-        Some(std::time::Duration::from_millis(200)),
+        Some(std::time::Duration::from_millis(1_000)),
     )
     .unwrap();
     assert_eq!(nb.get("t").unwrap(), Some(b"x".to_vec()));
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
     assert_eq!(nb.get("t").unwrap(), None);
     nb.set("d", b"x".to_vec(), None).unwrap();
 
