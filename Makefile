@@ -16,7 +16,7 @@ JS_FLAGS := -d http fetch-event
 WIT := $(wildcard wit/*.wit)
 POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm \
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm \
-	$(PLUGIN_DIR)/test_future_py.wasm
+	$(PLUGIN_DIR)/test_future_py.wasm $(PLUGIN_DIR)/link_guard_py.wasm $(PLUGIN_DIR)/link_guard_js.wasm
 
 .PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-store bench-languages fuzz clean-cache
 
@@ -52,23 +52,23 @@ $(COMPONENTIZE_JS): sdk/js/package.json sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(PLUGIN_DIR)/keyword_block_py.wasm: plugins/keyword-block-py/app.py plugins/keyword-block-py/word_chars.py $(WIT) | $(COMPONENTIZE_PY)
+$(PLUGIN_DIR)/keyword_block_py.wasm: plugins/keyword-block-py/app.py plugins/keyword-block-py/wit/world.wit $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D)
-	$(COMPONENTIZE_PY) -q -d wit -w policy componentize -p plugins/keyword-block-py app -o $@
+	$(COMPONENTIZE_PY) -q -d plugins/keyword-block-py/wit -w keyword-block componentize -p plugins/keyword-block-py app -o $@
 
 $(PLUGIN_DIR)/rate_limit_py.wasm: plugins/rate-limit-py/app.py plugins/rate-limit-py/wit/world.wit $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D)
 	$(COMPONENTIZE_PY) -q -d plugins/rate-limit-py/wit -w rate-limit componentize -p plugins/rate-limit-py app -o $@
 
-# A contract newer than the host's (0.2.2, with `kv.keys`), made from wit/,
+# A contract newer than the host's (0.2.3, with `kv.keys`), made from wit/,
 # and a Python plugin built against it: it must still load.
 FUTURE_WIT := target/future-wit
 $(PLUGIN_DIR)/test_future_py.wasm: tests/polyglot-plugins/future-py/app.py tests/polyglot-plugins/future-py/world.wit $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D) $(FUTURE_WIT)/deps/imgate-policy
 	cp tests/polyglot-plugins/future-py/world.wit $(FUTURE_WIT)/
-	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' wit/types.wit > $(FUTURE_WIT)/deps/imgate-policy/types.wit
-	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' wit/plugin.wit > $(FUTURE_WIT)/deps/imgate-policy/plugin.wit
-	sed -e 's/^package imgate:policy@0.2.1;/package imgate:policy@0.2.2;/' \
+	sed -e 's/^package imgate:policy@0.2.2;/package imgate:policy@0.2.3;/' wit/types.wit > $(FUTURE_WIT)/deps/imgate-policy/types.wit
+	sed -e 's/^package imgate:policy@0.2.2;/package imgate:policy@0.2.3;/' wit/plugin.wit > $(FUTURE_WIT)/deps/imgate-policy/plugin.wit
+	sed -e 's/^package imgate:policy@0.2.2;/package imgate:policy@0.2.3;/' \
 	    -e 's/^interface kv {/interface kv {\n    keys: func() -> list<string>;/' wit/host.wit > $(FUTURE_WIT)/deps/imgate-policy/host.wit
 	$(COMPONENTIZE_PY) -q -d $(FUTURE_WIT) -w later componentize -p tests/polyglot-plugins/future-py app -o $@
 
@@ -76,9 +76,19 @@ $(PLUGIN_DIR)/test_hostile_py.wasm: tests/polyglot-plugins/hostile-py/app.py $(W
 	@mkdir -p $(@D)
 	$(COMPONENTIZE_PY) -q -d wit -w policy componentize -p tests/polyglot-plugins/hostile-py app -o $@
 
-$(PLUGIN_DIR)/keyword_block_js.wasm: plugins/keyword-block-js/keyword-block.js plugins/keyword-block-js/word-chars.js $(WIT) | $(COMPONENTIZE_JS)
+$(PLUGIN_DIR)/keyword_block_js.wasm: plugins/keyword-block-js/keyword-block.js plugins/keyword-block-js/wit/world.wit $(WIT) | $(COMPONENTIZE_JS)
 	@mkdir -p $(@D)
-	$(COMPONENTIZE_JS) $< --wit wit -n policy $(JS_FLAGS) -o $@
+	$(COMPONENTIZE_JS) $< --wit plugins/keyword-block-js/wit -n keyword-block $(JS_FLAGS) -o $@
+
+# The guides' worked example in Python and JavaScript (the Rust one is the
+# SDK's example `link_guard`).
+$(PLUGIN_DIR)/link_guard_py.wasm: sdk/python/examples/link_guard/app.py sdk/python/examples/link_guard/wit/world.wit $(WIT) | $(COMPONENTIZE_PY)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_PY) -q -d sdk/python/examples/link_guard/wit -w link-guard componentize -p sdk/python/examples/link_guard app -o $@
+
+$(PLUGIN_DIR)/link_guard_js.wasm: sdk/js/examples/link-guard/link-guard.js sdk/js/examples/link-guard/wit/world.wit $(WIT) | $(COMPONENTIZE_JS)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_JS) $< --wit sdk/js/examples/link-guard/wit -n link-guard $(JS_FLAGS) -o $@
 
 $(PLUGIN_DIR)/test_hostile_js.wasm: tests/polyglot-plugins/hostile-js/hostile.js $(WIT) | $(COMPONENTIZE_JS)
 	@mkdir -p $(@D)

@@ -252,6 +252,102 @@ fn the_admin_api_and_every_reload_trigger() {
     assert!(status.success(), "{status:?}");
 }
 
+/// `component` with a custom section appended: another build, the same
+/// behaviour, another sha256.
+fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
+    let mut section = vec![4u8];
+    section.extend_from_slice(b"note");
+    section.extend_from_slice(note.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // a custom section
+    out.push(section.len() as u8);
+    out.extend_from_slice(&section);
+    out
+}
+
+/// `imgate ARGS`, which must succeed; its stdout.
+fn imgate(args: &[&str]) -> String {
+    let out = Command::new(imgate_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "imgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Deploying a signed plugin as the guides show, one file at a time (sign
+/// in the build directory, copy the `.wasm`, then seconds later its
+/// `.sig`), is not a failed reload: the watch waits for the pair to agree,
+/// then reloads once, to the new build.
+#[test]
+fn the_file_watch_waits_for_a_signed_pair_to_agree() {
+    let build = tempfile::tempdir().unwrap();
+    let deploy = tempfile::tempdir().unwrap();
+    let at =
+        |dir: &tempfile::TempDir, name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    imgate(&["keygen", "--out", &at(&build, "acme")]);
+    let public = std::fs::read_to_string(build.path().join("acme.pub")).unwrap();
+    let sign = |file: &str| {
+        imgate(&[
+            "plugin",
+            "sign",
+            "--key",
+            &at(&build, "acme.key"),
+            "--name",
+            "versioned",
+            "--version",
+            "1.0.0",
+            &at(&build, file),
+        ]);
+    };
+    let v1 = std::fs::read(wasm("test_scripted")).unwrap();
+    let v2 = rebuilt(&v1, "v2");
+    std::fs::write(build.path().join("v1.wasm"), &v1).unwrap();
+    std::fs::write(build.path().join("v2.wasm"), &v2).unwrap();
+    sign("v1.wasm");
+    sign("v2.wasm");
+    let copy = |from: &str, to: &str| {
+        std::fs::copy(build.path().join(from), deploy.path().join(to)).unwrap();
+    };
+    copy("v1.wasm", "scripted.wasm");
+    copy("v1.wasm.sig", "scripted.wasm.sig");
+    let config = deploy.path().join("imgate.toml");
+    let signing = format!(
+        "[signing]\nrequire_signed = true\n[[signing.trusted_keys]]\nvendor = \"acme\"\nkey = \"{}\"\n",
+        public.trim()
+    );
+    write_config(&config, "v1", &signing);
+    let gw = Gateway::start(&config);
+    let sha = |gw: &Gateway| {
+        gw.get_json("/plugins")["plugins"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(sha(&gw), imgate::plugins::sha256_hex(&v1));
+    let generation = gw.generation();
+
+    copy("v2.wasm", "scripted.wasm");
+    // Ten debounces with the new .wasm beside the old .sig.
+    std::thread::sleep(Duration::from_millis(1500));
+    let plugins = gw.get_json("/plugins");
+    assert_eq!(plugins["generation"], generation, "no reload yet");
+    assert_eq!(plugins["reloads"]["failed"], 0, "{plugins}");
+    copy("v2.wasm.sig", "scripted.wasm.sig");
+    gw.wait_for_generation(generation + 1);
+    assert_eq!(sha(&gw), imgate::plugins::sha256_hex(&v2));
+    let plugins = gw.get_json("/plugins");
+    assert_eq!(plugins["reloads"]["failed"], 0, "{plugins}");
+    let log = gw.drain_log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("waiting for the .wasm and its .sig to agree")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("ERROR")), "{log:#?}");
+}
+
 #[test]
 fn run_refuses_an_admin_api_without_a_token() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,7 +97,7 @@ words = []
     let (code, _out, err) = run(&["check", "--config", cfg.path.to_str().unwrap()]);
     assert_ne!(code, 0);
     for expected in [
-        "plugin `hostile` (line 2): imports `imgate:policy/kv@0.2.1` but is not granted `kv`",
+        "plugin `hostile` (line 2): imports `imgate:policy/kv@0.2.2` but is not granted `kv`",
         "plugin `missing` (line 7): cannot read",
         "plugin `kw` (line 11): grants: unknown capability `teleport`",
         "plugin `kw` (line 11): failed to start: refused to initialise: `words` must list at least one",
@@ -123,7 +123,7 @@ fn inspect_shows_hash_contract_exports_and_requested_capabilities() {
         v["sha256"],
         imgate::plugins::sha256_hex(&std::fs::read(&path).unwrap())
     );
-    assert_eq!(v["contract_versions"], serde_json::json!(["0.2.1"]));
+    assert_eq!(v["contract_versions"], serde_json::json!(["0.2.2"]));
     assert_eq!(v["contract"], "0.2");
     assert_eq!(v["interest"], true, "the Rust SDK always exports interest");
     assert_eq!(v["policy"], true);
@@ -150,8 +150,8 @@ fn inspect_shows_hash_contract_exports_and_requested_capabilities() {
     ]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("contract:  imgate:policy@0.2.2")
-            && out.contains("newer than this host's imgate:policy@0.2.1"),
+        out.contains("contract:  imgate:policy@0.2.3")
+            && out.contains("newer than this host's imgate:policy@0.2.2"),
         "{out}"
     );
 

@@ -147,7 +147,7 @@ grants = ["log"]
         Ok(_) => panic!("loaded without the kv grant"),
     };
     assert!(err.contains("plugin `hostile`"), "{err}");
-    assert!(err.contains("imgate:policy/kv@0.2.1"), "{err}");
+    assert!(err.contains("imgate:policy/kv@0.2.2"), "{err}");
     assert!(err.contains("not granted `kv`"), "{err}");
 }
 

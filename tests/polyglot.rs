@@ -18,8 +18,14 @@ use imgate_tests::{
 const KEYWORD_BLOCKS: [&str; 3] = ["keyword_block", "keyword_block_py", "keyword_block_js"];
 
 /// `imgate replay` of `transcript` through one build of keyword-block.
+/// The Python and JavaScript builds match through the host: granted `match`.
 fn replay(component: &str, settings: &str, transcript: &Path) -> Vec<Outcome> {
-    replay_outcomes(&format!("{{wasm:{component}}}"), "[]", settings, transcript)
+    replay_outcomes(
+        &format!("{{wasm:{component}}}"),
+        r#"["match"]"#,
+        settings,
+        transcript,
+    )
 }
 
 /// Asserts the three keyword-blocks agree on every event of `transcript`,
@@ -138,6 +144,80 @@ case_insensitive = false"#,
     }
 }
 
+/// The guides' link-guard in the three languages, by component name.
+const LINK_GUARDS: [&str; 3] = ["examples/link_guard", "link_guard_py", "link_guard_js"];
+
+/// Links that each language's own string functions read differently: a
+/// control (U+001C), a next-line (U+0085) or a byte-order mark (U+FEFF)
+/// beside a link, the Kelvin sign and `É` in a host. With `match` the host
+/// reads them, once, for every language. (body, blocked?)
+const LINK_PROBES: &[(&str, bool)] = &[
+    ("see https://wiki.corp.example/page", false),
+    ("see https://paste.example/x", true),
+    ("https://evil.example\u{1C}.corp.example/", true),
+    ("https://evil.example\u{85}.corp.example/", true),
+    ("https://evil.example\u{FEFF}.corp.example/", true),
+    ("\u{1C}https://evil.example", true),
+    ("\u{85}https://wiki.corp.example/ ok", false),
+    ("\u{FEFF}https://wiki.corp.example/\u{FEFF}", false),
+    ("https://wi\u{212A}i.corp.example/", false),
+    ("https://\u{212A}.evil.example/", true),
+    ("https://École.corp.example/", false),
+    ("https://école.test/", false),
+    ("https://ÉCOLE.evil.example", true),
+    ("https://corp.example.evil.example/", true),
+    ("https://CORP.EXAMPLE./x", false),
+    ("https://evil.example\\@corp.example/", true),
+    ("http://me:pw@corp.example:8443/a", false),
+    ("(www.partner.example)", false),
+    ("www.evil.example.", true),
+    ("https://%65vil.example/", true),
+    ("no links here", false),
+    ("xhttps://evil.example is not a link", false),
+];
+
+#[test]
+fn link_guards_in_rust_python_and_javascript_agree_on_every_probe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    for (i, (body, _)) in LINK_PROBES.iter().enumerate() {
+        let event = serde_json::json!({
+            "id": format!("l-{i}"),
+            "network": "xmpp",
+            "direction": "outbound",
+            "session": {"id": "s1", "user": "alice@corp.example"},
+            "timestamp": 1_764_075_600_000u64 + i as u64,
+            "message": {"sender": "alice@corp.example", "recipient": "bob@partner.example", "body": body},
+        });
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
+    let transcript = dir.path().join("links.jsonl");
+    std::fs::write(&transcript, text).expect("write transcript");
+    let settings = r#"allowed_domains = ["corp.example", "partner.example", "ÉCOLE.test"]"#;
+    let [rust, python, js] = LINK_GUARDS.map(|c| {
+        replay_outcomes(
+            &format!("{{wasm:{c}}}"),
+            r#"["match", "metrics"]"#,
+            settings,
+            &transcript,
+        )
+    });
+    assert_eq!(rust.len(), LINK_PROBES.len());
+    for (i, (body, blocked)) in LINK_PROBES.iter().enumerate() {
+        assert_eq!(
+            rust[i].action == "block",
+            *blocked,
+            "Rust on {body:?}: {:?}",
+            rust[i]
+        );
+        assert_eq!(python.get(i), Some(&rust[i]), "Python on {body:?}");
+        assert_eq!(js.get(i), Some(&rust[i]), "JavaScript on {body:?}");
+    }
+    let reason = rust[2].reason.as_deref();
+    assert_eq!(reason, Some("links to evil.example may not be sent"));
+}
+
 #[test]
 fn python_and_javascript_refuse_a_bad_config_with_the_reason() {
     for component in ["keyword_block_py", "keyword_block_js"] {
@@ -147,7 +227,7 @@ fn python_and_javascript_refuse_a_bad_config_with_the_reason() {
             ("words = [\"a\"]\nmatch = \"fuzzy\"", "fuzzy"),
         ] {
             let cfg = write_config(&format!(
-                "[runtime]\ncache_dir = \"{{cache}}\"\n\n[[plugins]]\nname = \"kb\"\npath = \"{{wasm:{component}}}\"\n\n[plugins.config]\n{settings}\n"
+                "[runtime]\ncache_dir = \"{{cache}}\"\n\n[[plugins]]\nname = \"kb\"\npath = \"{{wasm:{component}}}\"\ngrants = [\"match\"]\n\n[plugins.config]\n{settings}\n"
             ));
             let out = Command::new(imgate_bin())
                 .args(["check", "--config"])
@@ -262,8 +342,8 @@ fn python_calls_the_config_kv_clock_and_log_capabilities() {
 #[test]
 fn inspect_reads_python_and_javascript_components() {
     for (component, capabilities, leftovers) in [
-        ("keyword_block_py", vec![], true),
-        ("keyword_block_js", vec![], false),
+        ("keyword_block_py", vec!["match"], true),
+        ("keyword_block_js", vec!["match"], false),
         ("rate_limit_py", vec!["config", "kv", "clock", "log"], true),
     ] {
         let out = Command::new(imgate_bin())
@@ -324,6 +404,7 @@ max_instances = 2
 [[plugins]]
 name = "kb"
 path = "{wasm:keyword_block_py}"
+grants = ["match"]
 pool = 1
 
 [plugins.config]

@@ -142,6 +142,7 @@ fn dlp_redacts_then_blocks_as_configured() {
 [[plugins]]
 name = "dlp"
 path = "{wasm:dlp}"
+grants = ["match"]
 [plugins.config.detectors]
 email = "tag"
 [[plugins.config.custom]]

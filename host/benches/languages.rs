@@ -1,8 +1,11 @@
 //! keyword-block written in Rust, Python (componentize-py) and JavaScript
 //! (componentize-js), side by side in one run: component size, first load
 //! (compile), load from the compiled-artifact cache, one fresh
-//! instantiation (with `init`), cost per event on a 200-byte message
-//! through the chain, and linear memory per instance.
+//! instantiation (with `init`), cost per event through the chain on a
+//! 200-byte message without a listed word (most messages: Python and
+//! JavaScript match through the host's `match`, which calls them only on a
+//! hit) and on one with a word at its end (the plugin is called and
+//! blocks it), and linear memory per instance.
 //!
 //! Run with `make bench-languages` (builds the plugins first).
 
@@ -10,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgate::capabilities::{Grants, PluginCapabilities, SharedCapabilities, config::Settings};
+use imgate::capabilities::{
+    Capability, Grants, PluginCapabilities, SharedCapabilities, config::Settings,
+};
 use imgate::config::RuntimeConfig;
 use imgate::contract::view::ViewData;
 use imgate::contract::{handler, lifecycle};
@@ -37,17 +42,27 @@ fn wasm(name: &str) -> PathBuf {
     p
 }
 
-/// A 200-byte message with no blocked word: the plugin scans all of it.
-fn message() -> Event {
-    let body = "Morning team, the quarterly numbers look fine and the migration to the new \
+const BODY: &str = "Morning team, the quarterly numbers look fine and the migration to the new \
                 build cluster finished overnight. Please review the release notes before \
                 the sync at ten, and send questions to the channel. Thanks!";
+
+/// A 200-byte message with no blocked word: the plugin scans all of it.
+fn message() -> Event {
+    message_with(&BODY[..200])
+}
+
+/// 200 bytes that end in a blocked word.
+fn message_with_word() -> Event {
+    message_with(&format!("{} secret", &BODY[..193]))
+}
+
+fn message_with(body: &str) -> Event {
     EventDoc {
         network: "xmpp".into(),
         message: Some(MessageDoc {
             sender: "alice@corp.example/laptop".into(),
             recipient: "bob@partner.example".into(),
-            body: body[..200].into(),
+            body: body.into(),
             ..Default::default()
         }),
         ..Default::default()
@@ -76,6 +91,7 @@ struct Row {
     cached: Duration,
     instantiate: Duration,
     per_event: Duration,
+    per_hit: Duration,
     memory: usize,
 }
 
@@ -112,7 +128,8 @@ fn measure(language: &'static str, file: &str, cache: &Path) -> Row {
     let caps = PluginCapabilities::new(
         engine.shared(),
         "bench",
-        Grants::default(),
+        // Python and JavaScript match through the host; Rust matches itself.
+        Grants::new([Capability::Match]),
         Settings::new(serde_json::from_str(&config_json).expect("settings")),
     );
     let lifecycle_idx = lifecycle::GuestIndices::new(&pre).expect("lifecycle");
@@ -148,28 +165,33 @@ fn measure(language: &'static str, file: &str, cache: &Path) -> Row {
 
     // Per event through the chain, as the adapters call it.
     let toml = format!(
-        "[runtime]\ncache_dir = \"{}\"\n[[plugins]]\nname = \"kb\"\npath = \"{}\"\n[plugins.config]\nwords = {WORDS}\n",
+        "[runtime]\ncache_dir = \"{}\"\n[[plugins]]\nname = \"kb\"\npath = \"{}\"\ngrants = [\"match\"]\n[plugins.config]\nwords = {WORDS}\n",
         cache.display(),
         wasm(file).display()
     );
     let rt = Runtime::start(&Config::parse(&toml, Path::new(".")).expect("config"))
         .unwrap_or_else(|e| panic!("{e}"));
     let batch = if language == "Rust" { 20_000 } else { 2_000 };
-    for _ in 0..batch / 10 {
-        rt.chain.evaluate(event.clone());
-    }
-    let per_event = median(
-        (0..9)
-            .map(|_| {
-                let started = Instant::now();
-                for _ in 0..batch {
-                    let d = rt.chain.evaluate(event.clone());
-                    assert!(d.failures.is_empty(), "{:?}", d.failures);
-                }
-                started.elapsed() / batch
-            })
-            .collect(),
-    );
+    let per = |event: &Arc<Event>, blocked: bool| {
+        for _ in 0..batch / 10 {
+            rt.chain.evaluate(event.clone());
+        }
+        median(
+            (0..9)
+                .map(|_| {
+                    let started = Instant::now();
+                    for _ in 0..batch {
+                        let d = rt.chain.evaluate(event.clone());
+                        assert!(d.failures.is_empty(), "{:?}", d.failures);
+                        assert_eq!(d.verdict.action.stops(), blocked, "{language}");
+                    }
+                    started.elapsed() / batch
+                })
+                .collect(),
+        )
+    };
+    let per_event = per(&event, false);
+    let per_hit = per(&Arc::new(message_with_word()), true);
 
     Row {
         language,
@@ -178,6 +200,7 @@ fn measure(language: &'static str, file: &str, cache: &Path) -> Row {
         cached,
         instantiate,
         per_event,
+        per_hit,
         memory,
     }
 }
@@ -190,14 +213,15 @@ fn main() {
         .map(|(language, file)| measure(language, file, cache.path()))
         .collect();
     let rust = rows[0].per_event.as_secs_f64();
+    let rust_hit = rows[0].per_hit.as_secs_f64();
     println!("\nkeyword-block by language (2-core machine; medians; 200-byte message, 4 words)\n");
     println!(
-        "| language | component | first load (compile) | cached load | fresh instance + init | per event | × Rust | linear memory per instance |"
+        "| language | component | first load (compile) | cached load | fresh instance + init | per event, no word | × Rust | per event, a word (blocked) | × Rust | linear memory per instance |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} MB | {} | {} | {} | {} | {:.0}× | {:.1} MiB |",
+            "| {} | {:.1} MB | {} | {} | {} | {} | {:.1}× | {} | {:.1}× | {:.1} MiB |",
             r.language,
             r.size as f64 / 1e6,
             ms(r.compile),
@@ -205,6 +229,8 @@ fn main() {
             us(r.instantiate),
             us(r.per_event),
             r.per_event.as_secs_f64() / rust,
+            us(r.per_hit),
+            r.per_hit.as_secs_f64() / rust_hit,
             r.memory as f64 / (1 << 20) as f64
         );
     }

@@ -314,6 +314,22 @@ pub fn signature_path(component: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether a component and its `.sig` belong together: there is no `.sig`,
+/// or it is whole and names the component's sha256. A deploy that copies
+/// the `.wasm` before its `.sig` (or the reverse) is half done until then.
+pub fn pair_agrees(component: &Path) -> bool {
+    let sig = signature_path(component);
+    let text = match std::fs::read_to_string(&sig) {
+        Ok(text) => text,
+        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+    };
+    let Ok(file) = serde_json::from_str::<SignatureFile>(&text) else {
+        return false;
+    };
+    std::fs::read(component)
+        .is_ok_and(|bytes| file.sha256 == crate::util::hex::encode(&Sha256::digest(&bytes)))
+}
+
 /// Checks a signature file's text against the component's hash and the
 /// trusted keys.
 ///
@@ -418,6 +434,23 @@ mod tests {
     }
 
     const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn a_pair_agrees_when_the_sig_names_the_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let component = dir.path().join("p.wasm");
+        std::fs::write(&component, b"abc").unwrap();
+        assert!(pair_agrees(&component), "no .sig: nothing to wait for");
+        let key = generate().unwrap();
+        let sig = serde_json::to_string(&sign(&key, "p", "1.0.0", SHA)).unwrap();
+        std::fs::write(signature_path(&component), &sig).unwrap();
+        assert!(pair_agrees(&component), "SHA is sha256(\"abc\")");
+        std::fs::write(&component, b"abcd").unwrap();
+        assert!(!pair_agrees(&component), "a new .wasm beside the old .sig");
+        std::fs::write(&component, b"abc").unwrap();
+        std::fs::write(signature_path(&component), &sig[..sig.len() / 2]).unwrap();
+        assert!(!pair_agrees(&component), "a .sig half written");
+    }
 
     #[test]
     fn a_signature_binds_its_plugin_name_and_release() {

@@ -8,12 +8,27 @@
 // - `case_insensitive`: fold case before matching (default true);
 // - `reason`: text shown to the sender; `{word}` is replaced by the match.
 //
-// Built with componentize-js against wit/ (world `policy`); see sdk/js/README.md.
+// The matching is the host's (`match`, granted like any capability): the
+// words are compiled once, in `init`, and each event's text is searched in
+// native code where it lies, without being copied into JavaScript. The
+// plugin promises to allow every event without a hit (`callOnlyOnHit`), so
+// the host calls it only for events that hold one of the words. A word
+// character, case folding and the search order are the host's, so this
+// plugin gives the Rust one's verdicts by construction.
+//
+// Built with componentize-js against wit/world.wit (world `keyword-block`:
+// the `policy` role and `match`); see sdk/js/README.md.
 
-import { isWordCodePoint } from "./word-chars.js";
+import { Matcher } from "imgate:policy/match@0.2.2";
 
 const DEFAULT_REASON = 'message blocked: contains "{word}"';
 const KEYS = ["words", "match", "case_insensitive", "reason"];
+
+// The kinds judged by their body only (none: allowed). A reaction, and any
+// kind added after this plugin was written, is judged by its texts.
+const JUDGED_BY_BODY = new Set([
+  "message", "subject", "presence", "file-offer", "membership", "session-start", "session-end",
+]);
 
 // Set by lifecycle.init; every instance is initialised before its first event.
 let settings = null;
@@ -40,38 +55,13 @@ function parseSettings(raw) {
   if (typeof caseInsensitive !== "boolean") throw "`case_insensitive` must be true or false";
   const reason = raw.reason ?? DEFAULT_REASON;
   if (typeof reason !== "string") throw "`reason` must be a string";
-  const fold = caseInsensitive ? (s) => s.toLowerCase() : (s) => s;
-  return { words: kept, patterns: kept.map(fold), mode, fold, reason };
-}
-
-// The code point before `start` in `text` (UTF-16 indices), or -1.
-function codePointBefore(text, start) {
-  if (start === 0) return -1;
-  const low = text.charCodeAt(start - 1);
-  if (low >= 0xdc00 && low <= 0xdfff && start >= 2) return text.codePointAt(start - 2);
-  return low;
-}
-
-function isWholeWord(text, start, end) {
-  const before = codePointBefore(text, start);
-  const after = end < text.length ? text.codePointAt(end) : -1;
-  return !(before >= 0 && isWordCodePoint(before)) && !(after >= 0 && isWordCodePoint(after));
-}
-
-// The configured word that matches first (earliest end), if any.
-function find(s, body) {
-  const text = s.fold(body);
-  let best = null;
-  s.patterns.forEach((pattern, index) => {
-    for (let start = text.indexOf(pattern); start !== -1; start = text.indexOf(pattern, start + 1)) {
-      const end = start + pattern.length;
-      if (s.mode === "substring" || isWholeWord(text, start, end)) {
-        if (best === null || end < best.end) best = { end, index };
-        break;
-      }
-    }
-  });
-  return best === null ? null : s.words[best.index];
+  const matcher = Matcher.compile([
+    { tag: "keywords", val: { words: kept, wholeWord: mode === "whole-word", ignoreCase: caseInsensitive } },
+  ]);
+  // An event without any of the words is allowed: the host need not call
+  // this plugin for it at all.
+  matcher.callOnlyOnHit("body-else-texts");
+  return { words: kept, matcher, reason };
 }
 
 export const lifecycle = {
@@ -80,26 +70,13 @@ export const lifecycle = {
   },
 };
 
-// Kinds with no text to judge. Kinds this plugin does not know are judged by
-// their texts (`texts()`), as reactions are; these are allowed.
-const KNOWN_WITHOUT_TEXT = new Set(["presence", "file-offer", "membership", "session-start", "session-end"]);
-
 export const handler = {
   // Calling nothing on `out` allows the event.
   handle(event, out) {
-    const body = event.body();
-    let word = null;
-    if (body !== undefined) {
-      word = find(settings, body);
-    } else if (!KNOWN_WITHOUT_TEXT.has(event.kind())) {
-      for (const text of event.texts()) {
-        word = find(settings, text.value);
-        if (word !== null) break;
-      }
-    }
-    if (word !== null) {
-      out.tag("keyword:blocked");
-      out.block(settings.reason.replaceAll("{word}", word));
-    }
+    const found = settings.matcher.firstIn(event, "body-else-texts");
+    if (found === undefined) return;
+    if (found.role !== "body" && JUDGED_BY_BODY.has(event.kind())) return;
+    out.tag("keyword:blocked");
+    out.block(settings.reason.replaceAll("{word}", settings.words[found.hit.item]));
   },
 };

@@ -29,6 +29,9 @@
 //! - [`log`], [`clock`], [`kv`], [`archive`], [`metrics`], [`bridge`], [`settings`]:
 //!   typed calls to the host capabilities. Each must be granted by the
 //!   operator; importing one is asking for it.
+//! - [`matching`]: keyword lists, regexes, the DLP detectors and links,
+//!   matched by the host (capability `match`) the same way for every
+//!   plugin language.
 //! - [`testing`] (native builds only): a harness that runs the plugin's
 //!   logic under `cargo test`, without wasm, with in-memory capabilities.
 
@@ -37,6 +40,7 @@ extern crate self as imgate_sdk;
 pub mod bindings;
 mod capabilities;
 mod config;
+pub mod matching;
 mod types;
 
 #[cfg(not(target_arch = "wasm32"))]

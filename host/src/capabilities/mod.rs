@@ -13,7 +13,7 @@
 //! and again on every call.
 //!
 //! Owns: the host side of `log`, `clock`, `config`, `kv`, `archive`,
-//! `metrics` and `bridge`. Must not touch: adapters or the gateway — a capability
+//! `metrics`, `bridge` and `match`. Must not touch: adapters or the gateway — a capability
 //! serves plugins the same on every network.
 
 pub mod archive;
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod kv;
 pub mod log;
+pub mod matching;
 pub mod metrics;
 mod v0_1;
 
@@ -42,10 +43,11 @@ pub enum Capability {
     Archive,
     Metrics,
     Bridge,
+    Match,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Log,
         Capability::Clock,
         Capability::Config,
@@ -53,6 +55,7 @@ impl Capability {
         Capability::Archive,
         Capability::Metrics,
         Capability::Bridge,
+        Capability::Match,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Capability {
             Capability::Archive => "archive",
             Capability::Metrics => "metrics",
             Capability::Bridge => "bridge",
+            Capability::Match => "match",
         }
     }
 
@@ -173,6 +177,7 @@ pub struct InstanceCapabilities {
     pub archive: archive::ArchiveInstance,
     pub metrics: metrics::MetricsInstance,
     pub bridge: bridge::BridgeInstance,
+    pub matching: matching::MatchInstance,
 }
 
 impl InstanceCapabilities {
@@ -200,6 +205,8 @@ pub struct PluginCapabilities {
     pub archive: Option<Arc<crate::archive::ArchiveWriter>>,
     pub metrics: Arc<metrics::PluginMetrics>,
     pub bridges: Option<Arc<bridge::Bridges>>,
+    /// The plugin's compiled matchers, when granted `match`.
+    pub matchers: Option<Arc<matching::Compiled>>,
 }
 
 impl PluginCapabilities {
@@ -223,6 +230,9 @@ impl PluginCapabilities {
             bridges: grants
                 .contains(Capability::Bridge)
                 .then(|| shared.bridges.clone()),
+            matchers: grants
+                .contains(Capability::Match)
+                .then(|| Arc::new(matching::Compiled::default())),
             settings: Arc::new(settings),
             grants,
             plugin,
@@ -246,7 +256,8 @@ impl PluginCapabilities {
                 plugin.clone(),
                 granted(Capability::Metrics).then(|| self.metrics.clone()),
             ),
-            bridge: bridge::BridgeInstance::new(plugin, self.bridges.clone()),
+            bridge: bridge::BridgeInstance::new(plugin.clone(), self.bridges.clone()),
+            matching: matching::MatchInstance::new(plugin, self.matchers.clone()),
         }
     }
 }

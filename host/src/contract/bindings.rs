@@ -1,4 +1,4 @@
-//! Host-side bindings generated from `wit/` (package `imgate:policy@0.2.1`).
+//! Host-side bindings generated from `wit/` (package `imgate:policy@0.2.2`).
 //!
 //! Imports are `trappable` so a capability can refuse a call it was not
 //! granted with a trap, the per-call half of the grant check.
@@ -13,8 +13,9 @@ wasmtime::component::bindgen!({
         "imgate:policy/types.verdict-out": super::view::VerdictOut,
         "imgate:policy/types.outcome-view": super::view::OutcomeView,
         "imgate:policy/bridge.outgoing": crate::event::bridge::Draft,
+        "imgate:policy/match.matcher": super::matcher::MatcherRef,
     },
 });
 
-pub use self::imgate::policy::{archive, bridge, clock, config, kv, log, metrics, types};
+pub use self::imgate::policy::{archive, bridge, clock, config, kv, log, match_, metrics, types};
 pub use exports::imgate::policy::{handler, interest, lifecycle, observer};

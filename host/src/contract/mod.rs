@@ -15,16 +15,18 @@
 
 mod bindings;
 pub mod convert;
+pub mod matcher;
 pub mod v0_1;
 pub mod view;
 
 pub use bindings::{
-    archive, bridge, clock, config, handler, interest, kv, lifecycle, log, metrics, observer, types,
+    archive, bridge, clock, config, handler, interest, kv, lifecycle, log, match_, metrics,
+    observer, types,
 };
 
 /// The newest contract version this host implements; plugins built against
 /// any `0.2.x`, or any `0.1.x` (through [`v0_1`]), load (see `wit/README.md`).
-pub const CONTRACT_VERSION: &str = "0.2.1";
+pub const CONTRACT_VERSION: &str = "0.2.2";
 /// Every contract version the host implements, oldest first.
 pub const CONTRACT_VERSIONS: [&str; 2] = [v0_1::VERSION, CONTRACT_VERSION];
 /// The WIT package name, without version.

@@ -24,8 +24,22 @@ fn fingerprint(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
+/// How long a reload waits, past the debounce, for each plugin's `.wasm`
+/// and `.sig` to agree before it is tried anyway (and its failure shown).
+pub const PAIR_WAIT: Duration = Duration::from_secs(30);
+
+/// A watched component whose `.sig` is there but is not its signature yet.
+fn half_copied(files: &[PathBuf]) -> Option<&PathBuf> {
+    files
+        .iter()
+        .filter(|f| files.contains(&crate::signing::signature_path(f)))
+        .find(|f| !crate::signing::pair_agrees(f))
+}
+
 /// Polls the watched files; reloads once a change has been still for the
-/// debounce period. Polling needs no platform watcher and sees files
+/// debounce period and every plugin's `.wasm` and `.sig` agree (or have
+/// not for [`PAIR_WAIT`]), so a pair copied one file at a time is not a
+/// failed reload. Polling needs no platform watcher and sees files
 /// replaced by rename (how deploy tools write them).
 pub(super) async fn watch_files(
     gateway: Arc<Gateway>,
@@ -56,6 +70,22 @@ pub(super) async fn watch_files(
                 break;
             }
             settled = again;
+        }
+        let waiting = std::time::Instant::now();
+        let mut said = false;
+        while let Some(component) = half_copied(&files) {
+            if waiting.elapsed() >= PAIR_WAIT {
+                tracing::warn!(plugin = %component.display(), "its .sig still does not match after {PAIR_WAIT:?}; reloading anyway");
+                break;
+            }
+            if !said {
+                tracing::info!(plugin = %component.display(), "waiting for the .wasm and its .sig to agree before reloading");
+                said = true;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(poll) => {}
+            }
         }
         let g = gateway.clone();
         let _ = tokio::task::spawn_blocking(move || g.reload("file change")).await;

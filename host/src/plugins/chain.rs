@@ -251,6 +251,9 @@ impl Chain {
             .filter(|p| !(copy && p.bridges()))
             .filter(|p| place.as_ref().is_none_or(|(n, d)| p.spec.applies_to(n, *d)));
         for plugin in policy.by_ref() {
+            if !plugin.called_for(&event) {
+                continue;
+            }
             let Timed {
                 result,
                 took,
@@ -334,7 +337,9 @@ impl Chain {
                 .tags
                 .push(AFTER_BLOCK_TAG.to_owned());
             for plugin in policy {
-                tags_only(plugin, &mut event, &mut timings, &mut failures);
+                if plugin.called_for(&event) {
+                    tags_only(plugin, &mut event, &mut timings, &mut failures);
+                }
             }
             Arc::make_mut(&mut event)
                 .tags

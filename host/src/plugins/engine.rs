@@ -21,6 +21,7 @@ use super::instance::{EPOCH_TICK, HostState};
 use crate::capabilities::SharedCapabilities;
 use crate::capabilities::archive::{ArchiveCtx, ArchiveData};
 use crate::capabilities::bridge::{BridgeCtx, BridgeData};
+use crate::capabilities::matching::{MatchCtx, MatchData};
 use crate::config::RuntimeConfig;
 use crate::contract as wit;
 use crate::signing::SigningPolicy;
@@ -109,6 +110,12 @@ impl PluginEngine {
         // Since 0.2.1; 0.1 has no bridge.
         wit::bridge::add_to_linker::<_, BridgeData>(&mut linker, |s: &mut HostState| BridgeCtx {
             bridge: &mut s.caps.bridge,
+            table: &mut s.table,
+            view: &s.view,
+        })?;
+        // Since 0.2.2.
+        wit::match_::add_to_linker::<_, MatchData>(&mut linker, |s: &mut HostState| MatchCtx {
+            matching: &mut s.caps.matching,
             table: &mut s.table,
             view: &s.view,
         })?;

@@ -141,6 +141,8 @@ pub struct LoadedPlugin {
     /// (`each-recipient` in its `interest`; every 0.1 plugin, written when
     /// every copy was judged).
     each_recipient: bool,
+    /// Its `call-only-on-hit` promise, set by the first instance's `init`.
+    gate: Option<crate::capabilities::matching::Gate>,
     caps: PluginCapabilities,
     pool: ArrayQueue<Box<PluginInstance>>,
     health: Health,
@@ -267,6 +269,7 @@ impl LoadedPlugin {
                 Line::V0_2 => KindSet::ALL,
             },
             each_recipient: line == Line::V0_1,
+            gate: None,
             exports,
             caps,
             pool: ArrayQueue::new(spec.pool.max(1)),
@@ -288,6 +291,7 @@ impl LoadedPlugin {
                 plugin.wants = plugin.wants.intersect(KindSet::named(kinds));
             }
         }
+        plugin.gate = plugin.caps.matchers.as_ref().and_then(|m| m.gate());
         let _ = plugin.pool.push(Box::new(first));
         Ok(plugin)
     }
@@ -295,6 +299,14 @@ impl LoadedPlugin {
     /// Whether the plugin judges each local recipient of a message.
     pub fn each_recipient(&self) -> bool {
         self.each_recipient
+    }
+
+    /// Whether the plugin must be called for `event`: false when its
+    /// `init` promised to allow every event its matcher finds nothing in
+    /// (`call-only-on-hit`) and it finds nothing in this one.
+    #[inline]
+    pub fn called_for(&self, event: &Event) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.lets(event))
     }
 
     /// Whether the plugin is shown events of this kind.

@@ -10,17 +10,20 @@
 //! finding there that would be redacted blocks instead, since only the
 //! body can be rewritten.
 //!
-//! Matching uses the `regex` crate, which never backtracks: the time is
-//! linear in the message, whatever it contains. Candidates are then checked
-//! (Luhn, SSN ranges, mod-97), so a 16-digit number that fails Luhn is not
-//! a card.
+//! The matching is the host's (`match`, which the operator grants): every
+//! detector is compiled into one matcher in `init` and run in native code.
+//! It never backtracks, so the time is linear in the message whatever it
+//! contains; candidates are checked (Luhn, SSN ranges, mod-97), so a
+//! 16-digit number that fails Luhn is not a card. A custom word list
+//! matches whole words ignoring case by the host's rules, the same for
+//! every plugin language.
 //!
 //! See README.md for the config reference.
 
 use std::collections::BTreeMap;
 
+use imgate_sdk::matching::{Matcher, Rule};
 use imgate_sdk::{Config, Event, Plugin, Verdict};
-use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord)]
@@ -72,22 +75,16 @@ const BUILT_IN: [(&str, Act); 7] = [
     ("aws-key", Act::Block),
 ];
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Check {
-    None,
-    Luhn,
-    Ssn,
-    Iban,
-}
-
+/// A rule of the matcher: what it is called and what it does.
 struct Detector {
     name: String,
-    pattern: Regex,
-    check: Check,
     act: Act,
 }
 
 pub struct Dlp {
+    /// Every enabled detector, built-in and custom, one rule each, in the
+    /// order of `detectors`.
+    matcher: Matcher,
     detectors: Vec<Detector>,
     reason: String,
 }
@@ -100,123 +97,18 @@ struct Finding {
     detector: usize,
 }
 
-fn digits(s: &str) -> Vec<u32> {
-    s.chars().filter_map(|c| c.to_digit(10)).collect()
-}
-
-fn luhn(s: &str) -> bool {
-    let d = digits(s);
-    if !(13..=19).contains(&d.len()) {
-        return false;
-    }
-    let sum: u32 = d
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &x)| {
-            if i % 2 == 1 {
-                let y = x * 2;
-                if y > 9 { y - 9 } else { y }
-            } else {
-                x
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-/// SSA rules: no area 000, 666 or 900-999; no group 00; no serial 0000.
-fn valid_ssn(s: &str) -> bool {
-    let d = digits(s);
-    if d.len() != 9 {
-        return false;
-    }
-    let area = d[0] * 100 + d[1] * 10 + d[2];
-    let group = d[3] * 10 + d[4];
-    let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];
-    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
-}
-
-/// ISO 13616: move the first four characters to the end, letters to
-/// numbers, and the whole must be 1 mod 97.
-fn valid_iban(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(15..=34).contains(&compact.len()) {
-        return false;
-    }
-    let (head, tail) = compact.split_at(4);
-    let mut rem: u32 = 0;
-    for c in tail.chars().chain(head.chars()) {
-        let v = match c.to_digit(36) {
-            Some(v) => v,
-            None => return false,
-        };
-        for digit in if v >= 10 {
-            vec![v / 10, v % 10]
-        } else {
-            vec![v]
-        } {
-            rem = (rem * 10 + digit) % 97;
-        }
-    }
-    rem == 1
-}
-
-fn built_in(name: &str) -> Result<(&'static str, Check), String> {
-    Ok(match name {
-        // 13 to 19 digits, optionally grouped by spaces or dashes.
-        "card" => (r"\b\d(?:[ -]?\d){12,18}\b", Check::Luhn),
-        "ssn" => (r"\b\d{3}-\d{2}-\d{4}\b", Check::Ssn),
-        "iban" => (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", Check::Iban),
-        "aws-key" => (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", Check::None),
-        // GitHub, Slack and Google API key shapes.
-        "secret" => (
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82}|xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})",
-            Check::None,
-        ),
-        "private-key" => (
-            r"(?s)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\z)",
-            Check::None,
-        ),
-        "email" => (
-            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
-            Check::None,
-        ),
-        other => return Err(format!("unknown detector `{other}`")),
-    })
-}
-
-fn compile(name: &str, pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
-        // Bounds the compiled size of an operator's regex.
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("detector `{name}`: {e}"))
-}
-
 impl Dlp {
     fn findings(&self, body: &str) -> Vec<Finding> {
-        let mut out = Vec::new();
-        for (i, d) in self.detectors.iter().enumerate() {
-            for m in d.pattern.find_iter(body) {
-                let ok = match d.check {
-                    Check::None => true,
-                    Check::Luhn => luhn(m.as_str()),
-                    Check::Ssn => valid_ssn(m.as_str()),
-                    Check::Iban => valid_iban(m.as_str()),
-                };
-                if ok {
-                    out.push(Finding {
-                        start: m.start(),
-                        end: m.end(),
-                        detector: i,
-                    });
-                }
-            }
-        }
-        out.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-        out
+        // By start, the longer first: what `redact` walks.
+        self.matcher
+            .find(body)
+            .into_iter()
+            .map(|h| Finding {
+                start: h.start,
+                end: h.end,
+                detector: h.rule,
+            })
+            .collect()
     }
 
     /// The body with every redacting finding masked.
@@ -263,35 +155,27 @@ fn mask(detector: &str, text: &str) -> String {
 impl Plugin for Dlp {
     fn init(config: Config) -> Result<Self, String> {
         let s: Settings = config.parse()?;
+        for name in s.detectors.keys() {
+            if !BUILT_IN.iter().any(|(known, _)| known == name) {
+                return Err(format!("unknown detector `{name}`"));
+            }
+        }
+        let mut rules = Vec::new();
         let mut detectors = Vec::new();
         for (name, default) in BUILT_IN {
             let act = s.detectors.get(name).copied().unwrap_or(default);
-            if act == Act::Off {
-                continue;
+            if act != Act::Off {
+                rules.push(Rule::detector(name));
+                detectors.push(Detector {
+                    name: name.into(),
+                    act,
+                });
             }
-            let (pattern, check) = built_in(name)?;
-            detectors.push(Detector {
-                name: name.into(),
-                pattern: compile(name, pattern, false)?,
-                check,
-                act,
-            });
-        }
-        for name in s.detectors.keys() {
-            built_in(name)?;
         }
         for c in &s.custom {
-            let pattern = match (&c.regex, c.words.is_empty()) {
-                (Some(re), true) => compile(&c.name, re, false)?,
-                (None, false) => {
-                    let alternatives: Vec<String> =
-                        c.words.iter().map(|w| regex::escape(w.trim())).collect();
-                    compile(
-                        &c.name,
-                        &format!(r"\b(?:{})\b", alternatives.join("|")),
-                        true,
-                    )?
-                }
+            let rule = match (&c.regex, c.words.is_empty()) {
+                (Some(re), true) => Rule::regex(re),
+                (None, false) => Rule::words(c.words.iter().map(|w| w.trim())),
                 _ => {
                     return Err(format!(
                         "custom detector `{}`: set exactly one of regex and words",
@@ -299,16 +183,23 @@ impl Plugin for Dlp {
                     ));
                 }
             };
+            // An operator's rule that is off is still checked.
+            Matcher::compile(std::slice::from_ref(&rule))
+                .map_err(|e| format!("detector `{}`: {e}", c.name))?;
             if c.action != Act::Off {
+                rules.push(rule);
                 detectors.push(Detector {
                     name: c.name.clone(),
-                    pattern,
-                    check: Check::None,
                     act: c.action,
                 });
             }
         }
+        if rules.is_empty() {
+            return Err("every detector is off: nothing to look for".into());
+        }
+        let matcher = Matcher::compile(&rules).map_err(|e| format!("detectors: {e}"))?;
         Ok(Dlp {
+            matcher,
             detectors,
             reason: s.reason,
         })

@@ -1,5 +1,5 @@
 """A plugin from the future, for tests/polyglot.rs: built against
-imgate:policy 0.2.2, whose `kv` has a `keys` function a 0.2.1 host lacks.
+imgate:policy 0.2.3, whose `kv` has a `keys` function a 0.2.2 host lacks.
 It loads on such a host all the same; a message `keys` calls the missing
 function (a trap: the plugin's failure), anything else is allowed with the
 tag `future:served`, and `count` uses `kv.increment`, which the host has.
