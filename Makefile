@@ -82,13 +82,19 @@ $(PLUGIN_DIR)/keyword_block_js.wasm: plugins/keyword-block-js/keyword-block.js p
 
 # The guides' worked example in Python and JavaScript (the Rust one is the
 # SDK's example `link_guard`).
-$(PLUGIN_DIR)/link_guard_py.wasm: sdk/python/examples/link_guard/app.py sdk/python/examples/link_guard/wit/world.wit $(WIT) | $(COMPONENTIZE_PY)
+$(PLUGIN_DIR)/link_guard_py.wasm: sdk/python/examples/link_guard/app.py sdk/python/examples/link_guard/wit/world.wit $(wildcard sdk/python/imgate_sdk/*.py) $(WIT) | $(COMPONENTIZE_PY)
 	@mkdir -p $(@D)
-	$(COMPONENTIZE_PY) -q -d sdk/python/examples/link_guard/wit -w link-guard componentize -p sdk/python/examples/link_guard app -o $@
+	$(COMPONENTIZE_PY) -q -d sdk/python/examples/link_guard/wit -w link-guard componentize -p sdk/python/examples/link_guard -p sdk/python app -o $@
 
-$(PLUGIN_DIR)/link_guard_js.wasm: sdk/js/examples/link-guard/link-guard.js sdk/js/examples/link-guard/wit/world.wit $(WIT) | $(COMPONENTIZE_JS)
+# As in a project `imgate plugin new` makes: imgate-sdk copied into node_modules.
+JS_EXAMPLE := sdk/js/examples/link-guard
+$(JS_EXAMPLE)/node_modules/imgate-sdk/index.js: sdk/js/imgate-sdk/index.js sdk/js/imgate-sdk/index.d.ts sdk/js/imgate-sdk/package.json
 	@mkdir -p $(@D)
-	$(COMPONENTIZE_JS) $< --wit sdk/js/examples/link-guard/wit -n link-guard $(JS_FLAGS) -o $@
+	cp sdk/js/imgate-sdk/*.js sdk/js/imgate-sdk/*.d.ts sdk/js/imgate-sdk/package.json $(@D)/
+
+$(PLUGIN_DIR)/link_guard_js.wasm: $(JS_EXAMPLE)/link-guard.js $(JS_EXAMPLE)/wit/world.wit $(JS_EXAMPLE)/node_modules/imgate-sdk/index.js $(WIT) | $(COMPONENTIZE_JS)
+	@mkdir -p $(@D)
+	$(COMPONENTIZE_JS) $< --wit $(JS_EXAMPLE)/wit -n link-guard $(JS_FLAGS) -o $@
 
 $(PLUGIN_DIR)/test_hostile_js.wasm: tests/polyglot-plugins/hostile-js/hostile.js $(WIT) | $(COMPONENTIZE_JS)
 	@mkdir -p $(@D)

@@ -282,3 +282,24 @@ fn the_check_refuses_breaking_changes_and_allows_additions() {
     assert!(with_func.contains_key("kv.func keys"), "the edit applied");
     assert_eq!(breaks(&released, &with_func), Vec::<String>::new());
 }
+
+/// The Rust SDK carries the contract inside its crates (so they can be
+/// published): `sdk/contract/` for the bindings, `sdk/macros/contract/` for the
+/// export macro. Both must be `wit/` exactly; copy the three files when
+/// the contract changes.
+#[test]
+fn the_sdk_carries_the_contract_as_it_is() {
+    for file in ["types.wit", "host.wit", "plugin.wit"] {
+        let contract = std::fs::read_to_string(workspace().join("wit").join(file)).unwrap();
+        for copy in ["sdk/contract", "sdk/macros/contract"] {
+            let path = workspace().join(copy).join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                text == contract,
+                "{} differs from wit/{file}: cp wit/*.wit {copy}/",
+                path.display()
+            );
+        }
+    }
+}

@@ -218,6 +218,41 @@ fn link_guards_in_rust_python_and_javascript_agree_on_every_probe() {
     assert_eq!(reason, Some("links to evil.example may not be sent"));
 }
 
+/// `imgate check` refuses `component` with `settings`, saying `expected`.
+fn assert_refused(component: &str, grants: &str, settings: &str, expected: &str) {
+    let cfg = write_config(&format!(
+        "[runtime]\ncache_dir = \"{{cache}}\"\n\n[[plugins]]\nname = \"p\"\npath = \"{{wasm:{component}}}\"\ngrants = {grants}\n\n[plugins.config]\n{settings}\n"
+    ));
+    let out = Command::new(imgate_bin())
+        .args(["check", "--config"])
+        .arg(&cfg.path)
+        .output()
+        .expect("run imgate check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{component} {settings}");
+    assert!(
+        stderr.contains("refused to initialise") && stderr.contains(expected),
+        "{component} {settings}: {stderr}"
+    );
+}
+
+#[test]
+fn the_sdk_helpers_refuse_a_bad_config_with_the_reason() {
+    for component in ["link_guard_py", "link_guard_js"] {
+        for (settings, expected) in [
+            ("", "missing field `allowed_domains`"),
+            (
+                "allowed_domains = \"corp.example\"",
+                "`allowed_domains` must be",
+            ),
+            ("allowed_domains = []\ncolour = 1", "unknown field `colour`"),
+            ("allowed_domains = [\"a b\"]", "`a b` is not a host name"),
+        ] {
+            assert_refused(component, r#"["match", "metrics"]"#, settings, expected);
+        }
+    }
+}
+
 #[test]
 fn python_and_javascript_refuse_a_bad_config_with_the_reason() {
     for component in ["keyword_block_py", "keyword_block_js"] {
@@ -226,20 +261,7 @@ fn python_and_javascript_refuse_a_bad_config_with_the_reason() {
             ("words = [\"a\"]\nmtch = \"x\"", "mtch"),
             ("words = [\"a\"]\nmatch = \"fuzzy\"", "fuzzy"),
         ] {
-            let cfg = write_config(&format!(
-                "[runtime]\ncache_dir = \"{{cache}}\"\n\n[[plugins]]\nname = \"kb\"\npath = \"{{wasm:{component}}}\"\ngrants = [\"match\"]\n\n[plugins.config]\n{settings}\n"
-            ));
-            let out = Command::new(imgate_bin())
-                .args(["check", "--config"])
-                .arg(&cfg.path)
-                .output()
-                .expect("run imgate check");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{component} {settings}");
-            assert!(
-                stderr.contains("refused to initialise") && stderr.contains(expected),
-                "{component} {settings}: {stderr}"
-            );
+            assert_refused(component, r#"["match"]"#, settings, expected);
         }
     }
 }

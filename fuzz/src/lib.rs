@@ -248,8 +248,8 @@ fn xmpp_frames(input: &[u8], cuts: &[u8]) -> (Vec<xmpp::Frame>, Option<xmpp::Cod
 pub fn replay_json(data: &[u8]) {
     match imgate::cli::replay::parse_transcript("fuzz", data) {
         Ok(events) => {
-            for (line, _) in events {
-                assert!(line >= 1);
+            for entry in events {
+                assert!(entry.line >= 1);
             }
         }
         Err(errors) => assert!(errors.iter().all(|e| e.starts_with("fuzz:"))),

@@ -5,7 +5,7 @@
 //! crate, for the world the author chose, reusing these types.
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "contract",
     world: "capabilities",
     runtime_path: "imgate_sdk::__wit_bindgen_rt",
     additional_derives: [PartialEq, Eq],

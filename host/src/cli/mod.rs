@@ -8,6 +8,7 @@ mod archive;
 mod cert;
 mod check;
 mod inspect;
+mod new_plugin;
 pub mod replay;
 mod review;
 mod run;
@@ -269,6 +270,30 @@ pub enum HoldCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Start a plugin project that builds as it stands: the contract
+    /// vendored at this host's version, the SDK wired to this checkout, a
+    /// sample config and transcript (its test), a Makefile and a README
+    /// that ends in shipping it.
+    New {
+        /// The plugin's name: lower-case words joined by `-` (link-guard).
+        name: String,
+        #[arg(long, value_enum)]
+        lang: new_plugin::Lang,
+        #[arg(long, value_enum, default_value = "policy")]
+        role: new_plugin::Role,
+        /// The capabilities it imports, comma-separated (log, clock,
+        /// config, kv, archive, metrics, bridge, match), or `none`.
+        /// Default: `match` for a policy, none for an observer.
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Option<Vec<String>>,
+        /// Where to write it (default: ./NAME); must not hold files.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The sdk/ directory of an imgate checkout (default: the one this
+        /// binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Print a component's sha256, contract version, exports and the
     /// capabilities it asks for.
     Inspect {
@@ -313,6 +338,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config } => run::run(&config),
         Command::Plugin { command } => match command {
             PluginCommand::Inspect { file, json } => inspect::run(&file, json),
+            PluginCommand::New {
+                name,
+                lang,
+                role,
+                capabilities,
+                dir,
+                sdk,
+            } => {
+                let capabilities = match capabilities.as_deref().map(new_plugin::capabilities) {
+                    None => None,
+                    Some(Ok(caps)) => Some(caps),
+                    Some(Err(e)) => {
+                        eprintln!("error: --capabilities: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                };
+                new_plugin::run(&new_plugin::Request {
+                    name,
+                    lang,
+                    role,
+                    capabilities,
+                    dir,
+                    sdk,
+                })
+            }
             PluginCommand::Sign {
                 key,
                 name,

@@ -2,6 +2,11 @@
 //! event runs, so a malformed transcript produces no partial output.
 //! Messages a bridge sends are judged as copies on their own network and
 //! printed as extra lines, each with the event that caused it.
+//!
+//! A line may say what it expects (`"expect": "block"`, or an object of
+//! verdict fields such as `{"action": "block", "tags": [...]}`): each
+//! expectation missed is reported with its line, and the exit code is 1,
+//! so a transcript is a plugin's test in any language.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -67,12 +72,54 @@ struct FailureDoc {
     policy: String,
 }
 
-/// Parses a transcript: `(line number, event)` for each non-blank line
-/// that does not start with `#`.
+/// One event of a transcript: its line, and what the line expects of its
+/// verdict (verdict fields as `imgate replay` prints them), if anything.
+#[derive(Debug)]
+pub struct Entry {
+    pub line: usize,
+    pub event: Event,
+    pub expect: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A line's `expect`: `"block"` is `{"action": "block"}`.
+fn expectation(
+    value: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match value {
+        serde_json::Value::String(action) => {
+            Ok([("action".to_owned(), serde_json::Value::String(action))]
+                .into_iter()
+                .collect())
+        }
+        serde_json::Value::Object(fields) if !fields.is_empty() => Ok(fields),
+        _ => Err("`expect` is an action (\"block\") or an object of verdict fields".into()),
+    }
+}
+
+/// Parses one line: the event, and its expectation.
+fn parse_line(
+    line: &str,
+    n: usize,
+    now: u64,
+) -> Result<(Event, Option<serde_json::Map<String, serde_json::Value>>), String> {
+    let mut value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let expect = match value.as_object_mut().and_then(|o| o.remove("expect")) {
+        Some(e) => Some(expectation(e)?),
+        None => None,
+    };
+    let doc: EventDoc = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let event = doc
+        .into_event(&format!("line-{n}"), now)
+        .map_err(|e| e.to_string())?;
+    Ok((event, expect))
+}
+
+/// Parses a transcript: an [`Entry`] for each non-blank line that does not
+/// start with `#`.
 ///
 /// # Errors
 /// Every malformed line, as `NAME:LINE: message`.
-pub fn parse_transcript(name: &str, input: impl Read) -> Result<Vec<(usize, Event)>, Vec<String>> {
+pub fn parse_transcript(name: &str, input: impl Read) -> Result<Vec<Entry>, Vec<String>> {
     let now = now_ms();
     let mut events = Vec::new();
     let mut errors = Vec::new();
@@ -89,13 +136,12 @@ pub fn parse_transcript(name: &str, input: impl Read) -> Result<Vec<(usize, Even
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        match serde_json::from_str::<EventDoc>(trimmed)
-            .map_err(|e| e.to_string())
-            .and_then(|doc| {
-                doc.into_event(&format!("line-{n}"), now)
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok(event) => events.push((n, event)),
+        match parse_line(trimmed, n, now) {
+            Ok((event, expect)) => events.push(Entry {
+                line: n,
+                event,
+                expect,
+            }),
             Err(e) => errors.push(format!("{name}:{n}: {e}")),
         }
     }
@@ -145,9 +191,28 @@ pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
     runtime.engine.shared().bridges.offline(map.clone());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (line, event) in events {
+    let (mut expected, mut missed) = (0, 0);
+    for Entry {
+        line,
+        event,
+        expect,
+    } in events
+    {
         let decision = runtime.chain.evaluate(event);
         write_line(&mut out, line, &decision, None)?;
+        if let Some(expect) = expect {
+            expected += 1;
+            let got = serde_json::to_value(FinalVerdictDoc::from(&decision.verdict))?;
+            for (field, want) in &expect {
+                let have = got.get(field).unwrap_or(&serde_json::Value::Null);
+                if have != want {
+                    missed += 1;
+                    out.flush()?;
+                    eprintln!("{name}:{line}: expected {field} {want}, got {have}");
+                    break;
+                }
+            }
+        }
         for sent in &decision.sent {
             let relay = Arc::new(Session {
                 id: format!("relay-{}", sent.network),
@@ -195,7 +260,18 @@ pub fn run(config_path: &Path, events_path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    if expected > 0 {
+        eprintln!(
+            "{}: {} of {expected} expectations met",
+            name,
+            expected - missed
+        );
+    }
+    Ok(if missed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_line(
@@ -257,7 +333,26 @@ mod tests {
         let input = "\n{\"network\":\"irc\",\"direction\":\"inbound\",\"session_end\":{\"reason\":\"quit\"}}\n";
         let events = parse_transcript("t", input.as_bytes()).unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].0, 2);
-        assert_eq!(events[0].1.id, "line-2");
+        assert_eq!(events[0].line, 2);
+        assert_eq!(events[0].event.id, "line-2");
+        assert!(events[0].expect.is_none());
+    }
+
+    #[test]
+    fn expectations_are_read_and_bad_ones_refused() {
+        let input = concat!(
+            "{\"expect\":\"block\",\"network\":\"irc\",\"direction\":\"inbound\",\"session_start\":{}}\n",
+            "{\"expect\":{\"action\":\"allow\",\"tags\":[]},\"network\":\"irc\",\"direction\":\"inbound\",\"session_start\":{}}\n",
+        );
+        let events = parse_transcript("t", input.as_bytes()).unwrap();
+        assert_eq!(events[0].expect.as_ref().unwrap()["action"], "block");
+        assert_eq!(
+            events[1].expect.as_ref().unwrap()["tags"],
+            serde_json::json!([])
+        );
+        let bad =
+            "{\"expect\":3,\"network\":\"irc\",\"direction\":\"inbound\",\"session_start\":{}}\n";
+        let errors = parse_transcript("t", bad.as_bytes()).unwrap_err();
+        assert!(errors[0].contains("`expect`"), "{errors:?}");
     }
 }

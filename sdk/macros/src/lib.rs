@@ -12,9 +12,9 @@ use proc_macro::TokenStream;
 /// The contract, one package split over three files; inlined as one text
 /// with the later `package` lines removed.
 const WIT_FILES: [&str; 3] = [
-    include_str!("../../../wit/types.wit"),
-    include_str!("../../../wit/host.wit"),
-    include_str!("../../../wit/plugin.wit"),
+    include_str!("../contract/types.wit"),
+    include_str!("../contract/host.wit"),
+    include_str!("../contract/plugin.wit"),
 ];
 
 /// The world every Rust plugin is built as: its role's exports, plus

@@ -12,6 +12,8 @@
 
 import { Matcher, normalizeHost } from "imgate:policy/match@0.2.2";
 import { counterAdd } from "imgate:policy/metrics@0.2.2";
+// componentize-js resolves files, not package names: imgate-sdk by its path.
+import { detector, parseSettings } from "./node_modules/imgate-sdk/index.js";
 
 // Set by lifecycle.init; every instance is initialised before its first event.
 let allowed = [];
@@ -21,19 +23,13 @@ const allows = (host) => allowed.some((d) => host === d || host.endsWith("." + d
 
 export const lifecycle = {
   init(config) {
-    const settings = JSON.parse(config);
-    const unknown = Object.keys(settings).filter((k) => k !== "allowed_domains").sort();
-    if (unknown.length > 0) throw `unknown field \`${unknown[0]}\`, expected \`allowed_domains\``;
-    const domains = settings.allowed_domains;
-    if (!Array.isArray(domains) || !domains.every((d) => typeof d === "string")) {
-      throw "missing field `allowed_domains`: a list of host names";
-    }
-    allowed = domains.map((d) => {
+    const settings = parseSettings(config, { allowed_domains: "string[]" });
+    allowed = settings.allowed_domains.map((d) => {
       const host = normalizeHost(d);
       if (host === undefined) throw `\`allowed_domains\`: \`${d}\` is not a host name`;
       return host;
     });
-    links = Matcher.compile([{ tag: "detector", val: "url" }]);
+    links = Matcher.compile([detector("url")]);
     // An event without a link is allowed: the host need not call us.
     links.callOnlyOnHit("texts");
   },

@@ -11,12 +11,11 @@ Config: `allowed_domains`, hosts links may point to; subdomains count.
 Grants: `match`, `metrics`.
 """
 
-import json
-
 from componentize_py_types import Err
+from imgate_sdk import matching, settings
 from wit_world import exports
 from wit_world.imports import metrics
-from wit_world.imports.match import Matcher, Rule_Detector, Scope, normalize_host
+from wit_world.imports.match import Matcher, Scope, normalize_host
 from wit_world.imports.types import Direction, EventView, VerdictOut
 
 # Set by Lifecycle.init; every instance is initialised before its first event.
@@ -31,20 +30,14 @@ def allows(host: str) -> bool:
 class Lifecycle(exports.Lifecycle):
     def init(self, config: str) -> None:
         global allowed, links
-        settings = json.loads(config)
-        unknown = sorted(set(settings) - {"allowed_domains"})
-        if unknown:
-            raise Err(f"unknown field `{unknown[0]}`, expected `allowed_domains`")
-        domains = settings.get("allowed_domains")
-        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-            raise Err("missing field `allowed_domains`: a list of host names")
+        s = settings.parse(config, allowed_domains=list[str])
         allowed = []
-        for d in domains:
+        for d in s["allowed_domains"]:
             host = normalize_host(d)
             if host is None:
                 raise Err(f"`allowed_domains`: `{d}` is not a host name")
             allowed.append(host)
-        links = Matcher.compile([Rule_Detector("url")])
+        links = matching.compile(matching.detector("url"))
         # An event without a link is allowed: the host need not call us.
         links.call_only_on_hit(Scope.TEXTS)
 
