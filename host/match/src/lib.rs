@@ -29,9 +29,12 @@ pub use url::normalize_host;
 pub const MAX_RULES: usize = 256;
 /// Most keywords, across a matcher's lists.
 pub const MAX_WORDS: usize = 100_000;
-/// Most bytes of keywords and regex sources, across a matcher's rules.
-pub const MAX_SOURCE_BYTES: usize = 4 << 20;
-/// Largest compiled form of one regex.
+/// Most bytes of keywords and regex sources, across a matcher's rules
+/// (a megabyte of keywords compiles to about 15 MB).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+/// Most regexes (and built-in detectors) in one matcher.
+pub const MAX_REGEXES: usize = 32;
+/// Largest compiled form of one regex, and of its search cache.
 pub const MAX_REGEX_BYTES: usize = 1 << 20;
 /// Most hits one `find` returns (the first ones, in order).
 pub const MAX_HITS: usize = 10_000;
@@ -129,6 +132,15 @@ impl Matcher {
                 "{bytes} bytes of keywords and patterns; at most {MAX_SOURCE_BYTES}"
             )));
         }
+        let regexes = rules
+            .iter()
+            .filter(|r| !matches!(r, Rule::Keywords { .. }))
+            .count();
+        if regexes > MAX_REGEXES {
+            return Err(MatchError::Rule(format!(
+                "{regexes} regexes and detectors; at most {MAX_REGEXES}"
+            )));
+        }
         let compiled = rules
             .iter()
             .enumerate()
@@ -187,6 +199,19 @@ impl Matcher {
             }
         }
         best
+    }
+
+    /// Heap bytes it may hold: its keyword automata, and each regex at its
+    /// compiled and cache limits (the `regex` crate does not say).
+    pub fn memory(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|r| match r {
+                Compiled::Keywords(k) => k.memory(),
+                Compiled::Regex(..) => 2 * MAX_REGEX_BYTES,
+                Compiled::Url => 0,
+            })
+            .sum()
     }
 
     /// Whether anything in `text` is a hit: the cheapest question.
@@ -373,6 +398,16 @@ mod tests {
         assert!(Matcher::compile(&[huge]).is_err());
         assert!(Matcher::compile(&[]).is_err());
         assert!(Matcher::compile(&[Rule::Detector("nope".into())]).is_err());
+        let many = vec![Rule::Detector("email".into()); MAX_REGEXES + 1];
+        assert!(Matcher::compile(&many).is_err());
+        let words = |n: usize| Rule::Keywords {
+            words: (0..n).map(|i| format!("word{i:08}")).collect(),
+            whole_word: true,
+            ignore_case: true,
+        };
+        assert!(Matcher::compile(&[words(MAX_SOURCE_BYTES / 12 + 1)]).is_err());
+        let big = Matcher::compile(&[words(50_000)]).unwrap();
+        assert!(big.memory() > 1_000_000, "{}", big.memory());
     }
 
     #[test]

@@ -20,17 +20,38 @@ use crate::contract::types::EventView;
 use crate::contract::view::EventSlot;
 use crate::event::Event;
 
-/// Most distinct rule sets one plugin keeps compiled.
+/// Most distinct rule sets one plugin may compile.
 pub const MAX_COMPILED: usize = 64;
+/// Most host memory one plugin's matchers may hold, together: they live
+/// outside its own memory cap, so they have one of their own.
+pub const MAX_PLUGIN_BYTES: usize = 128 << 20;
 /// Most matchers one instance holds at once.
 pub const MAX_LIVE: usize = 256;
 
 /// One plugin's compiled matchers, by their rules, and its promise to
 /// allow every event without a hit (`call-only-on-hit`).
-#[derive(Default)]
 pub struct Compiled {
-    by_rules: Mutex<HashMap<Vec<Rule>, Arc<Matcher>>>,
+    by_rules: Mutex<ByRules>,
     gate: Mutex<Option<Gate>>,
+    /// [`MAX_PLUGIN_BYTES`], but for tests.
+    budget: usize,
+}
+
+impl Default for Compiled {
+    fn default() -> Self {
+        Compiled {
+            by_rules: Mutex::default(),
+            gate: Mutex::default(),
+            budget: MAX_PLUGIN_BYTES,
+        }
+    }
+}
+
+#[derive(Default)]
+struct ByRules {
+    matchers: HashMap<Vec<Rule>, Arc<Matcher>>,
+    /// What they hold, by [`Matcher::memory`].
+    bytes: usize,
 }
 
 /// `call-only-on-hit`: the plugin is called only for events in which this
@@ -56,15 +77,30 @@ impl Compiled {
         self.gate.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The matcher for `rules`: the one compiled before, or a new one
+    /// within the plugin's limits (every matcher is kept, so the limits
+    /// hold however many instances compile).
     fn get_or_compile(&self, rules: Vec<Rule>) -> Result<Arc<Matcher>, String> {
         let mut by_rules = self.by_rules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = by_rules.get(&rules) {
+        if let Some(m) = by_rules.matchers.get(&rules) {
             return Ok(m.clone());
         }
-        let matcher = Arc::new(Matcher::compile(&rules).map_err(|e| e.to_string())?);
-        if by_rules.len() < MAX_COMPILED {
-            by_rules.insert(rules, matcher.clone());
+        if by_rules.matchers.len() >= MAX_COMPILED {
+            return Err(format!(
+                "more than {MAX_COMPILED} different rule sets compiled: compile once, in init"
+            ));
         }
+        let matcher = Arc::new(Matcher::compile(&rules).map_err(|e| e.to_string())?);
+        let bytes = by_rules.bytes + matcher.memory();
+        if bytes > self.budget {
+            return Err(format!(
+                "the plugin's matchers would hold {} MiB; at most {} MiB",
+                bytes >> 20,
+                self.budget >> 20
+            ));
+        }
+        by_rules.bytes = bytes;
+        by_rules.matchers.insert(rules, matcher.clone());
         Ok(matcher)
     }
 }
@@ -259,5 +295,52 @@ impl Host for MatchCtx<'_> {
     fn normalize_host(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         self.matching.compiled()?;
         Ok(imgate_match::normalize_host(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(n: usize, tag: usize) -> Vec<Rule> {
+        vec![Rule::Keywords {
+            words: (0..n).map(|i| format!("w{tag}x{i}")).collect(),
+            whole_word: true,
+            ignore_case: true,
+        }]
+    }
+
+    #[test]
+    fn the_same_rules_compile_once() {
+        let c = Compiled::default();
+        let a = c.get_or_compile(words(3, 0)).unwrap();
+        let b = c.get_or_compile(words(3, 0)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn a_plugin_cannot_compile_without_bound() {
+        let c = Compiled::default();
+        for tag in 0..MAX_COMPILED {
+            c.get_or_compile(words(2, tag)).unwrap();
+        }
+        let Err(err) = c.get_or_compile(words(2, MAX_COMPILED)) else {
+            panic!("a 65th rule set compiled")
+        };
+        assert!(err.contains("compile once"), "{err}");
+
+        // Keyword lists, each within a matcher's limits, until the
+        // plugin's memory budget (here 2 MiB) says no.
+        let c = Compiled {
+            budget: 2 << 20,
+            ..Compiled::default()
+        };
+        let refused = (0..MAX_COMPILED)
+            .map(|tag| c.get_or_compile(words(5_000, tag)))
+            .find_map(Result::err)
+            .expect("the budget holds");
+        assert!(refused.contains("at most 2 MiB"), "{refused}");
+        let held = c.by_rules.lock().unwrap().bytes;
+        assert!(held > 0 && held <= 2 << 20, "{held}");
     }
 }
