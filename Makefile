@@ -18,10 +18,10 @@ POLYGLOT := $(PLUGIN_DIR)/keyword_block_py.wasm $(PLUGIN_DIR)/rate_limit_py.wasm
 	$(PLUGIN_DIR)/keyword_block_js.wasm $(PLUGIN_DIR)/test_hostile_py.wasm $(PLUGIN_DIR)/test_hostile_js.wasm \
 	$(PLUGIN_DIR)/test_future_py.wasm $(PLUGIN_DIR)/link_guard_py.wasm $(PLUGIN_DIR)/link_guard_js.wasm
 
-.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-store bench-languages fuzz clean-cache
+.PHONY: deps sdk-tools plugins build demo replay test lint bench bench-xmpp bench-irc bench-allocs bench-sessions bench-bridge bench-matrix bench-store bench-console bench-languages screenshots fuzz clean-cache
 
 ## Install the real servers and clients the tests and demo use (Prosody,
-## ngircd, slixmpp, python3-irc; Synapse and matrix-nio in a venv under
+## ngircd, slixmpp, python3-irc, Chromium + chromedriver + selenium; Synapse and matrix-nio in a venv under
 ## target/matrix) if missing, and the wasm32-wasip2 target.
 deps: $(MATRIX_VENV)/.installed
 	./scripts/install-deps.sh
@@ -161,6 +161,14 @@ bench-languages: plugins
 ## commit, group commit from one and two gateways), search and verify on 1M records.
 bench-store: deps
 	$(CARGO) bench -p imgate-tests --bench store
+
+## The console's search page over 1,000,000 records, over HTTP (not in CI).
+bench-console: build
+	$(CARGO) bench -p imgate-tests --bench console
+
+## Refresh docs/console/*.png from the browser test.
+screenshots: deps plugins build
+	IMGATE_SCREENSHOTS=$(CURDIR)/docs/console $(CARGO) test --release -p imgate-tests --test console
 
 ## Coverage-guided fuzzing (libFuzzer, stable toolchain), not run in CI:
 ## each target for FUZZ_SECONDS (default 600). `make test` runs every

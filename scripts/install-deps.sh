@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo run against, if it is missing:
 # Debian's Prosody, ngircd and PostgreSQL servers and the slixmpp and irc
-# Python clients (for /usr/bin/python3), plus the wasm32-wasip2 Rust target.
+# Python clients (for /usr/bin/python3), Chromium, its WebDriver and
+# selenium (the console's browser tests), plus the wasm32-wasip2 Rust target.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 
@@ -15,6 +16,10 @@ command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || missing+=(python3-slixmpp)
 /usr/bin/python3 -c 'import irc' >/dev/null 2>&1 || missing+=(python3-irc)
+# The console's browser tests: Chromium driven over WebDriver by selenium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+/usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || missing+=(python3-selenium)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

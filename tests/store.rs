@@ -207,6 +207,121 @@ fn search_by_participant_text_and_tag(fresh: &mut dyn FnMut() -> Db) {
     assert_eq!(r.event.message.unwrap().body, "odd\0byte in quarterly text");
 }
 
+/// What the console asks of the store: accounts, the entries reviewers
+/// leave, and newest-first pages of a conversation, a network, a tag.
+fn console_accounts_entries_and_pages(fresh: &mut dyn FnMut() -> Db) {
+    use imgate::archive::{Entry, Role};
+    let db = fresh();
+    let mut store = db.open();
+    let mut batch = vec![
+        record(0, "alice@corp.example", "to bob", 1_000),
+        record(1, "carol@corp.example", "carol to bob", 2_000),
+        record(2, "alice@corp.example", "again to bob", 3_000),
+    ];
+    batch[1].event.network = "irc".into();
+    batch[2].verdict = None;
+    store.append(&mut batch).unwrap();
+    let hash = imgate::archive::hash_password("a long passphrase").unwrap();
+    store
+        .account_add("carol", Role::Admin, &hash, "setup", 10)
+        .unwrap();
+    assert!(
+        store
+            .account_add("carol", Role::Reviewer, &hash, "setup", 11)
+            .is_err()
+    );
+    store
+        .account_add("rita", Role::Reviewer, &hash, "carol", 12)
+        .unwrap();
+    let found = store.account("rita").unwrap().unwrap();
+    assert_eq!(
+        (found.role, found.created_by.as_str()),
+        (Role::Reviewer, "carol")
+    );
+    assert!(imgate::archive::password_matches(
+        &found.hash,
+        "a long passphrase"
+    ));
+    assert_eq!(store.accounts().unwrap().len(), 2);
+    assert_eq!(
+        store.account_remove("rita", "carol", 13).unwrap().name,
+        "rita"
+    );
+    assert!(store.account("rita").unwrap().is_none());
+    let (seq, head) = store
+        .note(
+            "view",
+            "carol",
+            14,
+            serde_json::json!({"page": "search", "shown": [3, 1]}),
+        )
+        .unwrap();
+    assert_eq!((seq, head), store.head().unwrap());
+    let audit = store
+        .search(&Filter {
+            kind: Some("audit:view".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let [Entry::Audit(view)] = audit.as_slice() else {
+        panic!("{audit:?}")
+    };
+    assert_eq!(
+        (view.by.as_str(), view.details["shown"].clone()),
+        ("carol", serde_json::json!([3, 1]))
+    );
+
+    fn seqs(store: &Store, f: Filter) -> Vec<u64> {
+        store.search(&f).unwrap().iter().map(|e| e.seq()).collect()
+    }
+    let newest = |f: Filter| Filter {
+        newest_first: true,
+        ..f
+    };
+    assert_eq!(seqs(&store, newest(Filter::default())), [3, 2, 1]);
+    assert_eq!(
+        seqs(
+            &store,
+            newest(Filter {
+                before_seq: Some(3),
+                limit: Some(1),
+                ..Default::default()
+            })
+        ),
+        [2]
+    );
+    assert_eq!(
+        seqs(
+            &store,
+            Filter {
+                participant: Some("alice@corp.example".into()),
+                with: Some("bob@example.net".into()),
+                after_seq: Some(1),
+                ..Default::default()
+            }
+        ),
+        [3]
+    );
+    let network = |n: &str| Filter {
+        network: Some(n.into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(&store, network("irc")), [2]);
+    assert_eq!(seqs(&store, network("xmpp")), [1, 3]);
+    // The record without a verdict has no tags: the tagged ones are found.
+    assert_eq!(
+        seqs(
+            &store,
+            newest(Filter {
+                tag: Some("dlp:card-number".into()),
+                ..Default::default()
+            })
+        ),
+        [2, 1]
+    );
+    assert_eq!(store.verify().unwrap().records, 7);
+}
+
 fn purges_respect_legal_holds_and_keep_the_chain(fresh: &mut dyn FnMut() -> Db) {
     let db = fresh();
     let mut store = db.open();
@@ -399,6 +514,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("held", held_messages_are_decided_once),
     ("bridge", the_bridge_map_links_copies_both_ways),
     ("checkpoints", checkpoints_anchor_the_chain),
+    ("console", console_accounts_entries_and_pages),
     ("schema", a_newer_schema_is_refused),
 ];
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub archive: Option<ArchiveConfig>,
     pub signing: SigningConfig,
     pub admin: Option<AdminConfig>,
+    /// `[console]`: the compliance officers' web console.
+    pub console: Option<ConsoleConfig>,
     pub reload: ReloadConfig,
     pub chain: ChainConfig,
     /// `[xmpp]`: the XMPP adapter, when configured.
@@ -102,12 +104,68 @@ pub struct AdminConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+/// `[console]`: the compliance console, on its own listener. It reads the
+/// archive, so it needs `[archive]`; its accounts live in the store.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default = "default_console_listen")]
+    pub listen: String,
+    /// HTTPS (both or neither). Required beyond loopback: the session
+    /// cookie is `Secure` and passwords cross the wire.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// A session ends after this long without a request.
+    #[serde(default = "default_idle_minutes")]
+    pub session_idle_minutes: u64,
+    /// And after this long in any case.
+    #[serde(default = "default_session_hours")]
+    pub session_max_hours: u64,
+}
+
+fn default_console_listen() -> String {
+    "127.0.0.1:9292".into()
+}
+
+fn default_idle_minutes() -> u64 {
+    30
+}
+
+fn default_session_hours() -> u64 {
+    12
+}
+
 fn default_admin_listen() -> String {
     "127.0.0.1:9191".into()
 }
 
 fn default_token_env() -> String {
     "IMGATE_ADMIN_TOKEN".into()
+}
+
+fn console_problems(c: &ConsoleConfig, archive: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    match c.listen.parse::<std::net::SocketAddr>() {
+        Err(_) => problems.push(format!("listen `{}` is not an ip:port address", c.listen)),
+        Ok(addr) if !addr.ip().is_loopback() && c.tls_cert.is_none() => problems.push(format!(
+            "listen `{}` is beyond loopback: set tls_cert and tls_key (passwords and the \
+             session cookie must not cross the network in clear)",
+            c.listen
+        )),
+        Ok(_) => {}
+    }
+    if c.tls_cert.is_some() != c.tls_key.is_some() {
+        problems.push("set both tls_cert and tls_key, or neither".into());
+    }
+    if !archive {
+        problems.push("the console reads the archive: add [archive]".into());
+    }
+    if c.session_idle_minutes == 0 || c.session_max_hours == 0 {
+        problems.push("session_idle_minutes and session_max_hours must be at least 1".into());
+    }
+    problems
 }
 
 /// `[chain]`: how the chain runs (a reload applies changes).
@@ -365,6 +423,8 @@ struct RawConfig {
     signing: Option<Spanned<toml::Value>>,
     #[serde(default)]
     admin: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    console: Option<Spanned<toml::Value>>,
     #[serde(default)]
     reload: Option<Spanned<toml::Value>>,
     #[serde(default)]
@@ -661,6 +721,22 @@ impl Config {
                 location: "[admin]".into(),
                 message: "set both tls_cert and tls_key, or neither".into(),
             });
+        }
+        config.console =
+            section::<ConsoleConfig>(text, "console", raw.console, &mut problems).map(|mut c| {
+                c.tls_cert = c.tls_cert.map(|f| base.join(f));
+                c.tls_key = c.tls_key.map(|f| base.join(f));
+                c
+            });
+        if let Some(console) = &config.console {
+            problems.extend(
+                console_problems(console, config.archive.is_some())
+                    .into_iter()
+                    .map(|message| Problem {
+                        location: "[console]".into(),
+                        message,
+                    }),
+            );
         }
         if let Some(reload) = section::<ReloadConfig>(text, "reload", raw.reload, &mut problems) {
             config.reload = reload;

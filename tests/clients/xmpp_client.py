@@ -22,6 +22,10 @@ Scenarios:
         CLI ("imgate", "config") the held list is read and the message
         "release" released, "reject" rejected with "note". Returns bob's
         messages, alice's errors and the CLI's output.
+  console  alice sends "send" to bob (some held by policy) and both stay
+        online while the browser test "browser" ([command...]) runs against
+        the console; then waits for "expect_received" at bob. Returns the
+        browser's JSON, bob's messages and alice's errors.
   room_content  alice and bob join "room"; alice sets each subject of
         "subjects" and reacts to bob's message with each of "reactions".
         Returns what bob saw (subjects, reactions) and alice's errors.
@@ -314,6 +318,40 @@ async def review(args):
     return result
 
 
+async def console(args):
+    alice, bob = await clients(args, ["alice", "bob"])
+    bob_jid = args["users"]["bob"][0]
+    for body in args["send"]:
+        alice.send_message(mto=bob_jid, mbody=body, mtype="chat")
+        await asyncio.sleep(0.05)
+
+    async def held():
+        text = await asyncio.to_thread(imgate_cli, args, "archive", "held", "--json")
+        return len([line for line in text.splitlines() if line.strip()])
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 15
+    while await held() < args["held"] and loop.time() < end:
+        await asyncio.sleep(0.1)
+    browser = await asyncio.to_thread(
+        subprocess.run, args["browser"], capture_output=True, text=True
+    )
+    if browser.returncode != 0:
+        raise SystemExit(f"the browser test failed ({browser.returncode}):\n{browser.stdout}\n{browser.stderr}")
+    await until(lambda: len(bob.messages) >= args["expect_received"] and alice.errors, 15)
+    await asyncio.sleep(0.5)
+    result = {
+        "browser": json.loads(browser.stdout.strip().splitlines()[-1]),
+        "browser_log": browser.stderr[-4000:],
+        "received": [m["body"] for m in bob.messages],
+        "errors": alice.errors,
+    }
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.3)
+    return result
+
+
 async def room_content(args):
     alice, bob = await clients(args, ["alice", "bob"])
     room = args["room"]
@@ -415,6 +453,7 @@ def main():
         "carbons": carbons,
         "review": review,
         "room_content": room_content,
+        "console": console,
         "spread": spread,
         "stream": stream,
     }[scenario]

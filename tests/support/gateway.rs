@@ -26,6 +26,8 @@ pub struct Imgate {
     pub matrix_tls: Option<SocketAddr>,
     /// The admin API.
     pub admin: Option<SocketAddr>,
+    /// The compliance console.
+    pub console: Option<SocketAddr>,
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -61,6 +63,7 @@ impl Imgate {
             matrix: None,
             matrix_tls: None,
             admin: None,
+            console: None,
         };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -89,6 +92,9 @@ impl Imgate {
                 } else {
                     imgate.matrix = addr;
                 }
+            }
+            if line.contains("console listening") {
+                imgate.console = field(line, "listen").and_then(|a| a.parse().ok());
             }
             if line.contains("admin API listening") {
                 imgate.admin = field(line, "listen").and_then(|a| a.parse().ok());

@@ -19,6 +19,11 @@ use super::{ArchiveError, Store, postgres};
 use crate::event::NetworkId;
 use crate::event::bridge::{Delivery, Follows};
 
+/// [`Store::bridge_place`]'s query, for both backends (`?1` is `$1` there).
+pub(super) const PLACE: &str = "SELECT origin_network, origin_room, created_ms FROM bridge_copies \
+     WHERE origin_event = ?1 UNION ALL SELECT copy_network, copy_room, created_ms \
+     FROM bridge_copies WHERE copy_event = ?1 LIMIT 1";
+
 /// The longest excerpt kept of an original, in characters.
 pub const EXCERPT_CHARS: usize = 120;
 
@@ -262,6 +267,23 @@ impl Store {
              reason FROM bridge_copies WHERE origin_event = ?1 ORDER BY created_ms",
             params![origin_event],
         )
+    }
+
+    /// Where an event on either side of a copy was said: its network,
+    /// its room, and when the copy was made (near its record's time).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn bridge_place(&self, event: &str) -> Result<Option<(String, String, u64)>, ArchiveError> {
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => return pg.run(postgres::bridge_place(pg, event)),
+        };
+        Ok(conn
+            .query_row(PLACE, params![event], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .optional()?)
     }
 
     /// The most recent copies, newest first, at most `limit`; with a state,

@@ -135,26 +135,20 @@ pub fn eml(record: &Value, hash: &str) -> Option<String> {
     Some(out)
 }
 
-/// Writes `records` into `dir` (created) in `format`, plus
-/// `manifest.json`; returns the files written.
-///
-/// # Errors
-/// A file cannot be written.
-pub fn write(dir: &Path, format: Format, records: &[Stored]) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+/// The files of an export in `format`: the records, then `manifest.json`
+/// (each record's chain links and the file that holds it).
+pub fn files(format: Format, records: &[Stored]) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let mut manifest = Vec::new();
     match format {
         Format::Jsonl => {
-            let path = dir.join("records.jsonl");
             let mut out = Vec::new();
             for r in records {
                 out.extend_from_slice(&r.doc);
                 out.push(b'\n');
                 manifest.push(json!({"seq": r.seq, "prev": hex(&r.prev), "hash": hex(&r.hash), "file": "records.jsonl"}));
             }
-            std::fs::write(&path, out)?;
-            files.push(path);
+            files.push(("records.jsonl".to_owned(), out));
         }
         Format::Eml => {
             for r in records {
@@ -164,26 +158,38 @@ pub fn write(dir: &Path, format: Format, records: &[Stored]) -> std::io::Result<
                     continue;
                 };
                 let name = format!("{:08}.eml", r.seq);
-                let path = dir.join(&name);
-                std::fs::write(&path, text)?;
-                files.push(path);
                 manifest
                     .push(json!({"seq": r.seq, "prev": hex(&r.prev), "hash": hash, "file": name}));
+                files.push((name, text.into_bytes()));
             }
         }
     }
-    let path = dir.join("manifest.json");
     let doc = json!({
         "format": match format { Format::Jsonl => "jsonl", Format::Eml => "eml" },
         "records": manifest,
         "hash": "sha256(prev || canonical record bytes); records.jsonl holds those bytes, one per line",
     });
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-    )?;
-    files.push(path);
-    Ok(files)
+    files.push((
+        "manifest.json".to_owned(),
+        (serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n").into_bytes(),
+    ));
+    files
+}
+
+/// Writes `records` into `dir` (created) in `format`, plus
+/// `manifest.json`; returns the files written.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write(dir: &Path, format: Format, records: &[Stored]) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (name, bytes) in files(format, records) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - `postgres`: the same operations on PostgreSQL.
 //! - `chain`: appending in order and verifying the hash chain.
 //! - `retention`: purges and legal holds, recorded in the chain.
+//! - `accounts`: the console's accounts and the entries reviewers leave.
 //! - `review`: messages held for review and reviewers' decisions.
 //! - `search`: finding entries; the stored bytes for export.
 //! - `writer`: the group-commit writer thread.
@@ -21,6 +22,7 @@
 //! - [`export`]: entries out as JSONL or EML, with a manifest of hashes.
 //! - `config`: the `[archive]` section.
 
+mod accounts;
 mod bridge_map;
 mod chain;
 pub mod checkpoint;
@@ -34,10 +36,13 @@ mod schema;
 mod search;
 mod writer;
 
+pub use accounts::{
+    Account, MIN_PASSWORD_CHARS, Role, check_name, hash_password, password_matches,
+};
 pub use bridge_map::{CopyRow, CopyState, excerpt};
 pub use chain::{Broken, Verified};
 pub use config::ArchiveConfig;
-pub use record::{ArchiveRecord, AuditEntry, Entry};
+pub use record::{ArchiveRecord, AuditEntry, Columns, Entry};
 pub use retention::{Hold, PurgeReport};
 pub use review::{Decision, HOST, HeldMessage, Review};
 pub use schema::{Hash, Store};
@@ -57,6 +62,12 @@ pub enum ArchiveError {
     Unreadable { seq: u64, reason: String },
     #[error("a hold is on a user or a room, not `{0}`")]
     HoldKind(String),
+    #[error("an account named {0} exists")]
+    AccountExists(String),
+    #[error("no account named {0}")]
+    NoAccount(String),
+    #[error("{0}")]
+    BadAccount(String),
     #[error("no hold {0}")]
     NoHold(i64),
     #[error("no message {0} was held for review")]

@@ -302,6 +302,22 @@ pub(super) async fn select(pg: &Postgres, filter: &Filter) -> Result<Vec<Stored>
     if let Some(r) = &filter.room {
         arg(&mut sql, " AND room = #", Box::new(r.clone()));
     }
+    if let Some(w) = &filter.with {
+        let p = filter.participant.clone().unwrap_or_default();
+        arg(&mut sql, " AND ((sender = #", Box::new(p.clone()));
+        arg(&mut sql, " AND recipient = #)", Box::new(w.clone()));
+        arg(&mut sql, " OR (sender = #", Box::new(w.clone()));
+        arg(&mut sql, " AND recipient = #))", Box::new(p));
+    }
+    if let Some(n) = &filter.network {
+        arg(&mut sql, " AND network = #", Box::new(n.clone()));
+    }
+    if let Some(s) = filter.after_seq {
+        arg(&mut sql, " AND seq > #", Box::new(s as i64));
+    }
+    if let Some(s) = filter.before_seq {
+        arg(&mut sql, " AND seq < #", Box::new(s as i64));
+    }
     if let Some(t) = filter.since_ms {
         arg(&mut sql, " AND appended_ms >= #", Box::new(t as i64));
     }
@@ -312,7 +328,11 @@ pub(super) async fn select(pg: &Postgres, filter: &Filter) -> Result<Vec<Stored>
         arg(&mut sql, " AND action = #", Box::new(a.clone()));
     }
     if let Some(t) = &filter.tag {
-        arg(&mut sql, " AND tags LIKE #", Box::new(format!("%|{t}|%")));
+        arg(
+            &mut sql,
+            " AND tags <> '||' AND tags LIKE #",
+            Box::new(format!("%|{t}|%")),
+        );
     }
     match &filter.kind {
         Some(k) => arg(&mut sql, " AND kind = #", Box::new(k.clone())),
@@ -330,7 +350,11 @@ pub(super) async fn select(pg: &Postgres, filter: &Filter) -> Result<Vec<Stored>
         };
         arg(&mut sql, clause, Box::new(text(q).into_owned()));
     }
-    sql += " ORDER BY seq";
+    sql += if filter.newest_first {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    };
     if let Some(n) = filter.limit {
         sql += &format!(" LIMIT {n}");
     }
@@ -919,4 +943,109 @@ pub(super) async fn bridge_recent(
         )
         .await?;
     Ok(rows.iter().map(copy_state).collect())
+}
+
+pub(super) async fn account(
+    pg: &Postgres,
+    name: &str,
+) -> Result<Option<super::Account>, ArchiveError> {
+    let sql = format!(
+        "SELECT {} FROM console_users WHERE name = $1",
+        super::accounts::ACCOUNT_COLUMNS
+    );
+    let row = pg.pool().get().await?.query_opt(&sql, &[&name]).await?;
+    row.map(|r| super::accounts::account(account_row(&r)))
+        .transpose()
+}
+
+fn account_row(r: &Row) -> (String, String, String, i64, String) {
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+}
+
+pub(super) async fn accounts(pg: &Postgres) -> Result<Vec<super::Account>, ArchiveError> {
+    let sql = format!(
+        "SELECT {} FROM console_users ORDER BY name",
+        super::accounts::ACCOUNT_COLUMNS
+    );
+    let rows = pg.pool().get().await?.query(&sql, &[]).await?;
+    rows.iter()
+        .map(|r| super::accounts::account(account_row(r)))
+        .collect()
+}
+
+pub(super) async fn account_add(
+    pg: &Postgres,
+    name: &str,
+    role: super::Role,
+    hash: &str,
+    by: &str,
+    now_ms: u64,
+    details: serde_json::Value,
+) -> Result<u64, ArchiveError> {
+    let mut client = pg.pool().get().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO console_users (name, role, hash, created_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+            &[&name, &role.name(), &hash, &(now_ms as i64), &text(by)],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(ArchiveError::AccountExists(name.to_owned()));
+    }
+    let (seq, _) = audit_in(&tx, "user-add", by, now_ms, details).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+pub(super) async fn account_remove(
+    pg: &Postgres,
+    name: &str,
+    by: &str,
+    now_ms: u64,
+) -> Result<super::Account, ArchiveError> {
+    let mut client = pg.pool().get().await?;
+    let tx = client.transaction().await?;
+    let sql = format!(
+        "DELETE FROM console_users WHERE name = $1 RETURNING {}",
+        super::accounts::ACCOUNT_COLUMNS
+    );
+    let row = tx
+        .query_opt(&sql, &[&name])
+        .await?
+        .ok_or_else(|| ArchiveError::NoAccount(name.to_owned()))?;
+    let found = super::accounts::account(account_row(&row))?;
+    let details = serde_json::json!({"name": name, "role": found.role.name()});
+    audit_in(&tx, "user-remove", by, now_ms, details).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+pub(super) async fn note(
+    pg: &Postgres,
+    entry: &str,
+    by: &str,
+    now_ms: u64,
+    details: serde_json::Value,
+) -> Result<(u64, Hash), ArchiveError> {
+    let mut client = pg.pool().get().await?;
+    let tx = client.transaction().await?;
+    let out = audit_in(&tx, entry, by, now_ms, details).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub(super) async fn bridge_place(
+    pg: &Postgres,
+    event: &str,
+) -> Result<Option<(String, String, u64)>, ArchiveError> {
+    let sql = super::bridge_map::PLACE.replace("?1", "$1");
+    let row = pg
+        .pool()
+        .get()
+        .await?
+        .query_opt(&sql, &[&text(event)])
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)))
 }

@@ -43,6 +43,14 @@ pub enum Entry {
     Audit(AuditEntry),
 }
 
+impl ArchiveRecord {
+    /// What the archive indexes of it: kind, who, where, verdict, tags,
+    /// text.
+    pub fn columns(&self) -> Columns {
+        columns(self)
+    }
+}
+
 impl Entry {
     /// Reads an entry's canonical bytes.
     ///
@@ -67,18 +75,18 @@ impl Entry {
 
 /// What goes in the searchable columns, taken from a record.
 #[derive(Debug, PartialEq)]
-pub(super) struct Columns {
-    pub(super) appended_ms: u64,
-    pub(super) network: String,
-    pub(super) direction: String,
-    pub(super) kind: String,
-    pub(super) user: String,
-    pub(super) sender: Option<String>,
-    pub(super) recipient: Option<String>,
-    pub(super) room: Option<String>,
-    pub(super) action: Option<String>,
-    pub(super) tags: String,
-    pub(super) body: Option<String>,
+pub struct Columns {
+    pub appended_ms: u64,
+    pub network: String,
+    pub direction: String,
+    pub kind: String,
+    pub user: String,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub room: Option<String>,
+    pub action: Option<String>,
+    pub tags: String,
+    pub body: Option<String>,
 }
 
 pub(super) fn columns(r: &ArchiveRecord) -> Columns {

@@ -18,7 +18,25 @@ pub type Hash = [u8; 32];
 
 /// SQLite's schema versions, oldest first (`PRAGMA user_version`). Version
 /// 1 is the schema before versions were kept, so older files adopt it.
-const SQLITE_MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const SQLITE_MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+/// The compliance console's accounts (a password only as an argon2id
+/// PHC string), and indexes for its searches: by verdict and kind (their
+/// rows come in number order, so newest-first pages stop early), and the
+/// tagged records alone, so a tag is looked for among them and not in
+/// every row.
+const SCHEMA_V2: &str = "
+CREATE INDEX IF NOT EXISTS records_action ON records(action);
+CREATE INDEX IF NOT EXISTS records_kind ON records(kind);
+CREATE INDEX IF NOT EXISTS records_tagged ON records(seq) WHERE tags <> '||';
+CREATE TABLE IF NOT EXISTS console_users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+);
+";
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS records (

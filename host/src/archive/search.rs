@@ -46,6 +46,26 @@ impl Store {
             sql += " AND room = ?";
             args.push(Box::new(r.clone()));
         }
+        if let Some(w) = &filter.with {
+            // A conversation between two: either one wrote to the other.
+            let p = filter.participant.clone().unwrap_or_default();
+            sql += " AND ((sender = ? AND recipient = ?) OR (sender = ? AND recipient = ?))";
+            for v in [p.clone(), w.clone(), w.clone(), p] {
+                args.push(Box::new(v));
+            }
+        }
+        if let Some(n) = &filter.network {
+            sql += " AND network = ?";
+            args.push(Box::new(n.clone()));
+        }
+        if let Some(s) = filter.after_seq {
+            sql += " AND seq > ?";
+            args.push(Box::new(s as i64));
+        }
+        if let Some(s) = filter.before_seq {
+            sql += " AND seq < ?";
+            args.push(Box::new(s as i64));
+        }
         if let Some(t) = filter.since_ms {
             sql += " AND appended_ms >= ?";
             args.push(Box::new(t as i64));
@@ -59,7 +79,8 @@ impl Store {
             args.push(Box::new(a.clone()));
         }
         if let Some(t) = &filter.tag {
-            sql += " AND tags LIKE ?";
+            // The first term lets the partial index of tagged records serve.
+            sql += " AND tags <> '||' AND tags LIKE ?";
             args.push(Box::new(format!("%|{t}|%")));
         }
         match &filter.kind {
@@ -81,7 +102,11 @@ impl Store {
             };
             args.push(Box::new(q.clone()));
         }
-        sql += " ORDER BY seq";
+        sql += if filter.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        };
         if let Some(n) = filter.limit {
             sql += &format!(" LIMIT {n}");
         }
@@ -126,6 +151,16 @@ pub struct Filter {
     /// `message`, `file_offer`, `session_start`...
     pub kind: Option<String>,
     pub limit: Option<usize>,
+    /// `xmpp`, `irc`, `matrix`.
+    pub network: Option<String>,
+    /// With `participant`: only what passed between the two of them.
+    pub with: Option<String>,
+    /// Entries numbered above this one (paging).
+    pub after_seq: Option<u64>,
+    /// Entries numbered below this one (paging).
+    pub before_seq: Option<u64>,
+    /// The newest first (and `limit` takes the newest).
+    pub newest_first: bool,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod archive;
 mod cert;
 mod check;
+mod console;
 mod inspect;
 mod new_plugin;
 pub mod replay;
@@ -61,6 +62,11 @@ pub enum Command {
     Archive {
         #[command(subcommand)]
         command: ArchiveCommand,
+    },
+    /// The compliance console's accounts (kept in the store).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
     },
     /// Make a self-signed TLS certificate and key (PEM) for development:
     /// what clients see when they connect to imgate, and what a test
@@ -203,6 +209,9 @@ pub struct RecordFilter {
     participant: Option<String>,
     #[arg(long)]
     room: Option<String>,
+    /// xmpp, irc or matrix.
+    #[arg(long)]
+    network: Option<String>,
     /// Full-text query (words, "a phrase", prefix*).
     #[arg(long)]
     text: Option<String>,
@@ -233,9 +242,52 @@ impl RecordFilter {
             tag: self.tag,
             action: self.verdict,
             kind: self.kind,
+            network: self.network,
             limit,
+            ..Default::default()
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Accounts: add (the password from the terminal, or stdin's first
+    /// line), remove, list.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; the password is read from the terminal (twice, not
+    /// echoed) or from stdin's first line.
+    Add {
+        #[arg(long, short)]
+        config: PathBuf,
+        name: String,
+        /// reviewer (search, read, decide held messages, export) or admin
+        /// (also legal holds and accounts).
+        #[arg(long, default_value = "reviewer")]
+        role: String,
+        /// Who adds it, for the chain (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Remove an account; its sessions end at their next request.
+    Remove {
+        #[arg(long, short)]
+        config: PathBuf,
+        name: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The accounts, with their roles.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +426,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config,
                 file,
             } => sign::verify(public.as_deref(), config.as_deref(), &file),
+        },
+        Command::Console {
+            command: ConsoleCommand::User { command },
+        } => match command {
+            UserCommand::Add {
+                config,
+                name,
+                role,
+                by,
+            } => console::user_add(&config, &name, &role, by),
+            UserCommand::Remove { config, name, by } => console::user_remove(&config, &name, by),
+            UserCommand::List { config } => console::user_list(&config),
         },
         Command::Keygen { out } => sign::keygen(&out),
         Command::Cert { names, cert, key } => cert::run(&names, &cert, &key),

@@ -20,7 +20,6 @@
 //! logged with the peer address, which is who made it: the token is one
 //! shared secret, so the address is the identity the log can give.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -143,58 +142,20 @@ impl AdminServer {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown` flips. A connection's error ends that
-    /// connection only.
-    pub async fn serve(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.changed() => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let token = self.token.clone();
-            let gateway = self.gateway.clone();
-            let service = hyper::service::service_fn(move |req| {
+    /// Serves until `shutdown` flips.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) {
+        let (token, gateway) = (self.token, self.gateway);
+        super::http::serve(
+            "admin",
+            self.listener,
+            self.tls,
+            shutdown,
+            move |req, peer| {
                 let (token, gateway) = (token.clone(), gateway.clone());
-                async move { Ok::<_, Infallible>(handle(req, peer, &token, gateway).await) }
-            });
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                let http = hyper::server::conn::http1::Builder::new();
-                let result = match tls {
-                    None => {
-                        http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await
-                    }
-                    Some(acceptor) => {
-                        let handshake = tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            acceptor.accept(stream),
-                        );
-                        match handshake.await {
-                            Ok(Ok(tls)) => {
-                                http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                                    .await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::info!(%peer, error = %e, "admin TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "admin connection ended with an error");
-                }
-            });
-        }
+                async move { handle(req, peer, &token, gateway).await }
+            },
+        )
+        .await;
     }
 }
 

@@ -8,6 +8,8 @@
 //! Shutdown is a parameter: the caller owns the signals.
 //!
 //! - `admin`: the admin HTTP API.
+//! - `console`: the compliance officers' web console.
+//! - `http`: the accept loop both listeners share.
 //! - `bridge`: what plugins send into other networks, judged there and
 //!   delivered by relay identities.
 //! - `review`: messages held for review, recorded and ruled on.
@@ -15,6 +17,8 @@
 
 mod admin;
 pub(crate) mod bridge;
+mod console;
+mod http;
 mod review;
 mod triggers;
 
@@ -52,6 +56,8 @@ pub enum GatewayError {
     Admin(#[from] admin::AdminError),
     #[error("[archive] {0}")]
     Archive(crate::archive::ArchiveError),
+    #[error("[console] {0}")]
+    Console(#[from] console::ConsoleError),
 }
 
 /// Everything a reload needs, shared by its triggers.
@@ -212,6 +218,14 @@ pub async fn run(
     if let Some(admin) = gateway.config().admin.clone() {
         let server = AdminServer::bind(&admin, gateway.clone()).await?;
         tracing::info!(listen = %server.local_addr(), tls = server.is_tls(), "admin API listening");
+        tasks.spawn(server.serve(stopping.clone()));
+    }
+    if let (Some(console), Some(store)) = (
+        gateway.config().console.clone(),
+        gateway.config().store.clone(),
+    ) {
+        let server = console::ConsoleServer::bind(&console, &store, gateway.desk.clone()).await?;
+        tracing::info!(listen = %server.local_addr(), tls = server.is_tls(), "console listening");
         tasks.spawn(server.serve(stopping.clone()));
     }
     if let Some(xmpp) = gateway.config().xmpp.clone() {

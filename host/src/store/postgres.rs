@@ -20,7 +20,10 @@ use super::{StoreConfig, StoreError};
 /// The schema versions this build knows, oldest first; each applied once,
 /// in a transaction, under an advisory lock so two gateways starting
 /// together do not both apply it.
-const MIGRATIONS: &[&str] = &[include_str!("postgres_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres_v1.sql"),
+    include_str!("postgres_v2.sql"),
+];
 
 /// Advisory-lock keys (any constants unique to imgate).
 const MIGRATE_LOCK: i64 = 0x696d_6761_7465_0001;
