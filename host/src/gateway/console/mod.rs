@@ -657,7 +657,7 @@ impl Console {
             .db(move |s| {
                 let one = Filter {
                     after_seq: Some(seq.saturating_sub(1)),
-                    before_seq: Some(seq + 1),
+                    before_seq: Some(seq.saturating_add(1)),
                     ..Default::default()
                 };
                 let Some(hit) = records(s.search(&one)?).pop() else {
