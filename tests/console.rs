@@ -110,6 +110,7 @@ ca_file = "{ca}"
     assert!(replay.status.success(), "{replay:?}");
     add_account(&config.path, "carol", "admin", "carol's long passphrase");
     add_account(&config.path, "rita", "reviewer", "rita's long passphrase");
+    add_account(&config.path, "gus", "reviewer", "gus's long passphrase");
 
     let mut imgate = Imgate::start(&config, &[]);
     let console = imgate.console.expect("the console listens");
@@ -119,6 +120,7 @@ ca_file = "{ca}"
         "base": format!("https://127.0.0.1:{}", console.port()),
         "admin": ["carol", "carol's long passphrase"],
         "reviewer": ["rita", "rita's long passphrase"],
+        "guessed": ["gus", "gus's long passphrase"],
         "downloads": downloads.path(),
         "shots": shots.path(),
         "blocked": "the drug trial results are in",
@@ -164,7 +166,7 @@ ca_file = "{ca}"
     let out: Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let steps = out["browser"]["steps"].as_array().map_or(0, Vec::len);
-    assert_eq!(steps, 11, "{out:#}");
+    assert_eq!(steps, 12, "{out:#}");
 
     // The decisions reached the sessions holding the messages.
     let received: Vec<&str> = out["received"]
@@ -256,7 +258,17 @@ ca_file = "{ca}"
         verifies.len() == 1 && verifies[0].details["ok"] == true,
         "{verifies:#?}"
     );
-    assert_eq!(audit("user-add").len(), 2);
+    assert_eq!(audit("user-add").len(), 3);
+    // Who signed in and out: rita twice (JavaScript on and off), carol
+    // once; gus, whose password was guessed at, never.
+    let signed_in: Vec<String> = audit("sign-in").into_iter().map(|a| a.by).collect();
+    assert_eq!(signed_in, ["rita", "carol", "rita"]);
+    assert!(
+        audit("sign-in")
+            .iter()
+            .all(|a| a.details["address"] == "127.0.0.1")
+    );
+    assert_eq!(audit("sign-out").len(), 3);
     assert_eq!(
         store.holds().expect("holds").len(),
         1,

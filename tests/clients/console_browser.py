@@ -151,6 +151,24 @@ def main():
     check("default-src 'none'" in csp and "script-src" not in csp, f"strict CSP: {csp}")
     step("without a session every page and export redirects to sign-in; the CSP allows no script")
 
+    # Guessing passwords: the sign-in form's token first, then five wrong
+    # passwords for one account; the sixth try, even the right password,
+    # waits out the window. Other accounts are not locked.
+    status, _, text, headers = raw("GET", "/login")
+    token = headers["set-cookie"].split("imgate_login=", 1)[1].split(";", 1)[0]
+    jar = f"imgate_login={token}"
+    def attempt(name, password):
+        body = urllib.parse.urlencode({"login_csrf": token, "account": name, "password": password, "next": "/search"})
+        return raw("POST", "/login", body, cookie=jar)[:3]
+    for _ in range(5):
+        status, _, text = attempt(ARGS["guessed"][0], "a wrong guess")
+        check(status == 401 and "Wrong account or password" in text, f"a wrong password: {status}")
+    status, _, text = attempt(*ARGS["guessed"])
+    check(status == 429 and "Too many failed sign-ins" in text, f"the sixth try is refused: {status}")
+    status, _, text = raw("POST", "/login", urllib.parse.urlencode({"account": ARGS["guessed"][0], "password": "x"}), cookie=jar)[:3]
+    check(status == 403, f"a sign-in post without the form's token: {status}")
+    step("five wrong passwords lock an account for a while; a sign-in post needs the form's token")
+
     d = browser()
     try:
         d.get(BASE + "/held")

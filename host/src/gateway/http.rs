@@ -14,6 +14,12 @@ use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Connections open at once per listener; past it new ones are closed
+/// at once (these listeners serve a few people, not the public).
+const MAX_CONNECTIONS: usize = 256;
+/// A request's headers must arrive within this (slow-header clients).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `handle` on `listener` until `shutdown` flips; `name` is for
 /// the log.
 pub async fn serve<H, F>(
@@ -26,6 +32,7 @@ pub async fn serve<H, F>(
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => return,
@@ -38,6 +45,10 @@ pub async fn serve<H, F>(
                 }
             },
         };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "{name}: {MAX_CONNECTIONS} connections are open; closing a new one");
+            continue;
+        };
         let handle = handle.clone();
         let service = hyper::service::service_fn(move |req| {
             let handle = handle.clone();
@@ -45,7 +56,10 @@ pub async fn serve<H, F>(
         });
         let tls = tls.clone();
         tokio::spawn(async move {
-            let http = hyper::server::conn::http1::Builder::new();
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             let result = match tls {
                 None => {
                     http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)

@@ -403,6 +403,13 @@ impl Console {
             (&Method::GET, [""]) => Ok(redirect("/search")),
             (&Method::POST, ["logout"]) => {
                 self.sessions.end(&who.token);
+                let by = who.account.clone();
+                if let Err(e) = self
+                    .db(move |s| s.note("sign-out", &by, now_ms(), json!({})))
+                    .await
+                {
+                    tracing::warn!(error = %e, account = who.account, "console sign-out not recorded");
+                }
                 Ok(with_cookie(
                     redirect("/login"),
                     &auth::set_cookie(SESSION_COOKIE, "", Some(Duration::ZERO)),
@@ -561,6 +568,16 @@ impl Console {
         match found {
             Some(acc) if matches => {
                 self.limiter.succeeded(&acc.name);
+                // Who signed in, from where, is part of who read the
+                // archive; no record, no session. (Failures are only
+                // logged: they would let anyone grow the chain.)
+                let (by, address) = (acc.name.clone(), a.peer.ip().to_string());
+                let noted = self
+                    .db(move |s| s.note("sign-in", &by, now_ms(), json!({"address": address})))
+                    .await;
+                if let Err(e) = noted {
+                    return (self.failed(None, &e), None);
+                }
                 let token = self.sessions.start(&acc.name);
                 tracing::info!(peer = %a.peer, account = acc.name, "console sign-in");
                 let r = with_cookie(
