@@ -52,13 +52,8 @@ pub enum AdminError {
     },
     #[error("has no token: set token_file, or the {0} environment variable")]
     NoToken(String),
-    #[error("TLS: {0}")]
-    Tls(crate::tls::TlsError),
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] super::http::BindError),
 }
 
 /// Reads the bearer token: `token_file` if set, else `token_env`.
@@ -99,19 +94,12 @@ impl AdminServer {
         gateway: Arc<Gateway>,
     ) -> Result<AdminServer, AdminError> {
         let token = read_token(config)?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::server_config(cert, key).map_err(AdminError::Tls)?,
-            )),
-            _ => None,
-        };
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| AdminError::Listen {
-                    address: config.listen.clone(),
-                    source,
-                })?;
+        let (listener, tls) = super::http::bind(
+            &config.listen,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )
+        .await?;
         if tls.is_none()
             && let Ok(addr) = listener.local_addr()
             && !addr.ip().is_loopback()

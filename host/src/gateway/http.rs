@@ -14,6 +14,42 @@ use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Why a listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("TLS: {0}")]
+    Tls(crate::tls::TlsError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Binds `listen`, with TLS when both a certificate and a key are given.
+///
+/// # Errors
+/// The TLS files, or the address.
+pub async fn bind(
+    listen: &str,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<(TcpListener, Option<tokio_rustls::TlsAcceptor>), BindError> {
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(cert, key).map_err(BindError::Tls)?,
+        )),
+        _ => None,
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| BindError::Listen {
+            address: listen.to_owned(),
+            source,
+        })?;
+    Ok((listener, tls))
+}
+
 /// Connections open at once per listener; past it new ones are closed
 /// at once (these listeners serve a few people, not the public).
 const MAX_CONNECTIONS: usize = 256;

@@ -63,13 +63,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 /// Why the console could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    #[error("TLS: {0}")]
-    Tls(crate::tls::TlsError),
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] super::http::BindError),
     #[error("the archive: {0}")]
     Archive(ArchiveError),
 }
@@ -101,12 +96,6 @@ impl ConsoleServer {
         store: &StoreConfig,
         desk: Arc<ReviewDesk>,
     ) -> Result<ConsoleServer, ConsoleError> {
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::server_config(cert, key).map_err(ConsoleError::Tls)?,
-            )),
-            _ => None,
-        };
         let opened = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || Store::connect(&store))
@@ -114,13 +103,12 @@ impl ConsoleServer {
                 .map_err(|e| ConsoleError::Archive(ArchiveError::WriteFailed(e.to_string())))?
                 .map_err(ConsoleError::Archive)?
         };
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| ConsoleError::Listen {
-                    address: config.listen.clone(),
-                    source,
-                })?;
+        let (listener, tls) = super::http::bind(
+            &config.listen,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )
+        .await?;
         let max_age = Duration::from_secs(config.session_max_hours * 3600);
         Ok(ConsoleServer {
             listener,
