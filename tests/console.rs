@@ -199,10 +199,7 @@ ca_file = "{ca}"
             })
             .expect("search")
             .into_iter()
-            .filter_map(|e| match e {
-                Entry::Audit(a) => Some(a),
-                Entry::Record(_) => None,
-            })
+            .filter_map(Entry::into_audit)
             .collect()
     };
     let views = audit("view");

@@ -65,6 +65,22 @@ impl Entry {
         }
     }
 
+    /// The record, if this entry is one.
+    pub fn into_record(self) -> Option<ArchiveRecord> {
+        match self {
+            Entry::Record(r) => Some(*r),
+            Entry::Audit(_) => None,
+        }
+    }
+
+    /// The archive's entry about itself, if this is one.
+    pub fn into_audit(self) -> Option<AuditEntry> {
+        match self {
+            Entry::Audit(a) => Some(a),
+            Entry::Record(_) => None,
+        }
+    }
+
     pub fn seq(&self) -> u64 {
         match self {
             Entry::Record(r) => r.seq,

@@ -213,7 +213,8 @@ fn open_rw(
     Ok((opened, archive))
 }
 
-fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+/// Prints a problem the user can fix; exit status 2.
+pub(super) fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("error: {e}");
     Ok(ExitCode::from(2))
 }

@@ -8,10 +8,7 @@ use std::process::ExitCode;
 use crate::archive::{Role, Store, hash_password};
 use crate::config::Config;
 
-fn fail(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {e}");
-    Ok(ExitCode::from(2))
-}
+use super::archive::fail;
 
 fn open(config: &Path) -> Result<Store, String> {
     let loaded = Config::load(config).map_err(|e| e.to_string())?;

@@ -837,13 +837,7 @@ impl Console {
                 })
             })
             .await?;
-        let past: Vec<AuditEntry> = past
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::Audit(a) => Some(a),
-                Entry::Record(_) => None,
-            })
-            .collect();
+        let past: Vec<AuditEntry> = past.into_iter().filter_map(Entry::into_audit).collect();
         Ok(page(StatusCode::OK, pages::exports(&who.viewer(), &past)))
     }
 
@@ -944,10 +938,7 @@ impl Console {
                         ..Default::default()
                     })?
                     .into_iter()
-                    .find_map(|e| match e {
-                        Entry::Audit(a) => Some(a),
-                        Entry::Record(_) => None,
-                    });
+                    .find_map(Entry::into_audit);
                 Ok(pages::ChainStatus {
                     records,
                     head,
@@ -1078,13 +1069,7 @@ impl Console {
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2CZqRNDnkKMYDa0XMIzSgkg0o+NKWsOYKr9nzLOcs5o";
 
 fn records(entries: Vec<Entry>) -> Vec<ArchiveRecord> {
-    entries
-        .into_iter()
-        .filter_map(|e| match e {
-            Entry::Record(r) => Some(*r),
-            Entry::Audit(_) => None,
-        })
-        .collect()
+    entries.into_iter().filter_map(Entry::into_record).collect()
 }
 
 /// The export's files and CHAIN.txt as one uncompressed tar.
